@@ -1,0 +1,163 @@
+"""Fetch an archive once, verify it against its published MD5, and keep it cached by checksum.
+
+``ensure_archive`` looks in the raw folder first: a file there (downloaded earlier or placed by
+hand) whose MD5 matches is used without any network. Otherwise it downloads to ``<name>.part``
+with a progress bar, resumes a partial file with an HTTP Range request, retries transient
+failures a few times, and renames the file into place only after the checksum matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from gradmeta.errors import GradmetaError
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ArchiveSpec:
+    """An upstream archive: its file name, download URL and published MD5."""
+
+    filename: str
+    url: str
+    md5: str
+
+
+@dataclass(frozen=True)
+class ArchiveRecord:
+    """A verified archive on disk and how it got there (``cached`` or ``downloaded``)."""
+
+    path: Path
+    md5: str
+    sha256: str
+    origin: str
+
+    def provenance(self, spec: ArchiveSpec, url: str | None) -> dict[str, str]:
+        return {"file": spec.filename, "md5": self.md5, "sha256": self.sha256,
+                "url": url or spec.url, "origin": self.origin}
+
+
+ARCHIVES = {
+    "emnist": ArchiveSpec("gzip.zip", "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip",
+                          "58c8d27c78d21e728a6bc7b3cc06412e"),
+    "omniglot_background": ArchiveSpec(
+        "images_background.zip",
+        "https://github.com/brendenlake/omniglot/raw/master/python/images_background.zip",
+        "68d2efa1b9178cc56df9314c21c6e718"),
+    "omniglot_evaluation": ArchiveSpec(
+        "images_evaluation.zip",
+        "https://github.com/brendenlake/omniglot/raw/master/python/images_evaluation.zip",
+        "6b91aef0f799c5bb55b94e3f2daec811"),
+    "cifar10": ArchiveSpec("cifar-10-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                           "c58f30108f718f92721af3b95e74349a"),
+}
+
+
+def file_checksums(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """MD5 and SHA-256 hex digests of a file, read once."""
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            md5.update(chunk)
+            sha.update(chunk)
+    return md5.hexdigest(), sha.hexdigest()
+
+
+def archive_url(spec: ArchiveSpec, mirror: str | None) -> str:
+    """The URL to fetch ``spec`` from: the upstream URL, or ``<mirror>/<filename>``."""
+    return f"{mirror.rstrip('/')}/{spec.filename}" if mirror else spec.url
+
+
+class _Transient(Exception):
+    """A failure worth another attempt (cut connection, timeout, refused, 5xx)."""
+
+
+def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
+    """One attempt: append to ``part`` from where it stops (Range), or start over if unsupported."""
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "gradmeta"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:  # the partial file is already complete
+            return
+        if exc.code >= 500 or exc.code in (408, 429):
+            raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
+        raise GradmetaError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, socket.gaierror):
+            raise GradmetaError(f"download of {url} failed: cannot resolve the host ({exc.reason}); "
+                                "no network?") from None
+        raise _Transient(str(exc.reason)) from None
+    except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+        raise _Transient(f"{type(exc).__name__}: {exc}") from None
+    with response:
+        if offset and response.status != 206:
+            offset = 0  # the server ignored the Range header: start over
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length is not None else None
+        mode = "ab" if offset else "wb"
+        try:
+            with open(part, mode) as out, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
+                                               desc=part.name.removesuffix(".part"),
+                                               disable=None if progress else True, leave=False) as bar:
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as exc:
+            raise _Transient(f"connection broke off ({type(exc).__name__}: {exc})") from None
+        if total is not None and part.stat().st_size < total:
+            raise _Transient(f"connection closed after {part.stat().st_size} of {total} bytes")
+
+
+def ensure_archive(spec: ArchiveSpec, raw_dir: str | os.PathLike[str], *, mirror: str | None = None,
+                   retries: int = 3, timeout: float = 30.0, backoff: float = 0.5,
+                   progress: bool = True) -> ArchiveRecord:
+    """Return the verified archive ``raw_dir/<filename>``, downloading it only if it is not there.
+
+    Raises :class:`GradmetaError` with one line on a checksum mismatch (naming the file, expected
+    and actual MD5), an HTTP error, or when every attempt failed (no network): never falls back.
+    """
+    raw = Path(raw_dir)
+    target = raw / spec.filename
+    if target.exists():
+        md5, sha = file_checksums(target)
+        if md5 != spec.md5:
+            raise GradmetaError(f"{target}: checksum mismatch, expected md5 {spec.md5}, got {md5} "
+                                "(remove or replace the file)")
+        return ArchiveRecord(target, md5, sha, "cached")
+
+    raw.mkdir(parents=True, exist_ok=True)
+    url = archive_url(spec, mirror)
+    part = raw / (spec.filename + ".part")
+    attempts = retries + 1
+    for attempt in range(attempts):
+        try:
+            _fetch_once(url, part, timeout, progress)
+            break
+        except _Transient as exc:
+            if attempt + 1 == attempts:
+                raise GradmetaError(
+                    f"download of {url} failed after {attempts} attempts ({exc}); no network? "
+                    f"place {spec.filename} in {raw} by hand or set data.real.mirror") from None
+            time.sleep(backoff * 2**attempt)
+    md5, sha = file_checksums(part)
+    if md5 != spec.md5:
+        part.unlink(missing_ok=True)
+        raise GradmetaError(f"{target}: checksum mismatch after download from {url}, "
+                            f"expected md5 {spec.md5}, got {md5} (file deleted)")
+    os.replace(part, target)
+    return ArchiveRecord(target, md5, sha, "downloaded")

@@ -1,0 +1,67 @@
+"""Reader for the EMNIST archive (``gzip.zip``: gzipped IDX files inside a zip).
+
+EMNIST stores each image transposed relative to MNIST; :func:`read_emnist` returns them upright.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zipfile
+from typing import BinaryIO
+
+import numpy as np
+
+from gradmeta.errors import GradmetaError
+
+SUBSETS = ("digits", "letters")
+SPLITS = ("train", "test")
+
+
+def read_idx(stream: BinaryIO, name: str = "IDX data") -> np.ndarray:
+    """Parse an (uncompressed) IDX stream of unsigned bytes into an array of its declared shape."""
+    header = stream.read(4)
+    if len(header) != 4 or header[:2] != b"\x00\x00" or header[2] != 0x08:
+        raise GradmetaError(f"{name}: not an IDX file of unsigned bytes (header {header!r})")
+    ndim = header[3]
+    shape = struct.unpack(f">{ndim}I", stream.read(4 * ndim))
+    count = int(np.prod(shape))
+    payload = stream.read(count)
+    if len(payload) != count:
+        raise GradmetaError(f"{name}: truncated IDX data ({len(payload)} of {count} bytes)")
+    return np.frombuffer(payload, dtype=np.uint8).reshape(shape)
+
+
+def _read_member(archive: zipfile.ZipFile, member: str, path: str) -> np.ndarray:
+    candidates = [n for n in archive.namelist() if n.endswith("/" + member) or n == member]
+    if not candidates:
+        raise GradmetaError(f"{path}: EMNIST archive has no member {member}")
+    try:
+        with archive.open(candidates[0]) as raw, gzip.GzipFile(fileobj=raw) as stream:
+            return read_idx(stream, f"{path}:{candidates[0]}")
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise GradmetaError(f"{path}: cannot read {candidates[0]} ({exc})") from None
+
+
+def read_emnist(path: str | os.PathLike[str], subset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 (N, 28, 28) upright, white on black, and labels int64 (N,) of one EMNIST split.
+
+    Digits labels are 0-9; letters labels are 0-25 for a-z (EMNIST's 1-26 shifted down by one,
+    upper and lower case merged as in EMNIST).
+    """
+    if subset not in SUBSETS or split not in SPLITS:
+        raise ValueError(f"unknown EMNIST subset/split {subset}/{split}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            images = _read_member(archive, f"emnist-{subset}-{split}-images-idx3-ubyte.gz", str(path))
+            labels = _read_member(archive, f"emnist-{subset}-{split}-labels-idx1-ubyte.gz", str(path))
+    except zipfile.BadZipFile:
+        raise GradmetaError(f"{path}: not a valid zip archive (truncated or corrupted)") from None
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != (images.shape[0],):
+        raise GradmetaError(f"{path}: EMNIST {subset}/{split} has images {images.shape} and labels {labels.shape}")
+    images = np.ascontiguousarray(images.transpose(0, 2, 1))
+    labels = labels.astype(np.int64)
+    if subset == "letters":
+        labels = labels - 1
+    return images, labels

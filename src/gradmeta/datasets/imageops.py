@@ -1,0 +1,36 @@
+"""Small image operations shared by the readers and generators (uint8 arrays, white on black)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def area_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize a 2-D uint8 image to ``size`` x ``size`` by area averaging (PIL's box filter)."""
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BOX), dtype=np.uint8)
+
+
+def rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luminance (0.299 R + 0.587 G + 0.114 B) of uint8 (..., 3) images, rounded to uint8."""
+    weights = np.array([0.299, 0.587, 0.114])
+    return np.clip(np.rint(rgb.astype(np.float64) @ weights), 0, 255).astype(np.uint8)
+
+
+def subsample_indices(available: int, count: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of ``count`` items drawn without replacement (all of them when None)."""
+    if count is None or count >= available:
+        return np.arange(available)
+    return np.sort(rng.choice(available, size=count, replace=False))
+
+
+def montage(images: np.ndarray, columns: int = 16, scale: int = 2) -> np.ndarray:
+    """Tile up to ``columns``**2 images (N, H, W) into one uint8 picture with 1-pixel grey gaps."""
+    images = images[: columns * columns]
+    n, h, w = images.shape
+    rows = max(1, -(-n // columns))
+    canvas = np.full((rows * (h + 1) + 1, columns * (w + 1) + 1), 96, dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, columns)
+        canvas[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = img
+    return np.kron(canvas, np.ones((scale, scale), dtype=np.uint8))

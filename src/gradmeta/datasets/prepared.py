@@ -1,0 +1,90 @@
+"""The prepared-data contract: ``data/prepared/<concept>.npz``.
+
+Arrays: ``images`` uint8 (N, 28, 28), white strokes on black; ``labels`` int64 (N,), the class in
+the concept's own label space or -1; ``split`` str (N,), the source's split name of each image;
+``source_index`` int64 (N,), the image's position in its source. Scalars: ``concept``, ``source``
+("real" or "synthetic") and ``provenance`` (JSON: archives and checksums, or generator and seed).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gradmeta.atomic import write_bytes
+from gradmeta.datasets.concepts import IMAGE_SIZE
+from gradmeta.errors import GradmetaError
+
+FORMAT = "gradmeta.prepared/1"
+
+
+@dataclass
+class PreparedData:
+    """Images of one concept with labels, split names and a record of where they came from."""
+
+    concept: str
+    source: str
+    images: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    source_index: np.ndarray
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if self.images.dtype != np.uint8 or self.images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(f"images must be uint8 (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got "
+                             f"{self.images.dtype} {self.images.shape}")
+        for name in ("labels", "split", "source_index"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n} images")
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        self.source_index = np.asarray(self.source_index, dtype=np.int64)
+        self.split = np.asarray(self.split, dtype=np.str_)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def select(self, split: str) -> PreparedData:
+        """The subset of images whose split name is ``split``."""
+        mask = self.split == split
+        return PreparedData(self.concept, self.source, self.images[mask], self.labels[mask],
+                            self.split[mask], self.source_index[mask], dict(self.provenance))
+
+
+def save_prepared(path: str | os.PathLike[str], data: PreparedData) -> None:
+    """Write ``data`` as an uncompressed npz, atomically; same data gives the same bytes."""
+    buf = io.BytesIO()
+    np.savez(buf, format=np.array(FORMAT), concept=np.array(data.concept), source=np.array(data.source),
+             provenance=np.array(json.dumps(data.provenance, sort_keys=True)), images=data.images,
+             labels=data.labels, split=data.split, source_index=data.source_index)
+    write_bytes(path, buf.getvalue())
+
+
+def load_prepared(path: str | os.PathLike[str]) -> PreparedData:
+    """Read a prepared npz, failing with one line that names the file if it is missing or damaged."""
+    p = Path(path)
+    if not p.is_file():
+        raise GradmetaError(f"{p}: prepared data file not found (run the download stage first)")
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise GradmetaError(f"{p}: not a readable prepared npz (truncated or corrupted: {exc})") from None
+    missing = {"format", "concept", "source", "provenance", "images", "labels", "split", "source_index"} - set(arrays)
+    if missing:
+        raise GradmetaError(f"{p}: not a gradmeta prepared file, missing arrays {sorted(missing)}")
+    if str(arrays["format"]) != FORMAT:
+        raise GradmetaError(f"{p}: expected format {FORMAT}, got {arrays['format']}")
+    try:
+        return PreparedData(str(arrays["concept"]), str(arrays["source"]), arrays["images"], arrays["labels"],
+                            arrays["split"], arrays["source_index"], json.loads(str(arrays["provenance"])))
+    except ValueError as exc:
+        raise GradmetaError(f"{p}: inconsistent prepared arrays ({exc})") from None

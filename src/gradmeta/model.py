@@ -1,0 +1,138 @@
+"""The CNN of the study, built from a config dict, and its checkpoint format (``models/cnn.pt``).
+
+Default architecture (the paper does not publish its own): conv 5x5 32 + ReLU + max-pool 2,
+conv 5x5 64 + ReLU + max-pool 2, dense 1024 + ReLU + dropout 0.5, dense 10.
+Parameter names are ``conv1.weight``, ``conv1.bias``, ..., ``fc1.weight``, ``fc2.bias``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradmeta.atomic import write_bytes
+from gradmeta.errors import GradmetaError
+from gradmeta.params import ParamReader
+
+CHECKPOINT_FORMAT = "gradmeta.cnn/1"
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """Architecture of :class:`CNN`; inputs are (N, in_channels, image_size, image_size) in [0, 1]."""
+
+    conv_channels: tuple[int, ...] = (32, 64)
+    kernel_size: int = 5
+    padding: int = 2
+    hidden: int = 1024
+    dropout: float = 0.5
+    num_classes: int = 10
+    in_channels: int = 1
+    image_size: int = 28
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None, prefix: str = "train.architecture") -> CNNConfig:
+        """Validate an architecture mapping (missing keys take the defaults)."""
+        r = ParamReader(values, prefix)
+        d = cls()
+        cfg = cls(
+            conv_channels=tuple(r.int_list("conv_channels", list(d.conv_channels))),
+            kernel_size=r.int("kernel_size", d.kernel_size, min=1),
+            padding=r.int("padding", d.padding, min=0),
+            hidden=r.int("hidden", d.hidden, min=1),
+            dropout=r.float("dropout", d.dropout, min=0.0, max=1.0, max_exclusive=True),
+            num_classes=r.int("num_classes", d.num_classes, min=2),
+            in_channels=r.int("in_channels", d.in_channels, min=1),
+            image_size=r.int("image_size", d.image_size, min=1),
+        )
+        if cfg.flat_features() < 1:
+            raise r.fail("conv_channels", "a stack that leaves a feature map of at least 1x1", list(cfg.conv_channels))
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["conv_channels"] = list(self.conv_channels)
+        return out
+
+    def feature_map_size(self) -> int:
+        size = self.image_size
+        for _ in self.conv_channels:
+            size = (size + 2 * self.padding - self.kernel_size + 1) // 2
+        return size
+
+    def flat_features(self) -> int:
+        side = self.feature_map_size()
+        return self.conv_channels[-1] * side * side if side > 0 else 0
+
+
+class CNN(nn.Module):
+    """conv -> ReLU -> max-pool 2 (per entry of conv_channels), then dense hidden + ReLU + dropout, dense out."""
+
+    def __init__(self, config: CNNConfig):
+        super().__init__()
+        self.config = config
+        channels = (config.in_channels, *config.conv_channels)
+        self.conv_names = [f"conv{i + 1}" for i in range(len(config.conv_channels))]
+        for name, c_in, c_out in zip(self.conv_names, channels[:-1], channels[1:]):
+            setattr(self, name, nn.Conv2d(c_in, c_out, config.kernel_size, padding=config.padding))
+        self.fc1 = nn.Linear(config.flat_features(), config.hidden)
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc2 = nn.Linear(config.hidden, config.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes) of images (N, C, H, W)."""
+        for name in self.conv_names:
+            x = F.max_pool2d(F.relu(getattr(self, name)(x)), 2)
+        x = self.dropout(F.relu(self.fc1(x.flatten(1))))
+        return self.fc2(x)
+
+
+def build_cnn(config: CNNConfig, seed: int | None = None) -> CNN:
+    """A freshly initialised CNN; with ``seed`` its initial weights are reproducible."""
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return CNN(config)
+    return CNN(config)
+
+
+def save_model(path: str | os.PathLike[str], model: CNN, info: dict[str, Any] | None = None) -> None:
+    """Write weights + architecture config (+ optional info) atomically; same model gives the same bytes."""
+    buf = io.BytesIO()
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    torch.save({"format": CHECKPOINT_FORMAT, "config": model.config.to_dict(), "state_dict": state,
+                "info": info or {}}, buf)
+    write_bytes(path, buf.getvalue())
+
+
+def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> CNN:
+    """Load a checkpoint written by :func:`save_model`, in eval mode, on ``device``."""
+    p = Path(path)
+    if not p.is_file():
+        raise GradmetaError(f"{p}: model file not found (run the train stage first)")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        raise GradmetaError(f"{p}: not a readable model checkpoint ({str(exc).splitlines()[0]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise GradmetaError(f"{p}: not a gradmeta CNN checkpoint (expected format {CHECKPOINT_FORMAT})")
+    model = CNN(CNNConfig.from_dict(ckpt["config"], prefix=f"{p}: config"))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise GradmetaError(f"{p}: weights do not match the architecture ({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 hex digest of a file (used to tie features to the model that made them)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

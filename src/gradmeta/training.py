@@ -1,0 +1,102 @@
+"""Training loop for the CNN: Adam, minibatches shuffled from a seeded generator, per-epoch curve."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from gradmeta.model import CNNConfig
+from gradmeta.params import ParamReader
+from gradmeta.runtime import DEVICES
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train`` parameter group."""
+
+    seed: int = 0
+    epochs: int = 3
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    val_fraction: float = 0.1
+    device: str = "cpu"
+    threads: int = 2
+    architecture: CNNConfig = CNNConfig()
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TrainConfig:
+        r = ParamReader(params.get("train"), "train")
+        d = cls()
+        return cls(
+            seed=r.int("seed", d.seed, min=0),
+            epochs=r.int("epochs", d.epochs, min=1),
+            batch_size=r.int("batch_size", d.batch_size, min=1),
+            learning_rate=r.float("learning_rate", d.learning_rate, min=0.0, min_exclusive=True),
+            val_fraction=r.float("val_fraction", d.val_fraction, min=0.0, max=1.0, max_exclusive=True),
+            device=r.str("device", d.device, choices=DEVICES),
+            threads=r.int("threads", d.threads, min=1),
+            architecture=CNNConfig.from_dict(r.raw("architecture", {})),
+        )
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 images (N, H, W) -> float32 (N, 1, H, W) in [0, 1]."""
+    return torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+
+
+def train_val_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint sorted index arrays (train, validation) of a seeded permutation of range(n)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_fraction))
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Logits (N, classes) of ``x`` in eval mode, on the model's device, returned on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = [model(x[i: i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.empty(0, model.config.num_classes)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of ``x`` whose argmax logit equals ``y`` (nan for an empty set)."""
+    if len(x) == 0:
+        return float("nan")
+    return (predict_logits(model, x).argmax(1) == y).double().mean().item()
+
+
+def train_cnn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
+              cfg: TrainConfig, device: torch.device, progress: bool = True) -> list[dict[str, float]]:
+    """Train ``model`` in place with Adam; returns one record per epoch (loss, train and val accuracy)."""
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    curve = []
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        order = torch.randperm(len(x), generator=generator)
+        total_loss, total_correct = 0.0, 0
+        batches = range(0, len(x), cfg.batch_size)
+        for start in tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=None if progress else True,
+                          leave=False):
+            idx = order[start: start + cfg.batch_size]
+            xb, yb = x[idx].to(device), y[idx].to(device)
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(idx)
+            total_correct += int((logits.argmax(1) == yb).sum())
+        curve.append({"epoch": epoch, "train_loss": total_loss / len(x), "train_accuracy": total_correct / len(x),
+                      "val_accuracy": accuracy(model, x_val, y_val)})
+    model.eval()
+    return curve
