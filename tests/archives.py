@@ -1,0 +1,82 @@
+"""Builders of small archives in the original upstream formats, for the reader and download tests."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import struct
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """IDX encoding (unsigned bytes) of ``array``."""
+    header = b"\x00\x00\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def upright_glyph() -> np.ndarray:
+    """An asymmetric 28x28 glyph: a vertical bar on the left and a short foot at the bottom (an 'L')."""
+    img = np.zeros((28, 28), dtype=np.uint8)
+    img[4:24, 6:9] = 255   # vertical stroke, left
+    img[21:24, 6:18] = 200  # foot, bottom
+    return img
+
+
+def make_emnist_zip(path: Path, counts: dict[tuple[str, str], int]) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """A gzip.zip with emnist-<subset>-<split> IDX files; images are stored transposed as in EMNIST.
+
+    Returns the upright images and the raw (as stored) labels of each (subset, split).
+    """
+    truth = {}
+    with zipfile.ZipFile(path, "w") as zf:
+        for (subset, split), n in counts.items():
+            rng = np.random.default_rng(len(subset) * 10 + len(split))
+            images = np.stack([np.roll(upright_glyph(), i % 3, axis=1) for i in range(n)])
+            images[:, 0, 27] = np.arange(n) % 256  # a per-image marker pixel (top-right when upright)
+            labels = rng.integers(1 if subset == "letters" else 0, 27 if subset == "letters" else 10, n)
+            stored = images.transpose(0, 2, 1)
+            zf.writestr(f"gzip/emnist-{subset}-{split}-images-idx3-ubyte.gz", gzip.compress(idx_bytes(stored)))
+            zf.writestr(f"gzip/emnist-{subset}-{split}-labels-idx1-ubyte.gz", gzip.compress(idx_bytes(labels)))
+            truth[(subset, split)] = (images, labels)
+    return truth
+
+
+def make_omniglot_zip(path: Path, top: str, alphabets: dict[str, int], drawings: int = 2) -> list[str]:
+    """An Omniglot-like zip of 105x105 PNGs, black strokes on white: a black square in the top-left quarter.
+
+    Returns the member names in sorted order.
+    """
+    names = []
+    with zipfile.ZipFile(path, "w") as zf:
+        for alphabet, characters in alphabets.items():
+            for c in range(1, characters + 1):
+                for d in range(1, drawings + 1):
+                    img = np.full((105, 105), 255, dtype=np.uint8)
+                    img[0:52, 0:52] = 0
+                    buf = io.BytesIO()
+                    Image.fromarray(img).convert("1").save(buf, format="PNG")
+                    name = f"{top}/{alphabet}/character{c:02d}/{c:04d}_{d:02d}.png"
+                    zf.writestr(name, buf.getvalue())
+                    names.append(name)
+    return sorted(names)
+
+
+def make_cifar_tarball(path: Path, n: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """A cifar-10-python.tar.gz whose test batch holds ``n`` flat-colour images; returns (rgb, labels)."""
+    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [0, 0, 0], [10, 20, 30]])
+    rgb = np.stack([np.broadcast_to(colours[i % len(colours)], (32, 32, 3)) for i in range(n)]).astype(np.uint8)
+    labels = [i % 10 for i in range(n)]
+    batch = {b"batch_label": b"testing batch 1 of 1", b"labels": labels,
+             b"data": rgb.transpose(0, 3, 1, 2).reshape(n, 3072), b"filenames": [b"x.png"] * n}
+    payload = pickle.dumps(batch)
+    with tarfile.open(path, "w:gz") as tf:
+        info = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+        info.size = len(payload)
+        tf.addfile(info, io.BytesIO(payload))
+    return rgb, np.array(labels)

@@ -1,0 +1,71 @@
+"""Bad input to a stage: one clear line naming the file or parameter, non-zero exit, no output left."""
+
+import numpy as np
+import pytest
+
+from stage_runner import TINY, run_stage, write_params
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ({"source": "web"}, "data.source must be one of synthetic, real"),
+    ({"sizes": {**TINY["data"]["sizes"], "letters": -5}}, "data.sizes.letters must be a positive integer"),
+    ({"sizes": {**TINY["data"]["sizes"], "digits_test": 0}}, "data.sizes.digits_test"),
+])
+def test_download_bad_params(tmp_path, data, fragment):
+    write_params(tmp_path / "params.yaml", data=data)
+    proc = run_stage("download", tmp_path)
+    assert_one_line_error(proc, "params.yaml", fragment)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_download_real_without_network_or_archive(tmp_path):
+    write_params(tmp_path / "params.yaml", data={"source": "real", "real": {
+        "raw_dir": "data/raw", "mirror": "http://127.0.0.1:9", "retries": 0, "timeout": 2}})
+    proc = run_stage("download", tmp_path)
+    assert_one_line_error(proc, "download of http://127.0.0.1:9/gzip.zip failed", "no network")
+    assert not (tmp_path / "data" / "prepared").exists()
+    assert "synthetic" not in proc.stderr.lower()
+
+
+def test_download_real_with_corrupted_hand_placed_archive(tmp_path):
+    write_params(tmp_path / "params.yaml", data={"source": "real", "real": {
+        "raw_dir": "raw", "mirror": None, "retries": 0, "timeout": 2}})
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "gzip.zip").write_bytes(b"PK\x03\x04 truncated")
+    proc = run_stage("download", tmp_path)
+    assert_one_line_error(proc, "raw/gzip.zip: checksum mismatch, expected md5 58c8d27c78d21e728a6bc7b3cc06412e")
+    assert not (tmp_path / "data").exists()
+
+
+def test_train_with_truncated_npz(tmp_path):
+    write_params(tmp_path / "params.yaml")
+    (tmp_path / "digits.npz").write_bytes(b"PK\x03\x04" + bytes(50))
+    proc = run_stage("train", tmp_path, "--data", "digits.npz")
+    assert_one_line_error(proc, "digits.npz: not a readable prepared npz")
+    assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_train_with_missing_data_and_bad_param(tmp_path):
+    write_params(tmp_path / "params.yaml")
+    proc = run_stage("train", tmp_path, "--data", "nowhere.npz")
+    assert_one_line_error(proc, "nowhere.npz: prepared data file not found")
+    write_params(tmp_path / "params.yaml", train={"epochs": -1})
+    proc = run_stage("train", tmp_path)
+    assert_one_line_error(proc, "train.epochs must be a positive integer, got -1")
+    assert not (tmp_path / "models").exists()
+
+
+def test_train_with_npz_missing_arrays(tmp_path):
+    write_params(tmp_path / "params.yaml")
+    np.savez(tmp_path / "digits.npz", images=np.zeros((3, 28, 28), np.uint8))
+    proc = run_stage("train", tmp_path, "--data", "digits.npz")
+    assert_one_line_error(proc, "digits.npz: not a gradmeta prepared file, missing arrays")

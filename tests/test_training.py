@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import torch
+
+from gradmeta.datasets import DataConfig, prepare_concept
+from gradmeta.errors import GradmetaError
+from gradmeta.model import CNNConfig, build_cnn, load_model, save_model
+from gradmeta.training import TrainConfig, accuracy, to_tensor, train_cnn, train_val_split
+
+SMALL = CNNConfig(conv_channels=(8, 16), hidden=64)
+
+
+def test_cnn_learns_synthetic_digits_well_above_chance():
+    sizes = {"digits_train": 1500, "digits_test": 400, "letters": 1, "omniglot": 1, "cifar10": 1, "noise": 1}
+    data = prepare_concept("digits", DataConfig(sizes=sizes))
+    train, test = data.select("train"), data.select("test")
+    cfg = TrainConfig(epochs=3, batch_size=32, learning_rate=2e-3, architecture=SMALL)
+    torch.manual_seed(0)
+    model = build_cnn(SMALL, seed=0)
+    x, y = to_tensor(train.images), torch.from_numpy(train.labels)
+    curve = train_cnn(model, x, y, x[:0], y[:0], cfg, torch.device("cpu"), progress=False)
+    acc = accuracy(model, to_tensor(test.images), torch.from_numpy(test.labels))
+    assert acc > 0.6  # chance is 0.1
+    assert curve[-1]["train_loss"] < curve[0]["train_loss"]
+
+
+def test_training_is_deterministic(tmp_path):
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.random((96, 1, 28, 28), dtype=np.float32))
+    y = torch.from_numpy(rng.integers(0, 10, 96))
+    cfg = TrainConfig(epochs=2, batch_size=16, architecture=SMALL)
+    paths = []
+    for i in range(2):
+        torch.manual_seed(0)
+        model = build_cnn(SMALL, seed=0)
+        train_cnn(model, x, y, x[:8], y[:8], cfg, torch.device("cpu"), progress=False)
+        paths.append(tmp_path / f"m{i}.pt")
+        save_model(paths[-1], model)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+def test_default_architecture_shapes_and_names():
+    model = build_cnn(CNNConfig(), seed=0)
+    shapes = {k: tuple(v.shape) for k, v in model.named_parameters()}
+    assert shapes == {"conv1.weight": (32, 1, 5, 5), "conv1.bias": (32,), "conv2.weight": (64, 32, 5, 5),
+                      "conv2.bias": (64,), "fc1.weight": (1024, 3136), "fc1.bias": (1024,),
+                      "fc2.weight": (10, 1024), "fc2.bias": (10,)}
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    model = build_cnn(SMALL, seed=3)
+    save_model(tmp_path / "m.pt", model)
+    loaded = load_model(tmp_path / "m.pt")
+    x = torch.rand(4, 1, 28, 28)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+    with pytest.raises(GradmetaError, match="model file not found"):
+        load_model(tmp_path / "missing.pt")
+    (tmp_path / "bad.pt").write_bytes((tmp_path / "m.pt").read_bytes()[:1000])
+    with pytest.raises(GradmetaError, match="bad.pt: not a readable model checkpoint"):
+        load_model(tmp_path / "bad.pt")
+
+
+def test_train_val_split_is_disjoint_and_complete():
+    tr, va = train_val_split(100, 0.2, seed=5)
+    assert len(va) == 20 and len(tr) == 80
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(100))
+    tr2, va2 = train_val_split(100, 0.2, seed=5)
+    assert (va == va2).all()
