@@ -1,0 +1,142 @@
+"""Benchmark of gradmeta's gradient engine against the alternatives, in one process.
+
+Methods, interleaved over several rounds (best-of per method), on the default CNN:
+  (a) plain batched forward + backward of the same model (summed loss; the reference)
+  (b) gradmeta engine, the paper's statistics (l1, l2, max, min, mean, std) for every layer
+  (c) gradmeta engine, norms only (l1, l2)
+  (d) naive per-sample loop: one forward + backward per image, then the statistics
+  (e) torch.func vmap(grad) per-sample gradients + the same statistics
+Prints images/s and the ratio to (a); then the peak memory of the engine at two values of N, each
+measured in a fresh subprocess.
+
+    python benchmarks/gradient_engine.py [--n 2048] [--rounds 3] [--threads 2] [--chunk-size 128]
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import click
+import torch
+import torch.nn.functional as F
+
+from gradmeta.model import CNNConfig, build_cnn
+from gradmeta.uncertainty.gradients import DEFAULT_CHUNK_SIZE, PAPER_STATISTICS, Needs, combine, gradient_statistics, moments_of
+
+
+PAPER_NEEDS = Needs.of(PAPER_STATISTICS)
+
+
+def make_inputs(n: int) -> tuple[torch.nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    model = build_cnn(CNNConfig(), seed=0).eval()
+    # stroke-like sparse images in [0, 1]
+    images = (torch.rand(n, 1, 28, 28) > 0.8).float() * torch.rand(n, 1, 28, 28)
+    return model, images
+
+
+def plain(model, images, chunk):
+    for start in range(0, len(images), chunk):
+        model.zero_grad(set_to_none=True)
+        logits = model(images[start: start + chunk])
+        F.cross_entropy(logits, logits.argmax(1), reduction="sum").backward()
+
+
+def engine(stats):
+    def run(model, images, chunk):
+        gradient_statistics(model, images, stats, chunk_size=chunk)
+    return run
+
+
+def naive(model, images, chunk):
+    for i in range(len(images)):
+        model.zero_grad(set_to_none=True)
+        logits = model(images[i: i + 1])
+        F.cross_entropy(logits, logits.argmax(1)).backward()
+        parts = [moments_of(p.grad.reshape(1, -1), PAPER_NEEDS) for p in model.parameters()]
+        for m in parts:
+            m.statistics(PAPER_STATISTICS)
+        combine(parts).statistics(PAPER_STATISTICS)
+
+
+def vmap_grad(model, images, chunk):
+    from torch.func import functional_call, grad, vmap
+
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_one(p, x, y):
+        return F.cross_entropy(functional_call(model, p, (x.unsqueeze(0),)), y.unsqueeze(0))
+
+    for start in range(0, len(images), chunk):
+        x = images[start: start + chunk]
+        with torch.no_grad():
+            y = model(x).argmax(1)
+        per_sample = vmap(grad(loss_one), in_dims=(None, 0, 0))(params, x, y)
+        parts = [moments_of(v.reshape(len(x), -1), PAPER_NEEDS) for v in per_sample.values()]
+        for m in parts:
+            m.statistics(PAPER_STATISTICS)
+        combine(parts).statistics(PAPER_STATISTICS)
+
+
+def peak_memory_child(n: int, chunk: int, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    model, images = make_inputs(n)
+    gradient_statistics(model, images[:chunk], PAPER_STATISTICS, chunk_size=chunk)  # warm up allocator
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    gradient_statistics(model, images, PAPER_STATISTICS, chunk_size=chunk)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"n": n, "peak_rss_mb": after / 1024, "engine_increase_mb": (after - before) / 1024}
+
+
+@click.command()
+@click.option("--n", default=2048, show_default=True, help="Images per method and round.")
+@click.option("--rounds", default=3, show_default=True)
+@click.option("--threads", default=2, show_default=True)
+@click.option("--chunk-size", default=DEFAULT_CHUNK_SIZE, show_default=True)
+@click.option("--naive-n", default=128, show_default=True, help="Images for the naive loop (it is slow).")
+@click.option("--vmap-chunk", default=16, show_default=True, help="Chunk for vmap (it materialises fc1).")
+@click.option("--memory-n", default=(4096, 16384), multiple=True, show_default=True)
+@click.option("--memory-child", type=int, default=None, hidden=True)
+def main(n, rounds, threads, chunk_size, naive_n, vmap_chunk, memory_n, memory_child):
+    if memory_child is not None:
+        print(json.dumps(peak_memory_child(memory_child, chunk_size, threads)))
+        return
+    torch.set_num_threads(threads)
+    model, images = make_inputs(n)
+    methods = {
+        "a plain forward+backward": (plain, images, chunk_size),
+        "b gradmeta paper stats": (engine(PAPER_STATISTICS), images, chunk_size),
+        "c gradmeta norms (l1,l2)": (engine(("l1", "l2")), images, chunk_size),
+        "d naive per-sample loop": (naive, images[:naive_n], 1),
+        "e torch.func vmap(grad)": (vmap_grad, images[: max(vmap_chunk, n // 4)], vmap_chunk),
+    }
+    for fn, x, chunk in methods.values():  # warm-up
+        fn(model, x[: min(len(x), 2 * chunk)], chunk)
+    best = {k: float("inf") for k in methods}
+    for _ in range(rounds):
+        for name, (fn, x, chunk) in methods.items():
+            start = time.perf_counter()
+            fn(model, x, chunk)
+            best[name] = min(best[name], (time.perf_counter() - start) / len(x))
+    ref = 1.0 / best["a plain forward+backward"]
+    print(f"gradient engine benchmark: default CNN, N={n}, chunk={chunk_size}, threads={threads}, "
+          f"best of {rounds} rounds, torch {torch.__version__}")
+    print(f"{'method':32s} {'images/s':>10s} {'vs (a)':>8s}")
+    for name, sec in best.items():
+        print(f"{name:32s} {1.0 / sec:10.0f} {1.0 / sec / ref:7.2f}x")
+    print(f"(b) vs naive loop: {best['d naive per-sample loop'] / best['b gradmeta paper stats']:.1f}x")
+    print("peak memory of the engine (paper statistics), fresh process per N:")
+    for mn in memory_n:
+        out = subprocess.run([sys.executable, __file__, "--memory-child", str(mn), "--chunk-size", str(chunk_size),
+                              "--threads", str(threads)], capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"  N={r['n']:6d}: peak RSS {r['peak_rss_mb']:7.1f} MB, increase during the engine call "
+              f"{r['engine_increase_mb']:6.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,470 @@
+"""Exact per-sample gradient statistics for whole batches, with no Python loop over samples.
+
+For each image x with label y (by default the network's own prediction argmax f(x)), the loss is
+the cross-entropy CE(f(x), y). For every parameter tensor theta_k the per-sample gradient
+g_k = dCE/dtheta_k is reduced over its entries to statistics: ``l1`` (sum |g|), ``l2`` (sqrt of
+sum g^2), ``max``, ``min`` (signed), ``mean``, ``std`` (population), and optionally ``skew`` and
+``kurt`` (excess). ``grad/all/<stat>`` is the same over all parameters together.
+
+How (the model runs in eval mode, where samples do not interact):
+- one batched forward and one batched backward of the summed losses give every layer's per-sample
+  *output* gradient; weight gradients are never summed over the batch;
+- ``nn.Linear`` (2-D input): the per-sample weight gradient is the outer product g (x) a and is
+  never materialised: power sums factorise (sum (g_i a_j)^p = sum g_i^p * sum a_j^p), so does the
+  l1 sum, and max/min are among the four products of the extremes of g and a;
+- ``nn.Conv2d`` (zero padding, any stride, dilation, groups): per-sample gradients are
+  materialised a few images at a time, as the weight gradient of one grouped convolution whose
+  groups are the images (the backend's convolution kernels do the work), and reduced;
+- any other parameter (BatchNorm, a custom module, a layer called twice): an exact generic path,
+  ``torch.func.vmap`` of ``grad`` over the chunk.
+
+Degenerate cases: std of a tensor with one entry is 0; skew and kurt are 0 where the gradient is
+constant (zero variance, e.g. an all-zero gradient of a saturated prediction). Every value is finite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradmeta.errors import GradmetaError
+
+PAPER_STATISTICS = ("l1", "l2", "max", "min", "mean", "std")
+OPTIONAL_STATISTICS = ("skew", "kurt")
+ALL_STATISTICS = PAPER_STATISTICS + OPTIONAL_STATISTICS
+DEFAULT_CHUNK_SIZE = 128
+CONV_BLOCK_BYTES = 4 << 20  # per-sample gradients materialised at once: a few MB stay in cache
+
+
+# ------------------------------------------------------------------------------------- moments
+@dataclass(frozen=True)
+class Needs:
+    """Which per-sample quantities the requested statistics need (the rest is never computed)."""
+
+    l1: bool
+    sumsq: bool
+    extremes: bool
+    mean: bool
+    higher: bool
+
+    @classmethod
+    def of(cls, statistics: Sequence[str]) -> Needs:
+        s = set(statistics)
+        higher = bool(s & set(OPTIONAL_STATISTICS))
+        return cls(l1="l1" in s, sumsq=bool(s & {"l2", "std"}) or higher,
+                   extremes=bool(s & {"max", "min"}) or higher, mean=bool(s & {"mean", "std"}) or higher,
+                   higher=higher)
+
+
+@dataclass
+class Moments:
+    """Per-sample summary of one gradient tensor (or of several together), each field (n,) or None.
+
+    ``mean``, ``m2``, ``m3``, ``m4`` are float64 central moments (m2 is the population variance);
+    a field is None when no requested statistic needs it.
+    """
+
+    count: int
+    l1: torch.Tensor | None = None
+    sumsq: torch.Tensor | None = None
+    max: torch.Tensor | None = None
+    min: torch.Tensor | None = None
+    mean: torch.Tensor | None = None
+    m2: torch.Tensor | None = None
+    m3: torch.Tensor | None = None
+    m4: torch.Tensor | None = None
+
+    def statistics(self, names: Sequence[str]) -> dict[str, torch.Tensor]:
+        """The requested statistics (float64, (n,)), with the degenerate-case conventions above."""
+        out: dict[str, torch.Tensor] = {}
+        for name in names:
+            if name == "l1":
+                out[name] = self.l1.double()
+            elif name == "l2":
+                out[name] = self.sumsq.double().clamp_min(0.0).sqrt()
+            elif name == "max":
+                out[name] = self.max.double()
+            elif name == "min":
+                out[name] = self.min.double()
+            elif name == "mean":
+                out[name] = self.mean
+            elif name == "std":
+                out[name] = self.m2.clamp_min(0.0).sqrt()
+            elif name in ("skew", "kurt"):
+                var = self.m2.clamp_min(0.0)
+                scale = torch.maximum(self.max.abs(), self.min.abs()).double()
+                flat = var <= (1e-12 * scale) ** 2  # constant tensor (up to rounding): no shape to measure
+                safe = torch.where(flat, torch.ones_like(var), var)
+                value = self.m3 / safe.pow(1.5) if name == "skew" else self.m4 / safe.pow(2) - 3.0
+                out[name] = torch.where(flat, 0.0, value)
+        return out
+
+
+def moments_of(values: torch.Tensor, needs: Needs) -> Moments:
+    """Moments of materialised per-sample values (n, K), one pass per needed quantity."""
+    n, k = values.shape
+    m = Moments(k)
+    if needs.l1:
+        m.l1 = torch.linalg.vector_norm(values, 1, dim=1).double()
+    if needs.sumsq:
+        l2 = torch.linalg.vector_norm(values, 2, dim=1).double()
+        m.sumsq = l2 * l2
+    if needs.extremes:
+        m.max, m.min = values.amax(1), values.amin(1)
+    if needs.mean:
+        m.mean = values.sum(1).double() / k
+        if needs.higher:
+            d = values.double() - m.mean[:, None]
+            d2 = d * d
+            m.m2, m.m3, m.m4 = d2.mean(1), (d2 * d).mean(1), (d2 * d2).mean(1)
+        elif needs.sumsq:
+            m.m2 = (m.sumsq / k - m.mean * m.mean).clamp_min(0.0)
+    return m
+
+
+def moments_of_outer(g: torch.Tensor, a: torch.Tensor, needs: Needs) -> Moments:
+    """Moments of the per-sample outer products g[n] (x) a[n] (entries g_i a_j), never materialised.
+
+    g (n, out), a (n, in). Raw power sums factorise; max/min are among the products of extremes.
+    """
+    count = g.shape[1] * a.shape[1]
+    m = Moments(count)
+    if needs.l1:
+        m.l1 = g.abs().sum(1, dtype=torch.float64) * a.abs().sum(1, dtype=torch.float64)
+    if needs.extremes:
+        gmax, gmin, amax, amin = g.amax(1), g.amin(1), a.amax(1), a.amin(1)
+        corners = torch.stack([gmax * amax, gmax * amin, gmin * amax, gmin * amin], dim=1)
+        m.max, m.min = corners.amax(1), corners.amin(1)
+    if needs.sumsq or needs.mean:
+        gd, ad = g.double(), a.double()
+        g2, a2 = gd * gd, ad * ad
+        s2 = g2.sum(1) * a2.sum(1)
+        if needs.sumsq:
+            m.sumsq = s2
+        if needs.mean:
+            mean = gd.sum(1) * ad.sum(1) / count
+            e2 = s2 / count
+            m.mean = mean
+            if needs.sumsq:
+                m.m2 = (e2 - mean * mean).clamp_min(0.0)
+            if needs.higher:
+                e3 = (g2 * gd).sum(1) * (a2 * ad).sum(1) / count
+                e4 = (g2 * g2).sum(1) * (a2 * a2).sum(1) / count
+                m.m3 = e3 - 3 * mean * e2 + 2 * mean**3
+                m.m4 = e4 - 4 * mean * e3 + 6 * mean**2 * e2 - 3 * mean**4
+    return m
+
+
+def combine(parts: Sequence[Moments]) -> Moments:
+    """Moments of the concatenation of several tensors (pairwise-stable central moments)."""
+    total = sum(p.count for p in parts)
+    out = Moments(total)
+    first = parts[0]
+    if first.l1 is not None:
+        out.l1 = sum(p.l1 for p in parts)
+    if first.sumsq is not None:
+        out.sumsq = sum(p.sumsq for p in parts)
+    if first.max is not None:
+        out.max = torch.stack([p.max for p in parts]).amax(0)
+        out.min = torch.stack([p.min for p in parts]).amin(0)
+    if first.mean is not None:
+        mean = sum(p.mean * p.count for p in parts) / total
+        out.mean = mean
+        if first.m2 is not None:
+            out.m2 = sum(p.count * (p.m2 + (p.mean - mean) ** 2) for p in parts) / total
+        if first.m3 is not None:
+            out.m3 = sum(p.count * (p.m3 + 3 * (p.mean - mean) * p.m2 + (p.mean - mean) ** 3) for p in parts) / total
+            out.m4 = sum(p.count * (p.m4 + 4 * (p.mean - mean) * p.m3 + 6 * (p.mean - mean) ** 2 * p.m2
+                                    + (p.mean - mean) ** 4) for p in parts) / total
+    return out
+
+
+# -------------------------------------------------------------------------------- layer plans
+@dataclass
+class _Layer:
+    name: str          # module name ('' for the root)
+    module: nn.Module
+    kind: str          # 'linear' | 'conv2d' | 'generic'
+    params: list[tuple[str, nn.Parameter]]  # (full parameter name, parameter)
+    copy_output: bool = False  # set when an in-place op downstream modifies the output
+
+
+def _fast_kind(module: nn.Module) -> str:
+    if type(module) is nn.Linear:
+        return "linear"
+    if type(module) is nn.Conv2d and module.padding_mode == "zeros" and not isinstance(module.padding, str):
+        return "conv2d"
+    return "generic"
+
+
+def plan_layers(model: nn.Module, probe: torch.Tensor) -> list[_Layer]:
+    """Every module that owns parameters, in registration order, with the path that computes it.
+
+    ``probe`` (one input sample batch) is run once to route modules that are called more or less
+    than once per forward to the generic path.
+    """
+    layers, seen = [], set()
+    for name, module in model.named_modules():
+        own = [(f"{name}.{p}" if name else p, t) for p, t in module.named_parameters(recurse=False)]
+        own = [(n, t) for n, t in own if id(t) not in seen]
+        seen.update(id(t) for _, t in own)
+        if own:
+            layers.append(_Layer(name, module, _fast_kind(module), own))
+    calls: dict[int, int] = {}
+    handles = [layer.module.register_forward_hook(lambda m, i, o: calls.__setitem__(id(m), calls.get(id(m), 0) + 1))
+               for layer in layers if layer.kind != "generic"]
+    try:
+        with torch.no_grad():
+            model(probe)
+    finally:
+        for h in handles:
+            h.remove()
+    for layer in layers:
+        if layer.kind != "generic" and calls.get(id(layer.module), 0) != 1:
+            layer.kind = "generic"
+    return layers
+
+
+# ------------------------------------------------------------------------------- per-layer math
+def _conv2d_weight_moments(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor, needs: Needs) -> Moments:
+    """Per-sample weight-gradient moments of a Conv2d from its input a and output gradient g.
+
+    A few samples at a time become the groups of one grouped convolution, whose weight gradient
+    (computed by the backend's convolution kernels) is exactly the stack of per-sample gradients.
+    """
+    n = a.shape[0]
+    block = max(1, CONV_BLOCK_BYTES // (conv.weight.numel() * conv.weight.element_size()))
+    parts = []
+    for start in range(0, n, block):
+        a_s, g_s = a[start: start + block], g[start: start + block]
+        m = a_s.shape[0]
+        weight_shape = (m * conv.out_channels, *conv.weight.shape[1:])
+        shape_only = _shape_tensor(conv.weight, weight_shape)
+        per_sample = torch.ops.aten.convolution_backward(
+            g_s.reshape(1, m * g_s.shape[1], *g_s.shape[2:]), a_s.reshape(1, m * a_s.shape[1], *a_s.shape[2:]),
+            shape_only, None, conv.stride, conv.padding, conv.dilation, False, (0, 0), m * conv.groups,
+            (False, True, False))[1]
+        parts.append(moments_of(per_sample.reshape(m, -1), needs))
+    return _concat_samples(parts)
+
+
+_SHAPES: dict[tuple, torch.Tensor] = {}
+
+
+def _shape_tensor(like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """A cached uninitialised tensor of ``shape``: convolution_backward reads only its shape."""
+    key = (shape, like.dtype, like.device)
+    if key not in _SHAPES:
+        if len(_SHAPES) > 64:
+            _SHAPES.clear()
+        _SHAPES[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return _SHAPES[key]
+
+
+def _concat_samples(parts: Sequence[Moments]) -> Moments:
+    """Join moments computed on consecutive sample slices (same tensor, different samples)."""
+    if len(parts) == 1:
+        return parts[0]
+    fields = ("l1", "sumsq", "max", "min", "mean", "m2", "m3", "m4")
+    joined = {f: None if getattr(parts[0], f) is None else torch.cat([getattr(p, f) for p in parts]) for f in fields}
+    return Moments(parts[0].count, **joined)
+
+
+def _fast_layer_moments(layer: _Layer, a: torch.Tensor, g: torch.Tensor, needs: Needs) -> dict[str, Moments]:
+    out: dict[str, Moments] = {}
+    module = layer.module
+    for full, p in layer.params:
+        leaf = full.rsplit(".", 1)[-1]
+        if layer.kind == "linear":
+            g2 = g.reshape(g.shape[0], -1, g.shape[-1])
+            a2 = a.reshape(a.shape[0], -1, a.shape[-1])
+            if leaf == "weight":
+                if g2.shape[1] == 1:
+                    out[full] = moments_of_outer(g2[:, 0], a2[:, 0], needs)
+                else:  # extra dimensions: sum of outer products over positions, materialised
+                    out[full] = moments_of(torch.bmm(g2.transpose(1, 2), a2).flatten(1), needs)
+            else:
+                out[full] = moments_of(g2.sum(1), needs)
+        else:  # conv2d
+            if leaf == "weight":
+                out[full] = _conv2d_weight_moments(module, a, g, needs)
+            else:
+                out[full] = moments_of(g.sum(dim=(2, 3)), needs)
+    return out
+
+
+def _generic_moments(model: nn.Module, names: list[str], x: torch.Tensor, y: torch.Tensor,
+                     needs: Needs) -> dict[str, Moments]:
+    """Exact per-sample gradients of the named parameters via torch.func (vmap of grad)."""
+    from torch.func import functional_call, grad, vmap
+
+    params = dict(model.named_parameters())
+    chosen = {k: params[k].detach() for k in names}
+
+    def loss_one(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        logits = functional_call(model, p, (xi.unsqueeze(0),), strict=False)
+        return F.cross_entropy(logits, yi.unsqueeze(0))
+
+    per_sample = vmap(grad(loss_one), in_dims=(None, 0, 0))(chosen, x, y)
+    return {k: moments_of(v.reshape(v.shape[0], -1), needs) for k, v in per_sample.items()}
+
+
+# ------------------------------------------------------------------------------------- engine
+@contextlib.contextmanager
+def _eval_with_grads(model: nn.Module) -> Iterator[None]:
+    """Eval mode and requires_grad on every parameter for the duration; both restored afterwards."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    try:
+        for p, _ in flags:
+            p.requires_grad_(True)
+        with torch.enable_grad():
+            yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+@dataclass
+class ChunkResult:
+    """What one chunk yields: logits, labels used, per-parameter moments, GradNorm (or None)."""
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+    moments: dict[str, Moments]
+    gradnorm: torch.Tensor | None
+
+
+def process_chunk(model: nn.Module, layers: list[_Layer], x: torch.Tensor, labels: torch.Tensor | None,
+                  needs: Needs, with_gradnorm: bool = False) -> ChunkResult:
+    """One batched forward + backward of a chunk; exact per-sample moments of every parameter."""
+    fast = [layer for layer in layers if layer.kind != "generic"]
+    captured: dict[int, tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]] = {}
+
+    def make_hook(layer: _Layer) -> Callable:
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+            # With copy_output the rest of the model gets a copy, so an in-place op downstream
+            # (e.g. ReLU(inplace=True)) cannot change the tensor whose gradient we ask for.
+            passed_on = output.clone() if layer.copy_output else output
+            captured[id(module)] = (inputs[0].detach(), output, output._version, passed_on)
+            return passed_on if layer.copy_output else None
+        return hook
+
+    handles = [layer.module.register_forward_hook(make_hook(layer)) for layer in fast]
+    try:
+        logits = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    modified = [layer for layer in fast if captured[id(layer.module)][1]._version != captured[id(layer.module)][2]]
+    if modified:  # found an in-place op after a layer: copy that layer's output from now on, redo
+        for layer in modified:
+            layer.copy_output = True
+        return process_chunk(model, layers, x, labels, needs, with_gradnorm)
+    y = logits.detach().argmax(1) if labels is None else labels
+    outputs = [captured[id(layer.module)][1] for layer in fast]
+    moments: dict[str, Moments] = {}
+    if outputs:
+        loss = F.cross_entropy(logits, y, reduction="sum")
+        grads = torch.autograd.grad(loss, outputs, allow_unused=True)
+        for layer, g in zip(fast, grads):
+            a, out = captured[id(layer.module)][:2]
+            if g is None:
+                g = torch.zeros_like(out)
+            moments.update(_fast_layer_moments(layer, a, g.detach(), needs))
+    generic = [name for layer in layers if layer.kind == "generic" for name, _ in layer.params]
+    if generic:
+        moments.update(_generic_moments(model, generic, x, y, needs))
+
+    gradnorm = None
+    if with_gradnorm:
+        last = next((layer for layer in fast if layer.kind == "linear" and captured[id(layer.module)][3] is logits), None)
+        if last is None:
+            raise GradmetaError("GradNorm needs a model whose logits come straight out of an nn.Linear layer")
+        a = captured[id(last.module)][0].reshape(len(x), -1)
+        p = torch.softmax(logits.detach(), dim=1)
+        # CE against the uniform distribution: dL/dlogits = p - 1/C; weight gradient (p - u) (x) a.
+        gradnorm = (p - 1.0 / p.shape[1]).abs().sum(1, dtype=torch.float64) * a.abs().sum(1, dtype=torch.float64)
+    ordered = {name: moments[name] for layer in layers for name, _ in layer.params}
+    return ChunkResult(logits.detach(), y, ordered, gradnorm)
+
+
+def validate_statistics(statistics: Sequence[str]) -> tuple[str, ...]:
+    """Check statistic names (a GradmetaError names the bad one); returns them as a tuple."""
+    stats = tuple(statistics)
+    if not stats:
+        raise GradmetaError(f"statistics must name at least one of {', '.join(ALL_STATISTICS)}")
+    for s in stats:
+        if s not in ALL_STATISTICS:
+            raise GradmetaError(f"unknown gradient statistic {s!r}, expected one of {', '.join(ALL_STATISTICS)}")
+    if len(set(stats)) != len(stats):
+        raise GradmetaError(f"statistics are listed twice: {list(stats)}")
+    return stats
+
+
+def chunk_features(result: ChunkResult, statistics: Sequence[str]) -> dict[str, torch.Tensor]:
+    """``grad/<param>/<stat>`` and ``grad/all/<stat>`` (float64, on the CPU) of one processed chunk."""
+    out: dict[str, torch.Tensor] = {}
+    for name, m in result.moments.items():
+        for stat, v in m.statistics(statistics).items():
+            out[f"grad/{name}/{stat}"] = v.cpu()
+    for stat, v in combine(list(result.moments.values())).statistics(statistics).items():
+        out[f"grad/all/{stat}"] = v.cpu()
+    return out
+
+
+def iterate_chunks(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
+                   labels: torch.Tensor | str = "predicted", chunk_size: int = DEFAULT_CHUNK_SIZE,
+                   with_gradnorm: bool = False,
+                   on_chunk: Callable[[int], None] | None = None) -> Iterator[tuple[ChunkResult, dict[str, torch.Tensor]]]:
+    """Process ``images`` chunk by chunk; yields (ChunkResult, chunk features). Validates arguments."""
+    stats = validate_statistics(statistics)
+    if chunk_size < 1:
+        raise GradmetaError(f"chunk_size must be a positive integer, got {chunk_size}")
+    if isinstance(labels, str):
+        if labels != "predicted":
+            raise GradmetaError(f"label must be 'predicted' or a tensor of class indices, got {labels!r}")
+        label_tensor = None
+    else:
+        label_tensor = torch.as_tensor(labels, dtype=torch.long)
+        if label_tensor.shape != (len(images),):
+            raise GradmetaError(f"labels must have shape ({len(images)},), got {tuple(label_tensor.shape)}")
+    if len(images) == 0:
+        return
+    needs = Needs.of(stats)
+    device = next(model.parameters()).device
+    with _eval_with_grads(model):
+        layers = plan_layers(model, images[:1].to(device))
+        for start in range(0, len(images), chunk_size):
+            x = images[start: start + chunk_size].to(device)
+            y = None if label_tensor is None else label_tensor[start: start + chunk_size].to(device)
+            result = process_chunk(model, layers, x, y, needs, with_gradnorm)
+            yield result, chunk_features(result, stats)
+            if on_chunk is not None:
+                on_chunk(len(x))
+
+
+def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
+                        label: torch.Tensor | str = "predicted",
+                        chunk_size: int = DEFAULT_CHUNK_SIZE) -> dict[str, torch.Tensor]:
+    """Exact per-sample gradient statistics of the cross-entropy for a batch of images.
+
+    ``images`` (N, ...) as the model takes them; ``label`` is ``"predicted"`` (the paper's choice,
+    argmax of the model's own logits) or a LongTensor (N,) of classes. Returns float32 tensors (N,)
+    on the CPU keyed ``grad/<parameter name>/<statistic>`` for every parameter tensor, in the
+    model's parameter order, then ``grad/all/<statistic>``. The model is run in eval mode on its
+    own device; its mode and requires_grad flags are restored afterwards.
+    """
+    pieces: list[dict[str, torch.Tensor]] = []
+    for _, feats in iterate_chunks(model, images, statistics, label, chunk_size):
+        pieces.append(feats)
+    if not pieces:
+        return {}
+    return {k: torch.cat([p[k] for p in pieces]).float() for k in pieces[0]}
