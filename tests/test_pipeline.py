@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gradmeta.features import read_features
 from stage_runner import ROOT
 
 pytestmark = pytest.mark.slow
@@ -29,7 +30,7 @@ def sh(repo: Path, *cmd: str) -> subprocess.CompletedProcess:
 
 
 def outputs_digest(repo: Path) -> dict[str, str]:
-    files = [p for d in ("data/prepared", "models", "metrics") for p in sorted((repo / d).rglob("*")) if p.is_file()]
+    files = [p for d in ("data/prepared", "data/features", "models", "metrics") for p in sorted((repo / d).rglob("*")) if p.is_file()]
     return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
@@ -60,6 +61,13 @@ def test_repro_writes_every_output(pipeline_repo):
     assert train["test_accuracy"] > 0.3  # two epochs of a tiny CNN on 900 images; chance is 0.1
     curve = json.loads((repo / "metrics" / "train_curve.json").read_text())
     assert [r["epoch"] for r in curve] == [1, 2]
+    digits, meta = read_features(repo / "data" / "features" / "digits.parquet")
+    assert len(digits) == 200 and meta["source"] == "synthetic"
+    assert meta["model_sha256"] == hashlib.sha256((repo / "models" / "cnn.pt").read_bytes()).hexdigest()
+    assert int((~digits["correct"]).sum()) == train["test_errors"]
+    for concept in ("letters", "omniglot", "cifar10", "noise"):
+        frame, _ = read_features(repo / "data" / "features" / f"{concept}.parquet")
+        assert len(frame) == 60 and not frame["correct"].any()
 
 
 def test_second_repro_is_a_no_op_and_forced_repro_is_byte_identical(pipeline_repo):

@@ -69,3 +69,19 @@ def test_train_with_npz_missing_arrays(tmp_path):
     np.savez(tmp_path / "digits.npz", images=np.zeros((3, 28, 28), np.uint8))
     proc = run_stage("train", tmp_path, "--data", "digits.npz")
     assert_one_line_error(proc, "digits.npz: not a gradmeta prepared file, missing arrays")
+
+
+def test_extract_missing_model_and_unknown_concept(tmp_path):
+    write_params(tmp_path / "params.yaml")
+    proc = run_stage("extract", tmp_path, "--concept", "letters", "--data", "x.npz")
+    assert_one_line_error(proc, "x.npz: prepared data file not found")
+    from gradmeta.datasets import PreparedData, save_prepared
+    save_prepared(tmp_path / "letters.npz", PreparedData("letters", "synthetic", np.zeros((2, 28, 28), np.uint8),
+                                                         np.zeros(2), np.full(2, "test"), np.arange(2)))
+    proc = run_stage("extract", tmp_path, "--concept", "letters", "--data", "letters.npz", "--model", "none.pt")
+    assert_one_line_error(proc, "none.pt: model file not found")
+    proc = run_stage("extract", tmp_path, "--concept", "shapes")
+    assert_one_line_error(proc, "--concept must be one of digits, letters, omniglot, cifar10, noise")
+    proc = run_stage("extract", tmp_path, "--concept", "digits", "--data", "letters.npz")
+    assert_one_line_error(proc, "letters.npz: holds concept 'letters', expected 'digits'")
+    assert not (tmp_path / "data").exists()

@@ -1,0 +1,48 @@
+"""DVC stage `extract@<concept>`: softmax and gradient metrics of every evaluation image, to Parquet."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from gradmeta.cli import reports_errors, setup_logging
+from gradmeta.datasets import CONCEPTS, load_prepared
+from gradmeta.errors import GradmetaError
+from gradmeta.features import ExtractConfig, extract_features, write_features
+from gradmeta.model import file_sha256, load_model
+from gradmeta.params import load_params
+from gradmeta.runtime import configure, resolve_device
+
+
+@click.command()
+@click.option("--concept", required=True, help=f"One of {', '.join(CONCEPTS)}.")
+@click.option("--params", "params_path", default="params.yaml", show_default=True)
+@click.option("--model", "model_path", default="models/cnn.pt", show_default=True)
+@click.option("--data", "data_path", default=None, help="Prepared npz (default data/prepared/<concept>.npz).")
+@click.option("--out", "out_path", default=None, help="Parquet file (default data/features/<concept>.parquet).")
+@reports_errors
+def main(concept: str, params_path: str, model_path: str, data_path: str | None, out_path: str | None) -> None:
+    log = setup_logging(f"extract@{concept}")
+    if concept not in CONCEPTS:
+        raise GradmetaError(f"--concept must be one of {', '.join(CONCEPTS)}, got {concept!r}")
+    data_path = data_path or f"data/prepared/{concept}.npz"
+    out_path = out_path or f"data/features/{concept}.parquet"
+    cfg = ExtractConfig.from_params(load_params(params_path))
+    device = resolve_device(cfg.device)
+    configure(cfg.threads)
+    data = load_prepared(data_path)
+    if data.concept != concept:
+        raise GradmetaError(f"{data_path}: holds concept {data.concept!r}, expected {concept!r}")
+    model = load_model(model_path, device)
+    start = time.perf_counter()
+    frame = extract_features(model, data, cfg, device)
+    seconds = time.perf_counter() - start
+    log.info("%d images (%s source), %d metric columns, %.0f images/s on %s", len(frame), data.source,
+             frame.shape[1] - 5, len(frame) / max(seconds, 1e-9), device)
+    write_features(out_path, frame, {"concept": concept, "source": data.source, "model_sha256": file_sha256(model_path),
+                                     "extract": cfg.to_dict()})
+
+
+if __name__ == "__main__":
+    main()

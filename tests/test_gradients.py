@@ -1,0 +1,172 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradmeta.errors import GradmetaError
+from gradmeta.model import CNNConfig, build_cnn
+from gradmeta.uncertainty.gradients import ALL_STATISTICS, PAPER_STATISTICS, gradient_statistics
+from reference import assert_matches_reference, naive_gradient_stats
+
+
+def random_images(n, shape=(1, 28, 28), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, *shape, generator=g)
+
+
+class StridedConvNet(nn.Module):
+    """Stride, padding, dilation, groups and bias=False, then an in-place ReLU after a conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 6, 3, stride=2, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(6, 8, 3, padding=2, dilation=2, groups=2)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(8 * 4 * 4, 5)
+
+    def forward(self, x):
+        x = self.relu(self.conv1(x))
+        x = self.relu(self.conv2(x))
+        return self.fc(F.adaptive_avg_pool2d(x, 4).flatten(1))
+
+
+class BatchNormNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.bn(self.conv(x))).flatten(1))
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 16)
+        self.fc2 = nn.Linear(16, 16, bias=False)
+        self.out = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.out(torch.tanh(self.fc2(F.relu(self.fc1(x)))))
+
+
+class SequenceNet(nn.Module):
+    """A Linear over a (N, T, F) input, a layer called twice, and a parameter of the model itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.token = nn.Linear(5, 7)
+        self.shared = nn.Linear(7, 7)
+        self.scale = nn.Parameter(torch.tensor([1.5, -0.5, 2.0]))
+        self.head = nn.Linear(7, 3)
+
+    def forward(self, x):
+        h = torch.tanh(self.token(x)).mean(1)
+        h = torch.tanh(self.shared(torch.tanh(self.shared(h))))
+        return self.head(h) * self.scale
+
+
+def randomise_bn(model):
+    torch.manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return model
+
+
+@pytest.mark.parametrize("statistics", [PAPER_STATISTICS, ALL_STATISTICS, ("l1", "l2")])
+def test_default_cnn_matches_naive_loop(statistics):
+    model = build_cnn(CNNConfig(), seed=0)
+    images = random_images(6)
+    result = gradient_statistics(model, images, statistics, chunk_size=4)
+    assert_matches_reference(result, naive_gradient_stats(model, images), statistics)
+    assert all(v.shape == (6,) and v.dtype == torch.float32 for v in result.values())
+    names = [n for n, _ in model.named_parameters()]
+    expected_keys = [f"grad/{n}/{s}" for n in names for s in statistics] + [f"grad/all/{s}" for s in statistics]
+    assert list(result) == expected_keys
+
+
+@pytest.mark.parametrize("factory, shape", [
+    (StridedConvNet, (2, 15, 15)),
+    (lambda: randomise_bn(BatchNormNet()), (1, 8, 8)),
+    (MLP, (12,)),
+    (SequenceNet, (4, 5)),
+])
+def test_other_architectures_match_naive_loop(factory, shape):
+    torch.manual_seed(0)
+    model = factory()
+    images = random_images(5, shape, seed=2) * 2 - 1
+    result = gradient_statistics(model, images, ALL_STATISTICS, chunk_size=3)
+    assert_matches_reference(result, naive_gradient_stats(model, images), ALL_STATISTICS)
+
+
+def test_random_models_and_given_labels():
+    for seed in range(3):
+        torch.manual_seed(seed)
+        channels = [int(c) for c in torch.randint(2, 6, (2,))]
+        model = nn.Sequential(nn.Conv2d(1, channels[0], 3, stride=int(torch.randint(1, 3, ()))), nn.Tanh(),
+                              nn.Conv2d(channels[0], channels[1], 2), nn.Flatten(), nn.LazyLinear(6))
+        images = random_images(4, (1, 9, 9), seed=seed)
+        model(images)  # materialise the lazy layer
+        labels = torch.randint(0, 6, (4,))
+        result = gradient_statistics(model, images, ALL_STATISTICS, label=labels)
+        assert_matches_reference(result, naive_gradient_stats(model, images, labels), ALL_STATISTICS)
+
+
+def test_chunk_size_does_not_change_values():
+    model = build_cnn(CNNConfig(conv_channels=(4, 8), hidden=32), seed=1)
+    images = random_images(9)
+    a = gradient_statistics(model, images, chunk_size=2)
+    b = gradient_statistics(model, images, chunk_size=64)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-7)
+
+
+def test_degenerate_inputs_are_finite():
+    model = build_cnn(CNNConfig(conv_channels=(4, 8), hidden=32), seed=0)
+    with torch.no_grad():  # scale the output layer so noise saturates the softmax
+        model.fc2.weight.mul_(1e4)
+    images = torch.cat([torch.zeros(2, 1, 28, 28), torch.ones(2, 1, 28, 28), random_images(2)])
+    result = gradient_statistics(model, images, ALL_STATISTICS)
+    for k, v in result.items():
+        assert torch.isfinite(v).all(), k
+    # a blank image gives conv1.weight a zero gradient: every statistic is 0 by convention
+    for stat in ALL_STATISTICS:
+        assert result[f"grad/conv1.weight/{stat}"][0] == 0.0
+
+
+def test_model_state_is_restored():
+    model = build_cnn(CNNConfig(conv_channels=(4, 8), hidden=32), seed=0).train()
+    model.fc1.weight.requires_grad_(False)
+    gradient_statistics(model, random_images(2))
+    assert model.training and not model.fc1.weight.requires_grad and model.conv1.weight.requires_grad
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_bad_arguments():
+    model = build_cnn(CNNConfig(conv_channels=(4, 8), hidden=32), seed=0)
+    images = random_images(2)
+    with pytest.raises(GradmetaError, match="unknown gradient statistic 'median'"):
+        gradient_statistics(model, images, ("l1", "median"))
+    with pytest.raises(GradmetaError, match="label must be 'predicted'"):
+        gradient_statistics(model, images, label="true")
+    with pytest.raises(GradmetaError, match=r"labels must have shape \(2,\)"):
+        gradient_statistics(model, images, label=torch.tensor([1, 2, 3]))
+    with pytest.raises(GradmetaError, match="chunk_size must be a positive integer"):
+        gradient_statistics(model, images, chunk_size=0)
+    assert gradient_statistics(model, images[:0]) == {}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    model = build_cnn(CNNConfig(), seed=0)
+    images = random_images(8)
+    cpu = gradient_statistics(model, images)
+    gpu = gradient_statistics(model.cuda(), images.cuda())
+    for k in cpu:
+        torch.testing.assert_close(gpu[k], cpu[k], rtol=1e-3, atol=1e-6)
