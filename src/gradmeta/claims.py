@@ -1,0 +1,125 @@
+"""The paper's four claims, judged from the summary table of results (never hard-coded).
+
+``summary`` is :func:`gradmeta.scoring.summarize_results`'s table: one row per scenario, test set,
+group, input and classifier with ``<measure>_mean`` and ``<measure>_std`` over repeated splits.
+
+- (a) several gradient metrics alone reach entropy on the known concept: at least ``min_metrics``
+  single gradient metrics whose mean accuracy and mean AUROC are each no lower than entropy's mean
+  minus one entropy std;
+- (b) entropy+gradient beats entropy alone on unknown concepts: with the primary classifier, its
+  mean AUROC exceeds entropy's on the pooled test set and on a majority of the unknown concepts;
+- (c) digits-only meta classifiers are uneven across unknown concepts: the spread (max - min) of
+  the digits-only entropy+gradient model's mean AUROC over the unknown concepts exceeds both
+  ``margin`` and twice the largest std;
+- (d) known unknowns improve concepts remote from digits considerably: on every remote concept, the
+  known-unknowns model's mean AUROC (``seen``: it saw meta-train rows of that concept) exceeds the
+  digits-only one by more than ``margin`` and by more than the sum of both stds. The same test on
+  ``unseen`` (leave-one-out) is reported alongside, as a note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+ENTROPY = "softmax/entropy"
+THRESHOLD = "threshold"
+COMBINED = "entropy+gradient"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: str
+    statement: str
+    holds: bool | None  # None: the inputs needed to judge are not configured
+    evidence: str
+
+    @property
+    def word(self) -> str:
+        return "n/a" if self.holds is None else ("holds" if self.holds else "does not hold")
+
+
+def _row(summary: pd.DataFrame, scenario: str, test_set: str, group: str, inp: str, clf: str) -> pd.Series | None:
+    hit = summary[(summary.scenario == scenario) & (summary.test_set == test_set) & (summary.group == group)
+                  & (summary.input == inp) & (summary.classifier == clf)]
+    return None if hit.empty else hit.iloc[0]
+
+
+def _fmt(row: pd.Series, measure: str = "auroc") -> str:
+    return f"{row[f'{measure}_mean']:.4f} ± {row[f'{measure}_std']:.4f}"
+
+
+def claim_a(summary: pd.DataFrame, known: str, min_metrics: int = 2) -> Verdict:
+    statement = "Several gradient metrics alone reach entropy's meta-classification accuracy and AUROC on the known concept (within one std)."
+    ent = _row(summary, "misclassification", known, "", ENTROPY, THRESHOLD)
+    grads = summary[(summary.scenario == "misclassification") & (summary.classifier == THRESHOLD)
+                    & summary.input.str.startswith("grad/")]
+    if ent is None or grads.empty:
+        return Verdict("a", statement, None, "entropy or single gradient metrics are not configured")
+    ok = grads[(grads.auroc_mean >= ent.auroc_mean - ent.auroc_std)
+               & (grads.accuracy_mean >= ent.accuracy_mean - ent.accuracy_std)].sort_values("auroc_mean", ascending=False)
+    names = ", ".join(f"`{r.input}` ({r.auroc_mean:.4f})" for r in ok.head(5).itertuples())
+    evidence = (f"entropy: accuracy {_fmt(ent, 'accuracy')}, AUROC {_fmt(ent)}; {len(ok)} of {len(grads)} "
+                f"gradient metrics reach both" + (f", best: {names}" if len(ok) else ""))
+    return Verdict("a", statement, len(ok) >= min_metrics, evidence)
+
+
+def claim_b(summary: pd.DataFrame, unknowns: list[str], classifier: str) -> Verdict:
+    statement = f"Entropy + gradient metrics ({classifier}) beat entropy alone on unknown concepts (AUROC)."
+    parts, wins = [], 0
+    pooled_win = None
+    for test_set in [*unknowns, "pooled"]:
+        ent = _row(summary, "unknown", test_set, "", ENTROPY, THRESHOLD)
+        comb = _row(summary, "unknown", test_set, "", COMBINED, classifier)
+        if ent is None or comb is None:
+            return Verdict("b", statement, None, f"entropy or {COMBINED}/{classifier} is not configured")
+        win = comb.auroc_mean > ent.auroc_mean
+        if test_set == "pooled":
+            pooled_win = win
+        else:
+            wins += int(win)
+        parts.append(f"{test_set}: {_fmt(comb)} vs {_fmt(ent)}")
+    holds = bool(pooled_win) and wins * 2 > len(unknowns)
+    return Verdict("b", statement, holds, f"{COMBINED} vs entropy — " + "; ".join(parts)
+                   + f" (better on {wins} of {len(unknowns)} concepts)")
+
+
+def claim_c(summary: pd.DataFrame, unknowns: list[str], classifier: str, margin: float = 0.02) -> Verdict:
+    statement = f"Digits-only meta classifiers ({COMBINED}, {classifier}) are uneven across unknown concepts."
+    rows = [_row(summary, "unknown", c, "", COMBINED, classifier) for c in unknowns]
+    if any(r is None for r in rows) or len(rows) < 2:
+        return Verdict("c", statement, None, f"needs {COMBINED}/{classifier} and at least two unknown concepts")
+    means = {c: r.auroc_mean for c, r in zip(unknowns, rows)}
+    spread = max(means.values()) - min(means.values())
+    largest_std = max(r.auroc_std for r in rows)
+    holds = spread > margin and spread > 2 * largest_std
+    listing = ", ".join(f"{c} {m:.4f}" for c, m in sorted(means.items(), key=lambda kv: kv[1]))
+    return Verdict("c", statement, holds, f"AUROC {listing}: spread {spread:.4f}, largest std {largest_std:.4f}")
+
+
+def _improvement(summary: pd.DataFrame, remote: list[str], classifier: str, group: str, margin: float):
+    parts, all_ok = [], True
+    for c in remote:
+        base = _row(summary, "unknown", c, "", COMBINED, classifier)
+        ku = _row(summary, "known_unknowns", c, group, COMBINED, classifier)
+        if base is None or ku is None:
+            return None, f"{COMBINED}/{classifier} on {c} ({group}) is not available"
+        gain = ku.auroc_mean - base.auroc_mean
+        ok = gain > margin and gain > base.auroc_std + ku.auroc_std
+        all_ok &= ok
+        parts.append(f"{c}: {_fmt(base)} → {_fmt(ku)} ({gain:+.4f})")
+    return all_ok, "; ".join(parts)
+
+
+def claim_d(summary: pd.DataFrame, remote: list[str], classifier: str, margin: float = 0.01) -> tuple[Verdict, str]:
+    statement = f"Known unknowns improve concepts remote from digits ({', '.join(remote)}) considerably ({COMBINED}, {classifier})."
+    if not remote:
+        return Verdict("d", statement, None, "no remote concepts configured"), ""
+    holds, evidence = _improvement(summary, remote, classifier, "seen", margin)
+    unseen_holds, unseen_evidence = _improvement(summary, remote, classifier, "unseen", margin)
+    note = ""
+    if unseen_holds is not None:
+        note = (f"On remote concepts *not* seen in training (leave-one-out) the improvement "
+                f"{'also holds' if unseen_holds else 'does not hold'}: {unseen_evidence}.")
+    return Verdict("d", statement, holds, "seen in training: " + evidence), note

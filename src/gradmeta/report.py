@@ -1,0 +1,137 @@
+"""The paper-style markdown report (``metrics/report.md``) and the README results section made from it."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from gradmeta.claims import Verdict
+from gradmeta.errors import GradmetaError
+from gradmeta.evaluation import MEASURES
+
+RESULTS_START = "<!-- results:start (generated from metrics/report.md by `gradmeta readme-results`) -->"
+RESULTS_END = "<!-- results:end -->"
+MAIN_TABLE_START = "<!-- main-table:start -->"
+MAIN_TABLE_END = "<!-- main-table:end -->"
+
+
+def _cell(summary: pd.DataFrame, scenario: str, test_set: str, group: str, inp: str, clf: str,
+          measure: str = "auroc") -> str:
+    hit = summary[(summary.scenario == scenario) & (summary.test_set == test_set) & (summary.group == group)
+                  & (summary.input == inp) & (summary.classifier == clf)]
+    if hit.empty:
+        return "–"
+    r = hit.iloc[0]
+    return f"{r[f'{measure}_mean']:.3f} ± {r[f'{measure}_std']:.3f}"
+
+
+def _group_mean(summary: pd.DataFrame, group: str, unknowns: list[str], inp: str, clf: str) -> str:
+    hit = summary[(summary.scenario == "known_unknowns") & (summary.group == group) & (summary.input == inp)
+                  & (summary.classifier == clf) & summary.test_set.isin(unknowns)]
+    if hit.empty:
+        return "–"
+    return f"{hit.auroc_mean.mean():.3f}"
+
+
+def main_table(summary: pd.DataFrame, rows: list[tuple[str, str]], known: str, unknowns: list[str]) -> str:
+    """Rows: inputs; columns: misclassification accuracy/AUROC, AUROC per unknown concept and pooled
+    (digits-only), known-unknowns AUROC averaged over concepts, seen / unseen."""
+    head = (["input", "classifier", "misclass. accuracy", "misclass. AUROC"]
+            + [f"{c} AUROC" for c in unknowns] + ["pooled AUROC", "known unknowns: seen", "unseen"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for inp, clf in rows:
+        cells = [f"`{inp}`", clf, _cell(summary, "misclassification", known, "", inp, clf, "accuracy"),
+                 _cell(summary, "misclassification", known, "", inp, clf)]
+        cells += [_cell(summary, "unknown", c, "", inp, clf) for c in unknowns]
+        cells += [_cell(summary, "unknown", "pooled", "", inp, clf),
+                  _group_mean(summary, "seen", unknowns, inp, clf), _group_mean(summary, "unseen", unknowns, inp, clf)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def single_metric_table(summary: pd.DataFrame, known: str, unknowns: list[str]) -> str:
+    """Every single metric (threshold), sorted by misclassification AUROC."""
+    mis = summary[(summary.scenario == "misclassification") & (summary.classifier == "threshold")]
+    mis = mis.sort_values("auroc_mean", ascending=False)
+    head = ["metric", "misclass. accuracy", "misclass. AUROC", *[f"{c} AUROC" for c in unknowns], "pooled AUROC"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for inp in mis.input:
+        cells = [f"`{inp}`", _cell(summary, "misclassification", known, "", inp, "threshold", "accuracy"),
+                 _cell(summary, "misclassification", known, "", inp, "threshold")]
+        cells += [_cell(summary, "unknown", t, "", inp, "threshold") for t in [*unknowns, "pooled"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_report(*, source: str, summary: pd.DataFrame, context: dict, main_rows: list[tuple[str, str]],
+                  known: str, unknowns: list[str], verdicts: list[Verdict], notes: list[str], repeats: int,
+                  test_fraction: float, figures: list[str]) -> str:
+    """The whole report as markdown."""
+    banner = ("**Data source: SYNTHETIC** (offline stand-ins rendered from fonts, strokes and photos; "
+              "not EMNIST, Omniglot or CIFAR-10). These numbers show the method works, not the paper's values."
+              if source == "synthetic" else "**Data source: REAL** (EMNIST, Omniglot, CIFAR-10 original archives).")
+    cnn = context[known]
+    out = [
+        "# gradmeta report: meta classification from gradient metrics", "", banner, "",
+        f"CNN on `{known}` test split: accuracy {cnn['cnn_accuracy']:.4f}, {cnn['cnn_errors']} wrong of {cnn['rows']}. "
+        + "Unknown concepts: " + ", ".join(f"`{c}` ({context[c]['rows']} images)" for c in unknowns) + ".",
+        "",
+        f"Every number is the mean ± sample std over {repeats} random meta-train/meta-test splits "
+        f"({test_fraction:.0%} of each concept's rows held out for meta-test).",
+        "",
+        "## Main table", "",
+        "Accuracy uses the threshold chosen on meta-train. Unknown-concept columns: digits-only meta "
+        "classifier, known-correct rows vs that concept. Known unknowns: AUROC averaged over the unknown "
+        "concepts, `seen` = trained with meta-train rows of that concept, `unseen` = left out.", "",
+        MAIN_TABLE_START, main_table(summary, main_rows, known, unknowns), MAIN_TABLE_END, "",
+        "## The paper's claims", "",
+    ]
+    for v in verdicts:
+        out += [f"- **({v.claim}) {v.word}.** {v.statement} {v.evidence}."]
+    out += [f"- {n}" for n in notes if n]
+    out += ["", "## Every single metric (no training: sign and threshold from meta-train)", "",
+            single_metric_table(summary, known, unknowns), "",
+            "## Measures", "",
+            "Target 1 = the CNN's prediction is correct, 0 = wrong (every unknown-concept image is wrong). "
+            "Scores are higher = more likely correct. `auroc`: area under the ROC curve. "
+            "`aupr_wrong_positive` / `aupr_correct_positive`: average precision with that class positive. "
+            "`fpr_at_95tpr_correct_positive`: share of wrong rows accepted at the first threshold accepting "
+            "95% of correct rows. All measures of every cell are in `metrics/measures.csv`.", "",
+            "## Figures", ""]
+    out += [f"![{Path(f).stem}](figures/{Path(f).name})" for f in figures]
+    return "\n".join(out) + "\n"
+
+
+def measures_csv(summary: pd.DataFrame) -> str:
+    """The full summary (every measure, mean and std) as CSV text with 6 decimals."""
+    cols = ["scenario", "test_set", "group", "input", "classifier"] + [f"{m}_{s}" for m in MEASURES for s in ("mean", "std")]
+    return summary[cols].to_csv(index=False, float_format="%.6f", lineterminator="\n")
+
+
+def readme_section(report_text: str) -> str:
+    """The README results block: the report's source banner, main table and claims, between markers."""
+    banner = next((line for line in report_text.splitlines() if line.startswith("**Data source")), "")
+    table = re.search(re.escape(MAIN_TABLE_START) + r"\n(.*?)\n" + re.escape(MAIN_TABLE_END), report_text, re.S)
+    claims = re.search(r"## The paper's claims\n\n(.*?)\n\n## ", report_text, re.S)
+    if table is None or claims is None:
+        raise GradmetaError("metrics/report.md: main table or claims section not found")
+    return "\n".join([RESULTS_START, "", banner, "", table.group(1), "", claims.group(1), "",
+                      "Full report with figures: [metrics/report.md](metrics/report.md).", "", RESULTS_END])
+
+
+def update_readme(readme: str | os.PathLike[str], report: str | os.PathLike[str]) -> bool:
+    """Replace the README's results block with one made from the report; True if the file changed."""
+    readme_p, report_p = Path(readme), Path(report)
+    if not report_p.is_file():
+        raise GradmetaError(f"{report_p}: report not found (run dvc repro first)")
+    text = readme_p.read_text()
+    pattern = re.compile(re.escape(RESULTS_START) + r".*?" + re.escape(RESULTS_END), re.S)
+    if not pattern.search(text):
+        raise GradmetaError(f"{readme_p}: no results block ({RESULTS_START} ... {RESULTS_END})")
+    new = pattern.sub(lambda _: readme_section(report_p.read_text()), text)
+    if new != text:
+        readme_p.write_text(new)
+    return new != text

@@ -1,0 +1,141 @@
+"""The three scenarios: which rows train a meta classifier and which rows test it.
+
+Every concept's rows are split into meta-train / meta-test per repeat (stratified by correctness
+for the known concept). Target: 1 = the CNN's prediction is correct, 0 = wrong; every row of an
+unknown concept is wrong.
+
+- ``misclassification``: fit ``known`` (known meta-train); test on the known meta-test rows.
+- ``unknown``: fit ``known``; test per unknown concept on known-correct meta-test rows vs that
+  concept's meta-test rows, and ``pooled``: all known meta-test rows + every unknown's meta-test rows.
+- ``known_unknowns``: fits that add unknown concepts' meta-train rows. Leave-one-out (default):
+  fit ``without_<c>`` for each unknown c, test c (``unseen``), and fit ``all_seen``, test every c
+  (``seen``). With an explicit list: fit ``listed``; listed concepts are ``seen``, the others ``unseen``.
+  ``pooled`` (all known + all unknown meta-test rows) is scored with ``all_seen`` (group ``seen``)
+  or ``listed`` (group ``listed``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from gradmeta.datasets.concepts import KNOWN_CONCEPT
+from gradmeta.errors import GradmetaError
+
+SCENARIOS = ("misclassification", "unknown", "known_unknowns")
+LEAVE_ONE_OUT = "leave_one_out"
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row positions (into one concept's features table) of meta-train and meta-test."""
+
+    train: np.ndarray
+    test: np.ndarray
+
+
+def split_concept(frame: pd.DataFrame, test_fraction: float, seed: int, stratify: bool) -> Split:
+    """Disjoint, reproducible meta-train / meta-test positions; stratified by ``correct`` if asked."""
+    n = len(frame)
+    positions = np.arange(n)
+    labels = frame["correct"].to_numpy()
+    strat = labels if stratify and len(np.unique(labels)) > 1 and min(np.bincount(labels.astype(int))) >= 2 else None
+    if n < 2:
+        raise GradmetaError(f"concept {frame['concept'].iloc[0] if n else '?'}: needs at least 2 rows to split, got {n}")
+    train, test = train_test_split(positions, test_size=test_fraction, random_state=seed, shuffle=True, stratify=strat)
+    return Split(np.sort(train), np.sort(test))
+
+
+def make_splits(frames: dict[str, pd.DataFrame], test_fraction: float, seed: int) -> dict[str, Split]:
+    """One split per concept for one repeat; each concept's split uses its own seed offset."""
+    return {c: split_concept(f, test_fraction, seed + 1000 * i, stratify=(c == KNOWN_CONCEPT))
+            for i, (c, f) in enumerate(sorted(frames.items()))}
+
+
+def as_arrays(frames: dict[str, pd.DataFrame], columns: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per concept: metrics float64 (n, len(columns)) and target int (n,), 1 = correct."""
+    return {c: (f[columns].to_numpy(dtype=np.float64), f["correct"].to_numpy().astype(int)) for c, f in frames.items()}
+
+
+@dataclass(frozen=True)
+class RowSet:
+    """Rows drawn from several concepts: (concept, positions) pairs, in order."""
+
+    parts: tuple[tuple[str, np.ndarray], ...]
+
+    def gather(self, arrays: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """Metrics (n, columns) and target (n,) 1 = correct, from per-concept arrays (see :func:`as_arrays`)."""
+        xs = [arrays[c][0][pos] for c, pos in self.parts]
+        ys = [arrays[c][1][pos] for c, pos in self.parts]
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def size(self) -> int:
+        return sum(len(p) for _, p in self.parts)
+
+
+def fit_sets(unknowns: list[str], known_unknowns: str | list[str], splits: dict[str, Split]) -> dict[str, RowSet]:
+    """The training row sets of one repeat, by name (``known``, ``without_<c>``, ``all_seen`` or ``listed``)."""
+    known = (KNOWN_CONCEPT, splits[KNOWN_CONCEPT].train)
+    out = {"known": RowSet((known,))}
+    if known_unknowns == LEAVE_ONE_OUT:
+        for c in unknowns:
+            out[f"without_{c}"] = RowSet((known, *((o, splits[o].train) for o in unknowns if o != c)))
+        out["all_seen"] = RowSet((known, *((o, splits[o].train) for o in unknowns)))
+    else:
+        out["listed"] = RowSet((known, *((o, splits[o].train) for o in known_unknowns)))
+    return out
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One reported cell: scenario / test set (/ seen or unseen), the fit it uses, and its test rows."""
+
+    scenario: str
+    test_set: str
+    group: str | None  # 'seen' / 'unseen' for known_unknowns, else None
+    fit: str
+    rows: RowSet
+
+
+def evaluations(frames: dict[str, pd.DataFrame], unknowns: list[str], known_unknowns: str | list[str],
+                splits: dict[str, Split]) -> list[Evaluation]:
+    """Every (scenario, test set) of one repeat with the fit that serves it and its meta-test rows."""
+    known_test = splits[KNOWN_CONCEPT].test
+    correct = frames[KNOWN_CONCEPT]["correct"].to_numpy()
+    known_correct = known_test[correct[known_test]]
+    out = [Evaluation("misclassification", KNOWN_CONCEPT, None, "known", RowSet(((KNOWN_CONCEPT, known_test),)))]
+    per_concept = {c: RowSet(((KNOWN_CONCEPT, known_correct), (c, splits[c].test))) for c in unknowns}
+    out += [Evaluation("unknown", c, None, "known", rows) for c, rows in per_concept.items()]
+    if unknowns:
+        pooled = RowSet(((KNOWN_CONCEPT, known_test), *((c, splits[c].test) for c in unknowns)))
+        out.append(Evaluation("unknown", "pooled", None, "known", pooled))
+    if unknowns:
+        fit, group = ("all_seen", "seen") if known_unknowns == LEAVE_ONE_OUT else ("listed", "listed")
+        out.append(Evaluation("known_unknowns", "pooled", group, fit, pooled))
+    for c in unknowns:
+        if known_unknowns == LEAVE_ONE_OUT:
+            out.append(Evaluation("known_unknowns", c, "unseen", f"without_{c}", per_concept[c]))
+            out.append(Evaluation("known_unknowns", c, "seen", "all_seen", per_concept[c]))
+        else:
+            group = "seen" if c in known_unknowns else "unseen"
+            out.append(Evaluation("known_unknowns", c, group, "listed", per_concept[c]))
+    return out
+
+
+def load_concept_features(features_dir: str, unknowns: tuple[str, ...]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Features of the known concept and of ``unknowns`` from ``<dir>/<concept>.parquet``, and each one's
+    source; every file must come from the same model (same sha256 in its metadata)."""
+    from pathlib import Path
+
+    from gradmeta.features import read_features
+
+    frames, sources, models = {}, {}, {}
+    for concept in (KNOWN_CONCEPT, *unknowns):
+        frame, meta = read_features(Path(features_dir) / f"{concept}.parquet")
+        frames[concept], sources[concept], models[concept] = frame, meta.get("source", "?"), meta.get("model_sha256")
+    if len(set(models.values())) > 1:
+        raise GradmetaError(f"{features_dir}: features come from different models ({', '.join(f'{c}: {str(h)[:12]}' for c, h in models.items())}); rerun extract")
+    return frames, sources

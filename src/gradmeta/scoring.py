@@ -1,0 +1,62 @@
+"""Score every fitted meta classifier on the meta-test rows of every scenario."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from gradmeta.datasets.concepts import KNOWN_CONCEPT
+from gradmeta.errors import GradmetaError
+from gradmeta.evaluation import MEASURES, measure_all
+from gradmeta.features import metric_columns
+from gradmeta.meta import FittedMeta
+from gradmeta.scenarios import as_arrays, evaluations
+
+RESULT_KEYS = ("scenario", "test_set", "group", "input", "classifier")
+
+
+def score_all(frames: dict[str, pd.DataFrame], fitted: FittedMeta,
+              roc_inputs: tuple[tuple[str, str], ...] = ()) -> tuple[pd.DataFrame, dict]:
+    """Long table of measures (one row per repeat x scenario x test set x input x classifier), and
+    the scores of repeat 0 for ``roc_inputs`` (input, classifier) on each test set, for ROC plots."""
+    cfg = fitted.config
+    cols = metric_columns(frames[KNOWN_CONCEPT])
+    col_index = {c: i for i, c in enumerate(cols)}
+    arrays = as_arrays({c: frames[c] for c in (KNOWN_CONCEPT, *cfg.unknown_concepts)}, cols)
+    rows, roc = [], {}
+    for repeat, (splits, models) in enumerate(zip(fitted.splits, fitted.models)):
+        for ev in evaluations(frames, list(cfg.unknown_concepts), cfg.known_unknowns, splits):
+            X_all, y = ev.rows.gather(arrays)
+            for (fit_name, name, clf), model in models.items():
+                if fit_name != ev.fit:
+                    continue
+                cols_used = fitted.inputs.sets.get(name, [name])
+                scores = model.decision_scores(X_all[:, [col_index[c] for c in cols_used]])
+                where = f"scenario {ev.scenario}, test set {ev.test_set}"
+                try:
+                    measures = measure_all(scores, y, model.threshold_, where)
+                except GradmetaError as exc:
+                    raise GradmetaError(f"{exc} (repeat {repeat})") from None
+                rows.append({"repeat": repeat, "scenario": ev.scenario, "test_set": ev.test_set,
+                             "group": ev.group or "", "input": name, "classifier": clf, **measures})
+                if repeat == 0 and (name, clf) in roc_inputs:
+                    roc[(ev.scenario, ev.test_set, ev.group or "", name, clf)] = (scores, y)
+    return pd.DataFrame(rows), roc
+
+
+def summarize_results(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample std (ddof=1) over repeats of every measure, one row per result key."""
+    grouped = results.groupby(list(RESULT_KEYS), sort=False)[list(MEASURES)]
+    mean = grouped.mean()
+    std = grouped.std(ddof=1).fillna(0.0)
+    out = pd.concat({"mean": mean, "std": std}, axis=1)
+    out.columns = [f"{m}_{stat}" for stat, m in out.columns]
+    return out.reset_index()
+
+
+def cnn_context(frames: dict[str, pd.DataFrame]) -> dict[str, dict[str, float]]:
+    """Per concept: CNN accuracy and error count on its evaluation rows (unknowns: always 0 correct)."""
+    out = {}
+    for c, f in frames.items():
+        correct = f["correct"].to_numpy()
+        out[c] = {"cnn_accuracy": float(correct.mean()), "cnn_errors": int((~correct).sum()), "rows": int(len(f))}
+    return out

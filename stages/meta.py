@@ -1,0 +1,36 @@
+"""DVC stage `meta`: split rows per scenario and repeat, fit every meta classifier, save them."""
+
+from __future__ import annotations
+
+import time
+
+import click
+import joblib
+
+from gradmeta.atomic import atomic_path
+from gradmeta.cli import reports_errors, setup_logging
+from gradmeta.meta import MetaConfig, fit_all
+from gradmeta.params import load_params
+from gradmeta.scenarios import load_concept_features
+
+
+@click.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True)
+@click.option("--features-dir", default="data/features", show_default=True)
+@click.option("--out", "out_path", default="models/meta/meta.joblib", show_default=True)
+@reports_errors
+def main(params_path: str, features_dir: str, out_path: str) -> None:
+    log = setup_logging("meta")
+    cfg = MetaConfig.from_params(load_params(params_path))
+    frames, sources = load_concept_features(features_dir, cfg.unknown_concepts)
+    start = time.perf_counter()
+    fitted = fit_all(frames, cfg, sources, log)
+    n_models = sum(len(m) for m in fitted.models)
+    log.info("%d meta classifiers over %d repeats in %.1f s (%s source)", n_models, cfg.repeats,
+             time.perf_counter() - start, "/".join(sorted(set(sources.values()))))
+    with atomic_path(out_path) as tmp:
+        joblib.dump(fitted, tmp, compress=3)
+
+
+if __name__ == "__main__":
+    main()
