@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -68,6 +69,33 @@ def test_repro_writes_every_output(pipeline_repo):
     for concept in ("letters", "omniglot", "cifar10", "noise"):
         frame, _ = read_features(repo / "data" / "features" / f"{concept}.parquet")
         assert len(frame) == 60 and not frame["correct"].any()
+    scenarios = json.loads((repo / "metrics" / "scenarios.json").read_text())
+    assert scenarios["cnn"]["digits"]["errors"] == train["test_errors"]
+    cell = scenarios["misclassification"]["digits"]["softmax/entropy"]["threshold"]["auroc"]
+    assert 0.5 < cell["mean"] <= 1.0 and cell["std"] >= 0.0
+    assert set(scenarios["known_unknowns"]) == {"seen", "unseen"}
+    assert set(scenarios["unknown"]) == {"letters", "omniglot", "cifar10", "noise", "pooled"}
+    report = (repo / "metrics" / "report.md").read_text()
+    assert "Data source: SYNTHETIC" in report
+    assert len(re.findall(r"\*\*\((a|b|c|d)\) (holds|does not hold)\.\*\*", report)) == 4
+    assert (repo / "metrics" / "figures" / "roc_misclassification.png").is_file()
+    measures = (repo / "metrics" / "measures.csv").read_text().splitlines()
+    assert measures[0].startswith("scenario,test_set,group,input,classifier,accuracy_mean")
+
+
+def test_meta_param_change_reruns_only_meta_and_evaluate(pipeline_repo):
+    repo = pipeline_repo
+    proc = sh(repo, sys.executable, "-m", "dvc", "status")
+    assert "changed" not in proc.stdout
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params.replace("n_estimators: 20", "n_estimators: 21"))
+    try:
+        out = sh(repo, sys.executable, "-m", "dvc", "repro").stdout
+        ran = re.findall(r"Running stage '([^']+)'", out)
+        assert ran == ["meta", "evaluate"]
+    finally:
+        (repo / "params.yaml").write_text(params)
+        sh(repo, sys.executable, "-m", "dvc", "repro")
 
 
 def test_second_repro_is_a_no_op_and_forced_repro_is_byte_identical(pipeline_repo):

@@ -1,6 +1,7 @@
 """Bad input to a stage: one clear line naming the file or parameter, non-zero exit, no output left."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from stage_runner import TINY, run_stage, write_params
@@ -85,3 +86,47 @@ def test_extract_missing_model_and_unknown_concept(tmp_path):
     proc = run_stage("extract", tmp_path, "--concept", "digits", "--data", "letters.npz")
     assert_one_line_error(proc, "letters.npz: holds concept 'letters', expected 'digits'")
     assert not (tmp_path / "data").exists()
+
+
+def write_feature_files(directory, digits_correct=None, drop=None):
+    from gradmeta.features import write_features
+    rng = np.random.default_rng(0)
+    directory.mkdir(parents=True, exist_ok=True)
+    for concept, n in [("digits", 40), ("letters", 10), ("omniglot", 10), ("cifar10", 10), ("noise", 10)]:
+        correct = (rng.random(n) > 0.3) if concept == "digits" else np.zeros(n, dtype=bool)
+        if concept == "digits" and digits_correct is not None:
+            correct[:] = digits_correct
+        f = pd.DataFrame({"concept": concept, "index": np.arange(n), "label": 0, "pred": 0, "correct": correct})
+        for col in ("softmax/entropy", "softmax/max_prob", "softmax/energy", "softmax/margin", "softmax/max_logit",
+                    "grad/fc.weight/l2", "grad/all/l2", "baseline/gradnorm"):
+            f[col] = rng.random(n).astype(np.float32)
+        if drop and concept == "digits":
+            f = f.drop(columns=[drop])
+        write_features(directory / f"{concept}.parquet", f, {"model_sha256": "x", "source": "synthetic"})
+
+
+def test_meta_features_missing_a_column(tmp_path):
+    write_params(tmp_path / "params.yaml")
+    write_feature_files(tmp_path / "data" / "features", drop="pred")
+    proc = run_stage("meta", tmp_path)
+    assert_one_line_error(proc, "digits.parquet: missing column 'pred'")
+    assert not (tmp_path / "models").exists()
+
+
+def test_meta_unknown_concept_feature_set_and_empty_scenario(tmp_path):
+    write_feature_files(tmp_path / "data" / "features")
+    write_params(tmp_path / "params.yaml", meta={"unknown_concepts": ["letters", "shapes"]})
+    assert_one_line_error(run_stage("meta", tmp_path), "meta.unknown_concepts must be a list of names from")
+    write_params(tmp_path / "params.yaml", meta={"feature_sets": {"odd": ["curvature/*"]}})
+    assert_one_line_error(run_stage("meta", tmp_path), "meta.feature_sets.odd: 'curvature/*' matches no feature column")
+    write_feature_files(tmp_path / "data" / "features", digits_correct=True)
+    write_params(tmp_path / "params.yaml")
+    assert_one_line_error(run_stage("meta", tmp_path), "misclassification scenario is empty")
+    assert not (tmp_path / "models").exists()
+
+
+def test_evaluate_without_meta_models(tmp_path):
+    write_params(tmp_path / "params.yaml")
+    write_feature_files(tmp_path / "data" / "features")
+    assert_one_line_error(run_stage("evaluate", tmp_path), "meta.joblib: meta classifiers not found")
+    assert not (tmp_path / "metrics").exists()

@@ -62,7 +62,7 @@ def claim_a(summary: pd.DataFrame, known: str, min_metrics: int = 2) -> Verdict:
     names = ", ".join(f"`{r.input}` ({r.auroc_mean:.4f})" for r in ok.head(5).itertuples())
     evidence = (f"entropy: accuracy {_fmt(ent, 'accuracy')}, AUROC {_fmt(ent)}; {len(ok)} of {len(grads)} "
                 f"gradient metrics reach both" + (f", best: {names}" if len(ok) else ""))
-    return Verdict("a", statement, len(ok) >= min_metrics, evidence)
+    return Verdict("a", statement, bool(len(ok) >= min_metrics), evidence)
 
 
 def claim_b(summary: pd.DataFrame, unknowns: list[str], classifier: str) -> Verdict:
@@ -80,7 +80,7 @@ def claim_b(summary: pd.DataFrame, unknowns: list[str], classifier: str) -> Verd
         else:
             wins += int(win)
         parts.append(f"{test_set}: {_fmt(comb)} vs {_fmt(ent)}")
-    holds = bool(pooled_win) and wins * 2 > len(unknowns)
+    holds = bool(pooled_win and wins * 2 > len(unknowns))
     return Verdict("b", statement, holds, f"{COMBINED} vs entropy — " + "; ".join(parts)
                    + f" (better on {wins} of {len(unknowns)} concepts)")
 
@@ -93,7 +93,7 @@ def claim_c(summary: pd.DataFrame, unknowns: list[str], classifier: str, margin:
     means = {c: r.auroc_mean for c, r in zip(unknowns, rows)}
     spread = max(means.values()) - min(means.values())
     largest_std = max(r.auroc_std for r in rows)
-    holds = spread > margin and spread > 2 * largest_std
+    holds = bool(spread > margin and spread > 2 * largest_std)
     listing = ", ".join(f"{c} {m:.4f}" for c, m in sorted(means.items(), key=lambda kv: kv[1]))
     return Verdict("c", statement, holds, f"AUROC {listing}: spread {spread:.4f}, largest std {largest_std:.4f}")
 
@@ -106,8 +106,8 @@ def _improvement(summary: pd.DataFrame, remote: list[str], classifier: str, grou
         if base is None or ku is None:
             return None, f"{COMBINED}/{classifier} on {c} ({group}) is not available"
         gain = ku.auroc_mean - base.auroc_mean
-        ok = gain > margin and gain > base.auroc_std + ku.auroc_std
-        all_ok &= ok
+        ok = bool(gain > margin and gain > base.auroc_std + ku.auroc_std)
+        all_ok = all_ok and ok
         parts.append(f"{c}: {_fmt(base)} → {_fmt(ku)} ({gain:+.4f})")
     return all_ok, "; ".join(parts)
 

@@ -59,3 +59,26 @@ def prepare(params_path: str, concepts: tuple[str, ...], out_dir: str) -> None:
     for concept, data in prepared.items():
         save_prepared(Path(out_dir) / f"{concept}.npz", data)
         click.echo(f"{concept}: {len(data)} images ({data.source}) -> {Path(out_dir) / f'{concept}.npz'}")
+
+
+@main.command("readme-results")
+@click.option("--readme", default="README.md", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--report", default="metrics/report.md", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--check", is_flag=True, help="Only check: exit 1 if the README's results block is stale.")
+@reports_errors
+def readme_results(readme: str, report: str, check: bool) -> None:
+    """Regenerate the README's results block from the report (the main table and the claims)."""
+    import re
+    from pathlib import Path
+
+    from gradmeta.report import RESULTS_END, RESULTS_START, readme_section, update_readme
+
+    if check:
+        text = Path(readme).read_text()
+        block = re.search(re.escape(RESULTS_START) + r".*?" + re.escape(RESULTS_END), text, re.S)
+        if block is None or block.group(0) != readme_section(Path(report).read_text()):
+            raise GradmetaError(f"{readme}: results block is stale; run `gradmeta readme-results`")
+        click.echo(f"{readme}: results block is up to date")
+        return
+    changed = update_readme(readme, report)
+    click.echo(f"{readme}: results block {'updated' if changed else 'already up to date'}")

@@ -169,7 +169,7 @@ class MetaConfig:
         sets_raw = r.raw("feature_sets", {k: list(v) for k, v in d.feature_sets.items()})
         if not isinstance(sets_raw, dict) or not sets_raw:
             raise r.fail("feature_sets", "a non-empty mapping of name to a list of column patterns", sets_raw)
-        sets_reader = r.group("feature_sets")
+        sets_reader = ParamReader(sets_raw, r.name("feature_sets"))
         feature_sets = {name: tuple(sets_reader.str_list(name)) for name in sets_raw}
         lr, xg = r.group("logistic"), r.group("xgboost")
         return cls(

@@ -1,0 +1,90 @@
+"""Each measure against an independent computation on hand-made scores (ties, a constant score)."""
+
+import numpy as np
+import pytest
+
+from gradmeta.errors import GradmetaError
+from gradmeta.evaluation import best_threshold, measure_all, summarize
+
+
+def brute_auroc(scores, target):
+    """Probability that a random correct row outscores a random wrong one (ties count one half)."""
+    pos, neg = scores[target == 1], scores[target == 0]
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def brute_average_precision(scores, target):
+    """Sum over distinct thresholds of (recall step) x precision, positives = target 1."""
+    total, prev_recall = 0.0, 0.0
+    for t in sorted(set(scores), reverse=True):
+        accepted = scores >= t
+        tp = (accepted & (target == 1)).sum()
+        recall = tp / (target == 1).sum()
+        precision = tp / accepted.sum()
+        total += (recall - prev_recall) * precision
+        prev_recall = recall
+    return total
+
+
+def brute_fpr_at_95(scores, target):
+    for t in sorted(set(scores), reverse=True):
+        accepted = scores >= t
+        if accepted[target == 1].mean() >= 0.95:
+            return accepted[target == 0].mean()
+    return 1.0
+
+
+CASES = {
+    "hand": (np.array([0.9, 0.8, 0.7, 0.6, 0.55, 0.5, 0.4, 0.3, 0.2, 0.1]), np.array([1, 1, 0, 1, 1, 0, 1, 0, 0, 0])),
+    "ties": (np.array([0.5, 0.5, 0.5, 0.2, 0.2, 0.9, 0.9, 0.1]), np.array([1, 0, 1, 0, 1, 1, 0, 0])),
+    "constant": (np.full(6, 3.0), np.array([1, 1, 0, 1, 0, 1])),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_measures_match_brute_force(case):
+    scores, target = CASES[case]
+    m = measure_all(scores, target, threshold=0.5)
+    assert m["auroc"] == pytest.approx(brute_auroc(scores, target))
+    assert m["aupr_correct_positive"] == pytest.approx(brute_average_precision(scores, target))
+    assert m["aupr_wrong_positive"] == pytest.approx(brute_average_precision(-scores, 1 - target))
+    assert m["fpr_at_95tpr_correct_positive"] == pytest.approx(brute_fpr_at_95(scores, target))
+    assert m["accuracy"] == pytest.approx(((scores >= 0.5) == target.astype(bool)).mean())
+
+
+def test_hand_computed_values():
+    scores, target = CASES["hand"]
+    m = measure_all(scores, target, threshold=0.58)
+    # 5 correct, 5 wrong; pairs correct > wrong: 0.9,0.8 beat 5 each, 0.6,0.55 beat 4, 0.4 beats 3 -> 21/25
+    assert m["auroc"] == pytest.approx(21 / 25)
+    assert m["accuracy"] == pytest.approx(0.7)  # accepts 0.9-0.6 (3 correct), rejects 4 of the 6 others rightly
+    constant = measure_all(*CASES["constant"], threshold=3.0)
+    assert constant["auroc"] == 0.5 and constant["fpr_at_95tpr_correct_positive"] == 1.0
+
+
+def test_best_threshold_maximises_training_accuracy():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        scores = rng.integers(0, 6, 30).astype(float)
+        target = rng.integers(0, 2, 30)
+        t = best_threshold(scores, target)
+        achieved = ((scores >= t) == target.astype(bool)).mean()
+        candidates = [-np.inf, *np.unique(scores), np.inf]
+        best = max(((scores >= c) == target.astype(bool)).mean() for c in candidates)
+        assert achieved == pytest.approx(best)
+    assert best_threshold(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0, 0, 1, 1])) == 2.5
+    assert best_threshold(np.full(4, 7.0), np.array([1, 1, 1, 0])) == 7.0  # accept all
+    assert best_threshold(np.full(4, 7.0), np.array([0, 0, 1, 0])) == np.inf  # reject all
+
+
+def test_single_class_and_empty_sets_are_errors():
+    with pytest.raises(GradmetaError, match="every row is correct"):
+        measure_all(np.array([0.1, 0.2]), np.array([1, 1]), 0.5, "scenario x")
+    with pytest.raises(GradmetaError, match="empty"):
+        measure_all(np.array([]), np.array([]), 0.5)
+
+
+def test_summarize_uses_sample_std():
+    assert summarize([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0}
+    assert summarize([0.5]) == {"mean": 0.5, "std": 0.0}

@@ -1,0 +1,187 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradmeta.claims import claim_a, claim_b, claim_c, claim_d
+from gradmeta.errors import GradmetaError
+from gradmeta.meta import (
+    LogisticMetaClassifier,
+    MetaConfig,
+    SingleMetricClassifier,
+    XGBoostMetaClassifier,
+    fit_all,
+    resolve_inputs,
+)
+from gradmeta.scenarios import evaluations, fit_sets, make_splits, split_concept
+from gradmeta.scoring import score_all, summarize_results
+
+UNKNOWNS = ["letters", "omniglot", "cifar10", "noise"]
+
+
+def frame(concept, n, rng, wrong_rate=0.2):
+    correct = rng.random(n) >= wrong_rate if concept == "digits" else np.zeros(n, dtype=bool)
+    f = pd.DataFrame({"concept": concept, "index": np.arange(n), "label": 0, "pred": 0, "correct": correct})
+    shift = np.where(correct, 0.0, 2.0)  # wrong rows have larger values: separable-ish
+    f["softmax/entropy"] = (shift + rng.normal(0, 0.5, n)).astype(np.float32)
+    f["grad/fc.weight/l2"] = np.exp(shift + rng.normal(0, 0.5, n)).astype(np.float32)
+    f["grad/fc.bias/max"] = rng.normal(0, 1, n).astype(np.float32)  # pure noise
+    f["baseline/gradnorm"] = rng.normal(0, 1, n).astype(np.float32)
+    return f
+
+
+@pytest.fixture
+def frames():
+    rng = np.random.default_rng(0)
+    return {"digits": frame("digits", 300, rng), **{c: frame(c, 80, rng) for c in UNKNOWNS}}
+
+
+def test_splits_are_disjoint_stratified_reproducible(frames):
+    s1 = make_splits(frames, 0.5, seed=3)
+    s2 = make_splits(frames, 0.5, seed=3)
+    s3 = make_splits(frames, 0.5, seed=4)
+    for c, split in s1.items():
+        assert set(split.train).isdisjoint(split.test)
+        assert sorted([*split.train, *split.test]) == list(range(len(frames[c])))
+        np.testing.assert_array_equal(split.test, s2[c].test)
+    assert not np.array_equal(s1["digits"].test, s3["digits"].test)
+    correct = frames["digits"]["correct"].to_numpy()
+    rate = correct.mean()
+    for part in (s1["digits"].train, s1["digits"].test):
+        assert abs(correct[part].mean() - rate) <= 1 / len(part) + 1e-9
+
+
+def test_scenario_rows(frames):
+    splits = make_splits(frames, 0.5, seed=0)
+    fits = fit_sets(UNKNOWNS, "leave_one_out", splits)
+    assert set(fits) == {"known", "all_seen", *(f"without_{c}" for c in UNKNOWNS)}
+    assert [c for c, _ in fits["without_cifar10"].parts] == ["digits", "letters", "omniglot", "noise"]
+    evs = evaluations(frames, UNKNOWNS, "leave_one_out", splits)
+    letters_unknown = next(e for e in evs if e.scenario == "unknown" and e.test_set == "letters")
+    known_part = dict(letters_unknown.rows.parts)["digits"]
+    assert frames["digits"]["correct"].to_numpy()[known_part].all()  # known-correct rows only
+    unseen = next(e for e in evs if e.scenario == "known_unknowns" and e.test_set == "noise" and e.group == "unseen")
+    assert unseen.fit == "without_noise"
+    listed = evaluations(frames, UNKNOWNS, ("letters",), splits)
+    groups = {e.test_set: e.group for e in listed if e.scenario == "known_unknowns" and e.test_set != "pooled"}
+    assert groups == {"letters": "seen", "omniglot": "unseen", "cifar10": "unseen", "noise": "unseen"}
+
+
+@pytest.mark.parametrize("make", [lambda: LogisticMetaClassifier(), lambda: XGBoostMetaClassifier(n_estimators=30, n_jobs=1)])
+def test_classifiers_beat_a_constant_predictor(make):
+    rng = np.random.default_rng(1)
+    y = (rng.random(600) < 0.7).astype(int)
+    X = np.column_stack([y * 2.0 + rng.normal(0, 0.6, 600), rng.normal(0, 1, 600)])
+    model = make().fit(X[:300], y[:300])
+    accuracy = (model.predict(X[300:]) == y[300:]).mean()
+    constant = max(y[300:].mean(), 1 - y[300:].mean())
+    assert accuracy > constant + 0.15
+    assert model.get_params()  # scikit-learn estimator interface
+
+
+def test_single_metric_learns_orientation():
+    y = np.array([1, 1, 1, 0, 0, 0])
+    entropy_like = np.array([[0.1], [0.2], [0.3], [0.9], [1.0], [1.1]])  # high = wrong
+    model = SingleMetricClassifier().fit(entropy_like, y)
+    assert model.sign_ == -1.0
+    np.testing.assert_array_equal(model.predict(entropy_like), y)
+
+
+def test_fit_and_score_end_to_end(frames):
+    cfg = MetaConfig(repeats=2, classifiers=("logistic",), single_metrics=("softmax/entropy", "grad/*"),
+                     feature_sets={"gradient": ("grad/*",)}, xgboost={"n_estimators": 5, "max_depth": 2,
+                                                                       "learning_rate": 0.3, "subsample": 1.0, "n_jobs": 1})
+    fitted = fit_all(frames, cfg, {})
+    results, _ = score_all(frames, fitted)
+    summary = summarize_results(results)
+    mis = summary[(summary.scenario == "misclassification") & (summary.input == "grad/fc.weight/l2")].iloc[0]
+    noise = summary[(summary.scenario == "misclassification") & (summary.input == "grad/fc.bias/max")].iloc[0]
+    assert mis.auroc_mean > 0.9 and noise.auroc_mean < 0.7
+    assert set(summary.scenario) == {"misclassification", "unknown", "known_unknowns"}
+
+
+def test_bad_params_and_inputs(frames):
+    with pytest.raises(GradmetaError, match="meta.unknown_concepts must be a list of names from"):
+        MetaConfig.from_params({"meta": {"unknown_concepts": ["letters", "shapes"]}})
+    with pytest.raises(GradmetaError, match="meta.classifiers must be a list of names from logistic, xgboost"):
+        MetaConfig.from_params({"meta": {"classifiers": ["svm"]}})
+    with pytest.raises(GradmetaError, match="meta.known_unknowns must be 'leave_one_out' or a list"):
+        MetaConfig.from_params({"meta": {"known_unknowns": ["shapes"]}})
+    cfg = MetaConfig.from_params({"meta": {"single_metrics": ["softmax/entropy"], "feature_sets": {"odd": ["curvature/*"]}}})
+    with pytest.raises(GradmetaError, match="meta.feature_sets.odd: 'curvature/\\*' matches no feature column"):
+        resolve_inputs(cfg, list(frames["digits"].columns))
+    all_correct = dict(frames)
+    all_correct["digits"] = frames["digits"].assign(correct=True)
+    with pytest.raises(GradmetaError, match="misclassification scenario is empty"):
+        fit_all(all_correct, MetaConfig(repeats=1), {})
+    empty = dict(frames)
+    empty["noise"] = frames["noise"].iloc[:0]
+    with pytest.raises(GradmetaError, match="concept 'noise' are empty"):
+        fit_all(empty, MetaConfig(repeats=1), {})
+
+
+def test_split_needs_rows(frames):
+    with pytest.raises(GradmetaError, match="needs at least 2 rows"):
+        split_concept(frames["noise"].iloc[:1], 0.5, 0, False)
+
+
+# ----------------------------------------------------------------------------------- claims
+def table(rows):
+    """A summary table from (scenario, test_set, group, input, classifier, auroc, auroc_std, acc, acc_std)."""
+    return pd.DataFrame([dict(zip(["scenario", "test_set", "group", "input", "classifier", "auroc_mean", "auroc_std",
+                                   "accuracy_mean", "accuracy_std"], r)) for r in rows])
+
+
+def mis(inp, auroc, acc=0.95, clf="threshold", std=0.01):
+    return ("misclassification", "digits", "", inp, clf, auroc, std, acc, 0.005)
+
+
+def test_claim_a_holds_and_fails():
+    base = [mis("softmax/entropy", 0.94)]
+    holds = table(base + [mis("grad/a/l1", 0.935), mis("grad/b/l2", 0.95), mis("grad/c/max", 0.80)])
+    assert claim_a(holds, "digits").holds is True
+    fails = table(base + [mis("grad/a/l1", 0.925), mis("grad/b/l2", 0.95), mis("grad/c/max", 0.80)])
+    assert claim_a(fails, "digits").holds is False  # only one within one std
+    low_acc = table(base + [mis("grad/a/l1", 0.95, acc=0.90), mis("grad/b/l2", 0.95)])
+    assert claim_a(low_acc, "digits").holds is False
+    assert claim_a(table([mis("grad/a/l1", 0.9)]), "digits").holds is None
+
+
+def unk(test_set, inp, clf, auroc, std=0.005, scenario="unknown", group=""):
+    return (scenario, test_set, group, inp, clf, auroc, std, 0.8, 0.01)
+
+
+def test_claim_b():
+    concepts = ["letters", "noise", "cifar10"]
+    ent = [unk(c, "softmax/entropy", "threshold", a) for c, a in zip([*concepts, "pooled"], [0.8, 0.9, 0.85, 0.86])]
+    better = table(ent + [unk(c, "entropy+gradient", "logistic", a) for c, a in zip([*concepts, "pooled"], [0.85, 0.95, 0.8, 0.9])])
+    assert claim_b(better, concepts, "logistic").holds is True
+    worse_pooled = table(ent + [unk(c, "entropy+gradient", "logistic", a) for c, a in zip([*concepts, "pooled"], [0.85, 0.95, 0.8, 0.85])])
+    assert claim_b(worse_pooled, concepts, "logistic").holds is False
+    minority = table(ent + [unk(c, "entropy+gradient", "logistic", a) for c, a in zip([*concepts, "pooled"], [0.85, 0.85, 0.8, 0.9])])
+    assert claim_b(minority, concepts, "logistic").holds is False
+
+
+def test_claim_c():
+    concepts = ["letters", "noise"]
+    uneven = table([unk("letters", "entropy+gradient", "logistic", 0.8), unk("noise", "entropy+gradient", "logistic", 0.99)])
+    assert claim_c(uneven, concepts, "logistic").holds is True
+    even = table([unk("letters", "entropy+gradient", "logistic", 0.95), unk("noise", "entropy+gradient", "logistic", 0.96)])
+    assert claim_c(even, concepts, "logistic").holds is False
+    noisy = table([unk("letters", "entropy+gradient", "logistic", 0.8, std=0.1), unk("noise", "entropy+gradient", "logistic", 0.95)])
+    assert claim_c(noisy, concepts, "logistic").holds is False  # spread within twice the std
+
+
+def test_claim_d():
+    def rows(seen_gain, unseen_gain, std=0.005):
+        out = []
+        for c in ("cifar10", "noise"):
+            out.append(unk(c, "entropy+gradient", "logistic", 0.9, std))
+            out.append(unk(c, "entropy+gradient", "logistic", 0.9 + seen_gain, std, "known_unknowns", "seen"))
+            out.append(unk(c, "entropy+gradient", "logistic", 0.9 + unseen_gain, std, "known_unknowns", "unseen"))
+        return table(out)
+    verdict, note = claim_d(rows(0.05, -0.01), ["cifar10", "noise"], "logistic")
+    assert verdict.holds is True and "does not hold" in note
+    verdict, _ = claim_d(rows(0.005, 0.05), ["cifar10", "noise"], "logistic")
+    assert verdict.holds is False  # below the margin
+    verdict, _ = claim_d(rows(0.03, 0.0, std=0.02), ["cifar10", "noise"], "logistic")
+    assert verdict.holds is False  # within the spread
