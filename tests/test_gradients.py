@@ -68,6 +68,20 @@ class SequenceNet(nn.Module):
         return self.head(h) * self.scale
 
 
+class TiedNet(nn.Module):
+    """Two Linear layers sharing one weight (tied), each with its own bias."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Linear(6, 6)
+        self.dec = nn.Linear(6, 6)
+        self.dec.weight = self.enc.weight
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.dec(torch.tanh(self.enc(x)))))
+
+
 def randomise_bn(model):
     torch.manual_seed(1)
     for m in model.modules():
@@ -96,6 +110,7 @@ def test_default_cnn_matches_naive_loop(statistics):
     (lambda: randomise_bn(BatchNormNet()), (1, 8, 8)),
     (MLP, (12,)),
     (SequenceNet, (4, 5)),
+    (TiedNet, (6,)),
 ])
 def test_other_architectures_match_naive_loop(factory, shape):
     torch.manual_seed(0)

@@ -84,23 +84,26 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
     rows = evaluation_rows(data)
     model = model.to(device)
     images = to_tensor(data.images[rows])
-    columns: dict[str, list[np.ndarray]] = {}
-    preds: list[np.ndarray] = []
+    columns: dict[str, np.ndarray] = {}  # allocated once, filled chunk by chunk
+    pred = np.empty(len(rows), dtype=np.int64)
+    start = 0
     with tqdm(total=len(rows), desc=f"extract {data.concept}", unit="img", disable=None if progress else True,
               leave=False) as bar:
         for result, grads in iterate_chunks(model, images, cfg.statistics, "predicted", cfg.chunk_size,
                                             with_gradnorm=True, on_chunk=bar.update):
-            preds.append(result.labels.cpu().numpy())
             chunk = {**softmax_metrics(result.logits.cpu()), **grads, GRADNORM_COLUMN: result.gradnorm.cpu()}
+            if not columns:
+                columns = {k: np.empty(len(rows), dtype=np.float64) for k in chunk}
+            n = len(result.labels)
+            pred[start: start + n] = result.labels.cpu().numpy()
             for k, v in chunk.items():
-                columns.setdefault(k, []).append(v.double().numpy())
-    pred = np.concatenate(preds) if preds else np.empty(0, dtype=np.int64)
+                columns[k][start: start + n] = v.double().numpy()
+            start += n
     labels = data.labels[rows]
     correct = (pred == labels) if data.concept == KNOWN_CONCEPT else np.zeros(len(rows), dtype=bool)
     table = {"concept": np.full(len(rows), data.concept, dtype=object), "index": rows.astype(np.int64),
              "label": labels.astype(np.int64), "pred": pred.astype(np.int64), "correct": correct}
-    for k, parts in columns.items():
-        values = np.concatenate(parts)
+    for k, values in columns.items():
         if not np.isfinite(values).all():
             raise GradmetaError(f"{data.concept}: column {k} has non-finite values")
         table[k] = values.astype(np.float32)

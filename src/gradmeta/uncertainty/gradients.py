@@ -206,15 +206,20 @@ def plan_layers(model: nn.Module, probe: torch.Tensor) -> list[_Layer]:
     """Every module that owns parameters, in registration order, with the path that computes it.
 
     ``probe`` (one input sample batch) is run once to route modules that are called more or less
-    than once per forward to the generic path.
+    than once per forward to the generic path; so are modules sharing a parameter with another.
     """
+    owners: dict[int, int] = {}
+    for module in model.modules():
+        for t in module.parameters(recurse=False):
+            owners[id(t)] = owners.get(id(t), 0) + 1
     layers, seen = [], set()
     for name, module in model.named_modules():
-        own = [(f"{name}.{p}" if name else p, t) for p, t in module.named_parameters(recurse=False)]
-        own = [(n, t) for n, t in own if id(t) not in seen]
+        all_own = list(module.named_parameters(recurse=False))
+        own = [(f"{name}.{p}" if name else p, t) for p, t in all_own if id(t) not in seen]
         seen.update(id(t) for _, t in own)
+        shared = any(owners[id(t)] > 1 for _, t in all_own)
         if own:
-            layers.append(_Layer(name, module, _fast_kind(module), own))
+            layers.append(_Layer(name, module, "generic" if shared else _fast_kind(module), own))
     calls: dict[int, int] = {}
     handles = [layer.module.register_forward_hook(lambda m, i, o: calls.__setitem__(id(m), calls.get(id(m), 0) + 1))
                for layer in layers if layer.kind != "generic"]
@@ -462,9 +467,13 @@ def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequ
     model's parameter order, then ``grad/all/<statistic>``. The model is run in eval mode on its
     own device; its mode and requires_grad flags are restored afterwards.
     """
-    pieces: list[dict[str, torch.Tensor]] = []
+    out: dict[str, torch.Tensor] = {}
+    start = 0
     for _, feats in iterate_chunks(model, images, statistics, label, chunk_size):
-        pieces.append(feats)
-    if not pieces:
-        return {}
-    return {k: torch.cat([p[k] for p in pieces]).float() for k in pieces[0]}
+        if not out:  # allocated once: per-chunk results never pile up between large temporaries
+            out = {k: torch.empty(len(images), dtype=torch.float32) for k in feats}
+        n = len(next(iter(feats.values())))
+        for k, v in feats.items():
+            out[k][start: start + n] = v
+        start += n
+    return out
