@@ -37,7 +37,7 @@ from gradmeta.errors import GradmetaError
 PAPER_STATISTICS = ("l1", "l2", "max", "min", "mean", "std")
 OPTIONAL_STATISTICS = ("skew", "kurt")
 ALL_STATISTICS = PAPER_STATISTICS + OPTIONAL_STATISTICS
-DEFAULT_CHUNK_SIZE = 128
+DEFAULT_CHUNK_SIZE = 64
 CONV_BLOCK_BYTES = 4 << 20  # per-sample gradients materialised at once: a few MB stay in cache
 
 
