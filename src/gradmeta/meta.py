@@ -219,6 +219,10 @@ class Inputs:
     named_single: list[str]  # the single metrics listed by name (no wildcard): the headline ones
     sets: dict[str, list[str]]
 
+    def columns_of(self, name: str) -> list[str]:
+        """The columns an input uses: a feature set's list, or the single metric itself."""
+        return self.sets.get(name, [name])
+
     def models(self, classifiers: tuple[str, ...], fit_name: str) -> list[tuple[str, str, list[str]]]:
         """(input name, classifier, columns) of every model for a fit; single metrics only on ``known``."""
         out = [(c, THRESHOLD, [c]) for c in self.single] if fit_name == "known" else []

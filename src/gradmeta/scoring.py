@@ -29,8 +29,7 @@ def score_all(frames: dict[str, pd.DataFrame], fitted: FittedMeta,
             for (fit_name, name, clf), model in models.items():
                 if fit_name != ev.fit:
                     continue
-                cols_used = fitted.inputs.sets.get(name, [name])
-                scores = model.decision_scores(X_all[:, [col_index[c] for c in cols_used]])
+                scores = model.decision_scores(X_all[:, [col_index[c] for c in fitted.inputs.columns_of(name)]])
                 where = f"scenario {ev.scenario}, test set {ev.test_set}"
                 try:
                     measures = measure_all(scores, y, model.threshold_, where)

@@ -38,7 +38,7 @@ PAPER_STATISTICS = ("l1", "l2", "max", "min", "mean", "std")
 OPTIONAL_STATISTICS = ("skew", "kurt")
 ALL_STATISTICS = PAPER_STATISTICS + OPTIONAL_STATISTICS
 DEFAULT_CHUNK_SIZE = 64
-CONV_BLOCK_BYTES = 4 << 20  # per-sample gradients materialised at once: a few MB stay in cache
+CONV_BLOCK_BYTES = 2 << 20  # per-sample gradients materialised at once: a few MB stay in cache
 
 
 # ------------------------------------------------------------------------------------- moments
