@@ -97,9 +97,11 @@ def write_histograms(frames: dict[str, pd.DataFrame], columns: list[str], known:
             bins = np.linspace(values.min(), values.max() + 1e-12, 40)
         for name, g in groups.items():
             v = g.to_numpy(dtype=np.float64)
-            ax.hist(v[v > 0] if log else v, bins=bins, histtype="step", density=True, label=name)
+            v = v[v > 0] if log else v
+            if len(v):  # share of the group's rows per bin, so groups of any size compare
+                ax.hist(v, bins=bins, histtype="step", weights=np.full(len(v), 1.0 / len(v)), label=name)
         if log:
             ax.set_xscale("log")
-        ax.set(xlabel=column, ylabel="density", title=f"{column}: known vs unknown concepts")
+        ax.set(xlabel=column, ylabel="share of rows", title=f"{column}: known vs unknown concepts")
         ax.legend(fontsize=7)
         _save_figure(fig, figures_dir / f"hist_{column.replace('/', '_')}.png")
