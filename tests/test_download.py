@@ -115,3 +115,18 @@ def test_second_call_uses_cache(tmp_path):
         assert len(srv.requests) == 1
     assert rec.origin == "cached"
     assert file_checksums(rec.path)[0] == hashlib.md5(PAYLOAD).hexdigest()
+
+
+def test_unreachable_host_fails_fast_without_retries(tmp_path, monkeypatch):
+    import gradmeta.datasets.download as dl
+
+    def blackhole(address, timeout):
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(dl.socket, "create_connection", blackhole)
+    spec = ArchiveSpec("archive.zip", "http://example.invalid:8080/archive.zip", "0" * 32)
+    start = time.monotonic()
+    with pytest.raises(GradmetaError, match="no connection to example.invalid:8080 within 5 s; no network"):
+        ensure_archive(spec, tmp_path, retries=5, timeout=30, progress=False)
+    assert time.monotonic() - start < 1
+    assert list(tmp_path.iterdir()) == []

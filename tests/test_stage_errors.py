@@ -33,7 +33,7 @@ def test_download_real_without_network_or_archive(tmp_path):
         "raw_dir": "data/raw", "mirror": "http://127.0.0.1:9", "retries": 0, "timeout": 2}})
     proc = run_stage("download", tmp_path)
     assert_one_line_error(proc, "download of http://127.0.0.1:9/gzip.zip failed", "no network")
-    assert not (tmp_path / "data" / "prepared").exists()
+    assert not (tmp_path / "data").exists()
     assert "synthetic" not in proc.stderr.lower()
 
 

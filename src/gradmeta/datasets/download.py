@@ -3,7 +3,8 @@
 ``ensure_archive`` looks in the raw folder first: a file there (downloaded earlier or placed by
 hand) whose MD5 matches is used without any network. Otherwise it downloads to ``<name>.part``
 with a progress bar, resumes a partial file with an HTTP Range request, retries transient
-failures a few times, and renames the file into place only after the checksum matches.
+failures a few times, and renames the file into place only after the checksum matches. A host
+that cannot be resolved or reached within a few seconds fails at once: no long hang offline.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +85,25 @@ class _Transient(Exception):
     """A failure worth another attempt (cut connection, timeout, refused, 5xx)."""
 
 
+CONNECT_TIMEOUT = 5.0
+
+
+def _check_reachable(url: str, timeout: float) -> None:
+    """Fail at once, with no retries, when the host cannot be resolved or a TCP connection to it
+    does not open within ``timeout`` seconds (no network): never a long hang."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except socket.gaierror as exc:
+        raise GradmetaError(f"download of {url} failed: cannot resolve the host ({exc}); no network?") from None
+    except TimeoutError:
+        raise GradmetaError(f"download of {url} failed: no connection to {parts.hostname}:{port} within "
+                            f"{timeout:g} s; no network?") from None
+    except OSError:
+        pass  # refused or reset: a transient server problem, left to the retries
+
+
 def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
     """One attempt: append to ``part`` from where it stops (Range), or start over if unsupported."""
     offset = part.stat().st_size if part.exists() else 0
@@ -110,6 +131,7 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
         mode = "ab" if offset else "wb"
+        part.parent.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         try:
             with open(part, mode) as out, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
                                                desc=part.name.removesuffix(".part"),
@@ -140,8 +162,8 @@ def ensure_archive(spec: ArchiveSpec, raw_dir: str | os.PathLike[str], *, mirror
                                 "(remove or replace the file)")
         return ArchiveRecord(target, md5, sha, "cached")
 
-    raw.mkdir(parents=True, exist_ok=True)
     url = archive_url(spec, mirror)
+    _check_reachable(url, min(timeout, CONNECT_TIMEOUT))
     part = raw / (spec.filename + ".part")
     attempts = retries + 1
     for attempt in range(attempts):
