@@ -57,7 +57,9 @@ def main(params_path: str, features_dir: str, meta_path: str, metrics_dir: str) 
         raise GradmetaError(f"{meta_path}: not a readable meta classifier file ({type(exc).__name__})") from None
     cfg = fitted.config
     unknowns = list(cfg.unknown_concepts)
-    primary = r.str("primary_classifier", cfg.classifiers[0] if cfg.classifiers else "logistic", choices=cfg.classifiers)
+    if not cfg.classifiers:
+        raise GradmetaError("params.yaml: meta.classifiers is empty; the claims need at least one meta classifier")
+    primary = r.str("primary_classifier", None, choices=cfg.classifiers, allow_none=True) or cfg.classifiers[0]
     remote = r.str_list("remote_concepts", [c for c in ("cifar10", "noise") if c in unknowns], choices=unknowns)
     hist_metrics = r.str_list("histogram_metrics", ["softmax/entropy", "grad/all/l2"])
     min_metrics = r.int("min_metrics", 2, min=1)

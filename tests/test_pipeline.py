@@ -83,16 +83,18 @@ def test_repro_writes_every_output(pipeline_repo):
     assert measures[0].startswith("scenario,test_set,group,input,classifier,accuracy_mean")
 
 
-def test_meta_param_change_reruns_only_meta_and_evaluate(pipeline_repo):
+def test_exp_run_of_a_meta_param_reruns_only_meta_and_evaluate(pipeline_repo):
     repo = pipeline_repo
-    proc = sh(repo, sys.executable, "-m", "dvc", "status")
-    assert "changed" not in proc.stdout
     params = (repo / "params.yaml").read_text()
-    (repo / "params.yaml").write_text(params.replace("n_estimators: 20", "n_estimators: 21"))
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "baseline")
     try:
-        out = sh(repo, sys.executable, "-m", "dvc", "repro").stdout
-        ran = re.findall(r"Running stage '([^']+)'", out)
-        assert ran == ["meta", "evaluate"]
+        out = sh(repo, sys.executable, "-m", "dvc", "exp", "run", "-S", "meta.classifiers=[xgboost]").stdout
+        assert re.findall(r"Running stage '([^']+)'", out) == ["meta", "evaluate"]
+        scenarios = json.loads((repo / "metrics" / "scenarios.json").read_text())
+        assert set(scenarios["misclassification"]["digits"]["gradient"]) == {"xgboost"}
+        diff = sh(repo, sys.executable, "-m", "dvc", "metrics", "diff").stdout
+        assert "misclassification.digits.gradient.logistic.auroc.mean" in diff
     finally:
         (repo / "params.yaml").write_text(params)
         sh(repo, sys.executable, "-m", "dvc", "repro")
