@@ -114,3 +114,20 @@ def test_synthetic_needs_explicit_sizes():
 def test_unknown_concept():
     with pytest.raises(GradmetaError, match="unknown concept 'shapes'"):
         prepare_concept("shapes", DataConfig(sizes=SIZES))
+
+
+def test_extra_fonts_are_rendered_and_missing_ones_named(tmp_path):
+    import shutil
+
+    import matplotlib
+
+    from gradmeta.datasets import synthetic
+
+    font = tmp_path / "Extra.ttf"
+    shutil.copy(f"{matplotlib.get_data_path()}/fonts/ttf/DejaVuSans-Bold.ttf", font)
+    base = synthetic.glyph_templates(synthetic.DIGITS)
+    extended = synthetic.glyph_templates(synthetic.DIGITS, [str(font)])
+    assert extended.shape[0] == base.shape[0] + 1
+    assert float(extended[-1].sum()) > 0
+    with pytest.raises(GradmetaError, match="data.synthetic.extra_fonts: font file .*nope.ttf not found"):
+        prepare_concept("digits", DataConfig(sizes=SIZES, extra_fonts=(str(tmp_path / "nope.ttf"),)))
