@@ -1,0 +1,44 @@
+"""The `gradmeta` console script."""
+
+import numpy as np
+from click.testing import CliRunner
+
+from gradmeta.cli import main
+from gradmeta.datasets import load_prepared
+from stage_runner import write_params
+
+
+def test_prepare_writes_the_requested_concept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path / "params.yaml")
+    result = CliRunner().invoke(main, ["prepare", "--concept", "noise", "--out-dir", "out"])
+    assert result.exit_code == 0, result.output
+    data = load_prepared(tmp_path / "out" / "noise.npz")
+    assert data.images.shape == (60, 28, 28) and data.source == "synthetic"
+    assert np.array_equal(data.labels, np.full(60, -1))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["noise.npz"]
+
+
+def test_prepare_rejects_an_unknown_concept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path / "params.yaml")
+    result = CliRunner().invoke(main, ["prepare", "--concept", "shapes"])
+    assert result.exit_code == 1
+    assert "error: unknown concept 'shapes'" in result.output
+    assert not (tmp_path / "data").exists()
+
+
+def test_readme_results_check_detects_a_stale_block(tmp_path):
+    report = tmp_path / "report.md"
+    report.write_text("**Data source: SYNTHETIC** x\n\n<!-- main-table:start -->\n| a |\n<!-- main-table:end -->\n\n"
+                      "## The paper's claims\n\n- **(a) holds.** y.\n\n## Next\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("# t\n<!-- results:start (generated from metrics/report.md by `gradmeta readme-results`) -->\n"
+                      "old\n<!-- results:end -->\n")
+    runner = CliRunner()
+    stale = runner.invoke(main, ["readme-results", "--readme", str(readme), "--report", str(report), "--check"])
+    assert stale.exit_code == 1 and "stale" in stale.output
+    assert runner.invoke(main, ["readme-results", "--readme", str(readme), "--report", str(report)]).exit_code == 0
+    assert "| a |" in readme.read_text() and "(a) holds" in readme.read_text()
+    fresh = runner.invoke(main, ["readme-results", "--readme", str(readme), "--report", str(report), "--check"])
+    assert fresh.exit_code == 0
