@@ -283,7 +283,7 @@ def _concat_samples(parts: Sequence[Moments]) -> Moments:
 def _fast_layer_moments(layer: _Layer, a: torch.Tensor, g: torch.Tensor, needs: Needs) -> dict[str, Moments]:
     out: dict[str, Moments] = {}
     module = layer.module
-    for full, p in layer.params:
+    for full, _ in layer.params:
         leaf = full.rsplit(".", 1)[-1]
         if layer.kind == "linear":
             g2 = g.reshape(g.shape[0], -1, g.shape[-1])
