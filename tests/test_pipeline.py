@@ -59,7 +59,7 @@ def test_repro_writes_every_output(pipeline_repo):
     train = json.loads((repo / "metrics" / "train.json").read_text())
     assert train["source"] == "synthetic" and train["test_size"] == 200
     assert train["test_errors"] == round((1 - train["test_accuracy"]) * 200)
-    assert train["test_accuracy"] > 0.3  # two epochs of a tiny CNN on 900 images; chance is 0.1
+    assert train["test_accuracy"] > 0.2  # two epochs of a tiny CNN on 900 images (0.37 here); chance is 0.1
     curve = json.loads((repo / "metrics" / "train_curve.json").read_text())
     assert [r["epoch"] for r in curve] == [1, 2]
     digits, meta = read_features(repo / "data" / "features" / "digits.parquet")
