@@ -8,35 +8,17 @@ from pathlib import Path
 import click
 import joblib
 
-from gradmeta.atomic import round_floats, write_bytes, write_json
+from gradmeta.atomic import write_bytes, write_json
 from gradmeta.claims import claim_a, claim_b, claim_c, claim_d
 from gradmeta.cli import reports_errors, setup_logging
 from gradmeta.datasets.concepts import KNOWN_CONCEPT
 from gradmeta.errors import GradmetaError
-from gradmeta.evaluation import SUMMARY_MEASURES
 from gradmeta.meta import THRESHOLD, FittedMeta
 from gradmeta.params import ParamReader, load_params
 from gradmeta.plots import write_auroc_bars, write_histograms, write_roc
-from gradmeta.report import measures_csv, render_report
+from gradmeta.report import measures_csv, render_report, scenarios_json
 from gradmeta.scenarios import load_concept_features
 from gradmeta.scoring import cnn_context, score_all, summarize_results
-
-
-def scenarios_json(summary, inputs: list[tuple[str, str]], context: dict) -> dict:
-    """Hierarchical headline metrics: scenario / test set (/ group) / input / classifier / measure / mean, std."""
-    out: dict = {"cnn": {KNOWN_CONCEPT: {"accuracy": context[KNOWN_CONCEPT]["cnn_accuracy"],
-                                         "errors": context[KNOWN_CONCEPT]["cnn_errors"]}}}
-    wanted = set(inputs)
-    for r in summary.itertuples():
-        if (r.input, r.classifier) not in wanted:
-            continue
-        node = out.setdefault(r.scenario, {})
-        if r.group:
-            node = node.setdefault(r.group, {})
-        leaf = node.setdefault(r.test_set, {}).setdefault(r.input, {}).setdefault(r.classifier, {})
-        for m in SUMMARY_MEASURES:
-            leaf[m] = {"mean": getattr(r, f"{m}_mean"), "std": getattr(r, f"{m}_std")}
-    return round_floats(out)
 
 
 @click.command()
@@ -93,7 +75,7 @@ def main(params_path: str, features_dir: str, meta_path: str, metrics_dir: str) 
     report = render_report(source=source, summary=summary, context=context, main_rows=headline, known=KNOWN_CONCEPT,
                            unknowns=unknowns, verdicts=verdicts, notes=[note_d], repeats=cfg.repeats,
                            test_fraction=cfg.test_fraction, figures=figures)
-    write_json(metrics / "scenarios.json", scenarios_json(summary, headline, context))
+    write_json(metrics / "scenarios.json", scenarios_json(summary, headline, context, KNOWN_CONCEPT))
     write_bytes(metrics / "measures.csv", measures_csv(summary).encode())
     write_bytes(metrics / "report.md", report.encode())
     for v in verdicts:

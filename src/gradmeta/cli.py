@@ -68,17 +68,12 @@ def prepare(params_path: str, concepts: tuple[str, ...], out_dir: str) -> None:
 @reports_errors
 def readme_results(readme: str, report: str, check: bool) -> None:
     """Regenerate the README's results block from the report (the main table and the claims)."""
-    import re
-    from pathlib import Path
+    from gradmeta.report import update_readme
 
-    from gradmeta.report import RESULTS_END, RESULTS_START, readme_section, update_readme
-
+    stale = update_readme(readme, report, check=check)
+    if check and stale:
+        raise GradmetaError(f"{readme}: results block is stale; run `gradmeta readme-results`")
     if check:
-        text = Path(readme).read_text()
-        block = re.search(re.escape(RESULTS_START) + r".*?" + re.escape(RESULTS_END), text, re.S)
-        if block is None or block.group(0) != readme_section(Path(report).read_text()):
-            raise GradmetaError(f"{readme}: results block is stale; run `gradmeta readme-results`")
         click.echo(f"{readme}: results block is up to date")
-        return
-    changed = update_readme(readme, report)
-    click.echo(f"{readme}: results block {'updated' if changed else 'already up to date'}")
+    else:
+        click.echo(f"{readme}: results block {'updated' if stale else 'already up to date'}")

@@ -10,7 +10,8 @@ import pandas as pd
 
 from gradmeta.claims import Verdict
 from gradmeta.errors import GradmetaError
-from gradmeta.evaluation import MEASURES
+from gradmeta.atomic import round_floats, write_bytes
+from gradmeta.evaluation import MEASURES, SUMMARY_MEASURES
 
 RESULTS_START = "<!-- results:start (generated from metrics/report.md by `gradmeta readme-results`) -->"
 RESULTS_END = "<!-- results:end -->"
@@ -122,16 +123,41 @@ def readme_section(report_text: str) -> str:
                       "Full report with figures: [metrics/report.md](metrics/report.md).", "", RESULTS_END])
 
 
-def update_readme(readme: str | os.PathLike[str], report: str | os.PathLike[str]) -> bool:
-    """Replace the README's results block with one made from the report; True if the file changed."""
+_RESULTS_BLOCK = re.compile(re.escape(RESULTS_START) + r".*?" + re.escape(RESULTS_END), re.S)
+
+
+def readme_with_results(readme_text: str, report_text: str) -> str:
+    """The README text with its results block made anew from the report text."""
+    if not _RESULTS_BLOCK.search(readme_text):
+        raise GradmetaError(f"README: no results block ({RESULTS_START} ... {RESULTS_END})")
+    return _RESULTS_BLOCK.sub(lambda _: readme_section(report_text), readme_text)
+
+
+def update_readme(readme: str | os.PathLike[str], report: str | os.PathLike[str], check: bool = False) -> bool:
+    """Make the README's results block from the report; True if it was stale. With ``check`` the
+    file is left as it is (only the answer is given)."""
     readme_p, report_p = Path(readme), Path(report)
     if not report_p.is_file():
         raise GradmetaError(f"{report_p}: report not found (run dvc repro first)")
     text = readme_p.read_text()
-    pattern = re.compile(re.escape(RESULTS_START) + r".*?" + re.escape(RESULTS_END), re.S)
-    if not pattern.search(text):
-        raise GradmetaError(f"{readme_p}: no results block ({RESULTS_START} ... {RESULTS_END})")
-    new = pattern.sub(lambda _: readme_section(report_p.read_text()), text)
-    if new != text:
-        readme_p.write_text(new)
+    new = readme_with_results(text, report_p.read_text())
+    if new != text and not check:
+        write_bytes(readme_p, new.encode())
     return new != text
+
+
+def scenarios_json(summary: pd.DataFrame, inputs: list[tuple[str, str]], context: dict, known: str) -> dict:
+    """Headline metrics for ``dvc metrics``: scenario / (group /) test set / input / classifier /
+    accuracy and AUROC / mean and std, plus the CNN's accuracy and error count; 4 decimals."""
+    out: dict = {"cnn": {known: {"accuracy": context[known]["cnn_accuracy"], "errors": context[known]["cnn_errors"]}}}
+    wanted = set(inputs)
+    for r in summary.itertuples():
+        if (r.input, r.classifier) not in wanted:
+            continue
+        node = out.setdefault(r.scenario, {})
+        if r.group:
+            node = node.setdefault(r.group, {})
+        leaf = node.setdefault(r.test_set, {}).setdefault(r.input, {}).setdefault(r.classifier, {})
+        for m in SUMMARY_MEASURES:
+            leaf[m] = {"mean": getattr(r, f"{m}_mean"), "std": getattr(r, f"{m}_std")}
+    return round_floats(out)

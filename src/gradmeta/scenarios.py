@@ -17,6 +17,7 @@ unknown concept is wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from sklearn.model_selection import train_test_split
 
 from gradmeta.datasets.concepts import KNOWN_CONCEPT
 from gradmeta.errors import GradmetaError
+from gradmeta.features import read_features
 
 SCENARIOS = ("misclassification", "unknown", "known_unknowns")
 LEAVE_ONE_OUT = "leave_one_out"
@@ -128,10 +130,6 @@ def evaluations(frames: dict[str, pd.DataFrame], unknowns: list[str], known_unkn
 def load_concept_features(features_dir: str, unknowns: tuple[str, ...]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Features of the known concept and of ``unknowns`` from ``<dir>/<concept>.parquet``, and each one's
     source; every file must come from the same model (same sha256 in its metadata)."""
-    from pathlib import Path
-
-    from gradmeta.features import read_features
-
     frames, sources, models = {}, {}, {}
     for concept in (KNOWN_CONCEPT, *unknowns):
         frame, meta = read_features(Path(features_dir) / f"{concept}.parquet")
