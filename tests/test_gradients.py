@@ -30,6 +30,21 @@ class StridedConvNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 4).flatten(1))
 
 
+class ColourNet(nn.Module):
+    """A 3-channel first layer with a non-square kernel, padding and dilation (the swapped
+    formulation: stride 1, few input channels), then a 5-channel conv (the grouped one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 5, (3, 5), padding=(1, 3), dilation=(2, 1))
+        self.conv2 = nn.Conv2d(5, 4, 3, padding=1, bias=False)
+        self.fc = nn.Linear(4 * 3 * 3, 4)
+
+    def forward(self, x):
+        x = torch.tanh(self.conv2(torch.relu(self.conv1(x))))
+        return self.fc(F.adaptive_max_pool2d(x, 3).flatten(1))
+
+
 class BatchNormNet(nn.Module):
     def __init__(self):
         super().__init__()
@@ -107,6 +122,7 @@ def test_default_cnn_matches_naive_loop(statistics):
 
 @pytest.mark.parametrize("factory, shape", [
     (StridedConvNet, (2, 15, 15)),
+    (ColourNet, (3, 10, 9)),
     (lambda: randomise_bn(BatchNormNet()), (1, 8, 8)),
     (MLP, (12,)),
     (SequenceNet, (4, 5)),

@@ -14,7 +14,9 @@ How (the model runs in eval mode, where samples do not interact):
   l1 sum, and max/min are among the four products of the extremes of g and a;
 - ``nn.Conv2d`` (zero padding, any stride, dilation, groups): per-sample gradients are
   materialised a few images at a time, as the weight gradient of one grouped convolution whose
-  groups are the images (the backend's convolution kernels do the work), and reduced;
+  groups are the images (the backend's convolution kernels do the work), and reduced; stride-1
+  layers with few input channels (a first layer) swap roles instead: the padded input convolved
+  with each image's output gradient as the kernel;
 - any other parameter (BatchNorm, a custom module, a layer called twice): an exact generic path,
   ``torch.func.vmap`` of ``grad`` over the chunk.
 
@@ -38,7 +40,8 @@ PAPER_STATISTICS = ("l1", "l2", "max", "min", "mean", "std")
 OPTIONAL_STATISTICS = ("skew", "kurt")
 ALL_STATISTICS = PAPER_STATISTICS + OPTIONAL_STATISTICS
 DEFAULT_CHUNK_SIZE = 64
-CONV_BLOCK_BYTES = 2 << 20  # per-sample gradients materialised at once: a few MB stay in cache
+CONV_BLOCK_BYTES = 13 << 18  # per-sample gradients materialised at once: a few MB stay in cache
+SWAPPED_MAX_IN_CHANNELS = 4  # stride-1 convs with this few inputs: the swapped formulation is faster
 
 
 # ------------------------------------------------------------------------------------- moments
@@ -105,12 +108,15 @@ class Moments:
         return out
 
 
-def moments_of(values: torch.Tensor, needs: Needs) -> Moments:
-    """Moments of materialised per-sample values (n, K), one pass per needed quantity."""
+def moments_of(values: torch.Tensor, needs: Needs, scratch: bool = False) -> Moments:
+    """Moments of materialised per-sample values (n, K), one pass per needed quantity.
+
+    Sums run in float32 (pairwise, exact to ~1e-7 relative) and are returned as float64; the
+    central moments for skew/kurt are accumulated in float64. ``scratch=True`` lets the last pass
+    overwrite ``values`` (a temporary the caller owns) instead of allocating another one.
+    """
     n, k = values.shape
     m = Moments(k)
-    if needs.l1:
-        m.l1 = torch.linalg.vector_norm(values, 1, dim=1).double()
     if needs.sumsq:
         l2 = torch.linalg.vector_norm(values, 2, dim=1).double()
         m.sumsq = l2 * l2
@@ -124,6 +130,8 @@ def moments_of(values: torch.Tensor, needs: Needs) -> Moments:
             m.m2, m.m3, m.m4 = d2.mean(1), (d2 * d).mean(1), (d2 * d2).mean(1)
         elif needs.sumsq:
             m.m2 = (m.sumsq / k - m.mean * m.mean).clamp_min(0.0)
+    if needs.l1:  # abs + sum: several times faster than vector_norm(ord=1) on the CPU
+        m.l1 = (values.abs_() if scratch else values.abs()).sum(1).double()
     return m
 
 
@@ -131,56 +139,72 @@ def moments_of_outer(g: torch.Tensor, a: torch.Tensor, needs: Needs) -> Moments:
     """Moments of the per-sample outer products g[n] (x) a[n] (entries g_i a_j), never materialised.
 
     g (n, out), a (n, in). Raw power sums factorise; max/min are among the products of extremes.
+    Factor sums run in float32 and their products in float64; the third and fourth power sums
+    (skew, kurt) are accumulated in float64.
     """
     count = g.shape[1] * a.shape[1]
     m = Moments(count)
     if needs.l1:
-        m.l1 = g.abs().sum(1, dtype=torch.float64) * a.abs().sum(1, dtype=torch.float64)
+        m.l1 = g.abs().sum(1).double() * a.abs().sum(1).double()
     if needs.extremes:
         gmax, gmin, amax, amin = g.amax(1), g.amin(1), a.amax(1), a.amin(1)
         corners = torch.stack([gmax * amax, gmax * amin, gmin * amax, gmin * amin], dim=1)
         m.max, m.min = corners.amax(1), corners.amin(1)
     if needs.sumsq or needs.mean:
-        gd, ad = g.double(), a.double()
-        g2, a2 = gd * gd, ad * ad
-        s2 = g2.sum(1) * a2.sum(1)
+        g2 = torch.linalg.vector_norm(g, 2, dim=1).double() ** 2
+        a2 = torch.linalg.vector_norm(a, 2, dim=1).double() ** 2
+        s2 = g2 * a2
         if needs.sumsq:
             m.sumsq = s2
         if needs.mean:
-            mean = gd.sum(1) * ad.sum(1) / count
+            mean = g.sum(1).double() * a.sum(1).double() / count
             e2 = s2 / count
             m.mean = mean
             if needs.sumsq:
                 m.m2 = (e2 - mean * mean).clamp_min(0.0)
             if needs.higher:
-                e3 = (g2 * gd).sum(1) * (a2 * ad).sum(1) / count
-                e4 = (g2 * g2).sum(1) * (a2 * a2).sum(1) / count
+                gd, ad = g.double(), a.double()
+                gd2, ad2 = gd * gd, ad * ad
+                e3 = (gd2 * gd).sum(1) * (ad2 * ad).sum(1) / count
+                e4 = (gd2 * gd2).sum(1) * (ad2 * ad2).sum(1) / count
                 m.m3 = e3 - 3 * mean * e2 + 2 * mean**3
                 m.m4 = e4 - 4 * mean * e3 + 6 * mean**2 * e2 - 3 * mean**4
     return m
 
 
-def combine(parts: Sequence[Moments]) -> Moments:
-    """Moments of the concatenation of several tensors (pairwise-stable central moments)."""
-    total = sum(p.count for p in parts)
-    out = Moments(total)
-    first = parts[0]
-    if first.l1 is not None:
-        out.l1 = sum(p.l1 for p in parts)
-    if first.sumsq is not None:
-        out.sumsq = sum(p.sumsq for p in parts)
-    if first.max is not None:
-        out.max = torch.stack([p.max for p in parts]).amax(0)
-        out.min = torch.stack([p.min for p in parts]).amin(0)
-    if first.mean is not None:
-        mean = sum(p.mean * p.count for p in parts) / total
+_FIELDS = ("l1", "sumsq", "max", "min", "mean", "m2", "m3", "m4")
+
+
+def stack(parts: Sequence[Moments]) -> Moments:
+    """Several tensors' moments as one Moments whose fields are (len(parts), n): statistics and
+    ``combine`` then run once for all of them instead of once per tensor."""
+    fields = {f: None if getattr(parts[0], f) is None else torch.stack([getattr(p, f) for p in parts])
+              for f in _FIELDS}
+    return Moments(sum(p.count for p in parts), **fields)
+
+
+def combine(stacked: Moments, counts: Sequence[int]) -> Moments:
+    """Moments of the concatenation of several tensors, from their ``stack`` and entry counts
+    (pairwise-stable central moments)."""
+    s = stacked
+    out = Moments(int(sum(counts)))
+    if s.l1 is not None:
+        out.l1 = s.l1.sum(0)
+    if s.sumsq is not None:
+        out.sumsq = s.sumsq.sum(0)
+    if s.max is not None:
+        out.max, out.min = s.max.amax(0), s.min.amin(0)
+    if s.mean is not None:
+        weight = torch.tensor(counts, dtype=torch.float64, device=s.mean.device)[:, None] / out.count
+        mean = (weight * s.mean).sum(0)
         out.mean = mean
-        if first.m2 is not None:
-            out.m2 = sum(p.count * (p.m2 + (p.mean - mean) ** 2) for p in parts) / total
-        if first.m3 is not None:
-            out.m3 = sum(p.count * (p.m3 + 3 * (p.mean - mean) * p.m2 + (p.mean - mean) ** 3) for p in parts) / total
-            out.m4 = sum(p.count * (p.m4 + 4 * (p.mean - mean) * p.m3 + 6 * (p.mean - mean) ** 2 * p.m2
-                                    + (p.mean - mean) ** 4) for p in parts) / total
+        if s.m2 is not None:
+            dev = s.mean - mean
+            dev2 = dev * dev
+            out.m2 = (weight * (s.m2 + dev2)).sum(0)
+            if s.m3 is not None:
+                out.m3 = (weight * (s.m3 + 3 * dev * s.m2 + dev2 * dev)).sum(0)
+                out.m4 = (weight * (s.m4 + 4 * dev * s.m3 + 6 * dev2 * s.m2 + dev2 * dev2)).sum(0)
     return out
 
 
@@ -241,21 +265,46 @@ def _conv2d_weight_moments(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor, ne
 
     A few samples at a time become the groups of one grouped convolution, whose weight gradient
     (computed by the backend's convolution kernels) is exactly the stack of per-sample gradients.
+    Stride-1 convolutions with few input channels use the swapped formulation instead.
     """
+    swapped = (conv.groups == 1 and conv.in_channels <= SWAPPED_MAX_IN_CHANNELS
+               and all(s == 1 for s in conv.stride))
+    per_sample_gradients = _swapped_conv_weight_grads if swapped else _grouped_conv_weight_grads
     n = a.shape[0]
-    block = max(1, CONV_BLOCK_BYTES // (conv.weight.numel() * conv.weight.element_size()))
-    parts = []
-    for start in range(0, n, block):
-        a_s, g_s = a[start: start + block], g[start: start + block]
-        m = a_s.shape[0]
-        weight_shape = (m * conv.out_channels, *conv.weight.shape[1:])
-        shape_only = _shape_tensor(conv.weight, weight_shape)
-        per_sample = torch.ops.aten.convolution_backward(
-            g_s.reshape(1, m * g_s.shape[1], *g_s.shape[2:]), a_s.reshape(1, m * a_s.shape[1], *a_s.shape[2:]),
-            shape_only, None, conv.stride, conv.padding, conv.dilation, False, (0, 0), m * conv.groups,
-            (False, True, False))[1]
-        parts.append(moments_of(per_sample.reshape(m, -1), needs))
+    most = max(1, CONV_BLOCK_BYTES // (conv.weight.numel() * conv.weight.element_size()))
+    block = -(-n // -(-n // most))  # equal blocks of at most `most` samples
+    parts = [moments_of(per_sample_gradients(conv, a[start: start + block], g[start: start + block]), needs,
+                        scratch=True) for start in range(0, n, block)]
     return _concat_samples(parts)
+
+
+def _grouped_conv_weight_grads(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Per-sample weight gradients (m, weight.numel()) in the weight's entry order.
+
+    The m samples are the groups of one grouped convolution; its weight gradient is their stack.
+    """
+    m = a.shape[0]
+    shape_only = _shape_tensor(conv.weight, (m * conv.out_channels, *conv.weight.shape[1:]))
+    per_sample = torch.ops.aten.convolution_backward(
+        g.reshape(1, m * g.shape[1], *g.shape[2:]), a.reshape(1, m * a.shape[1], *a.shape[2:]),
+        shape_only, None, conv.stride, conv.padding, conv.dilation, False, (0, 0), m * conv.groups,
+        (False, True, False))[1]
+    return per_sample.reshape(m, -1)
+
+
+def _swapped_conv_weight_grads(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Per-sample weight gradients (m, weight.numel()) of a groups=1, stride-1 Conv2d, entries in
+    (in_channel, out_channel, kh, kw) order (statistics do not depend on the order).
+
+    dW[o, c, i, j] = sum_hw g[o, h, w] x_pad[c, h + i*d, w + j*d] is a convolution of the padded
+    input (input channels as the batch, samples as channels) with each sample's output gradient
+    as the kernel (samples as groups); the original dilation d becomes its stride.
+    """
+    m, c_in = a.shape[:2]
+    kernels = g.reshape(m * conv.out_channels, 1, *g.shape[2:])
+    per_sample = F.conv2d(a.transpose(0, 1), kernels, stride=conv.dilation, padding=conv.padding,
+                          groups=m)  # (c_in, m*out, kh, kw)
+    return per_sample.reshape(c_in, m, -1).transpose(0, 1).reshape(m, -1)
 
 
 _SHAPES: dict[tuple, torch.Tensor] = {}
@@ -275,8 +324,7 @@ def _concat_samples(parts: Sequence[Moments]) -> Moments:
     """Join moments computed on consecutive sample slices (same tensor, different samples)."""
     if len(parts) == 1:
         return parts[0]
-    fields = ("l1", "sumsq", "max", "min", "mean", "m2", "m3", "m4")
-    joined = {f: None if getattr(parts[0], f) is None else torch.cat([getattr(p, f) for p in parts]) for f in fields}
+    joined = {f: None if getattr(parts[0], f) is None else torch.cat([getattr(p, f) for p in parts]) for f in _FIELDS}
     return Moments(parts[0].count, **joined)
 
 
@@ -414,33 +462,40 @@ def validate_statistics(statistics: Sequence[str]) -> tuple[str, ...]:
     return stats
 
 
+def chunk_table(result: ChunkResult, statistics: Sequence[str]) -> tuple[list[str], torch.Tensor]:
+    """Feature names ``grad/<param>/<stat>`` then ``grad/all/<stat>``, and their values (F, n)
+    float64 on the CPU, of one processed chunk; computed for all parameters at once."""
+    parts = list(result.moments.values())
+    stacked = stack(parts)
+    per_param = stacked.statistics(statistics)  # stat -> (P, n)
+    overall = combine(stacked, [p.count for p in parts]).statistics(statistics)  # stat -> (n,)
+    values = torch.cat([torch.stack([per_param[st] for st in statistics], 1).flatten(0, 1),
+                        torch.stack([overall[st] for st in statistics])])
+    names = [f"grad/{name}/{st}" for name in result.moments for st in statistics]
+    return names + [f"grad/all/{st}" for st in statistics], values.cpu()
+
+
 def chunk_features(result: ChunkResult, statistics: Sequence[str]) -> dict[str, torch.Tensor]:
-    """``grad/<param>/<stat>`` and ``grad/all/<stat>`` (float64, on the CPU) of one processed chunk."""
-    out: dict[str, torch.Tensor] = {}
-    for name, m in result.moments.items():
-        for stat, v in m.statistics(statistics).items():
-            out[f"grad/{name}/{stat}"] = v.cpu()
-    for stat, v in combine(list(result.moments.values())).statistics(statistics).items():
-        out[f"grad/all/{stat}"] = v.cpu()
-    return out
+    """``chunk_table`` as a dict of (n,) float64 CPU tensors, in the same order."""
+    names, values = chunk_table(result, statistics)
+    return dict(zip(names, values.unbind(0)))
 
 
-def iterate_chunks(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
-                   labels: torch.Tensor | str = "predicted", chunk_size: int = DEFAULT_CHUNK_SIZE,
-                   with_gradnorm: bool = False,
-                   on_chunk: Callable[[int], None] | None = None) -> Iterator[tuple[ChunkResult, dict[str, torch.Tensor]]]:
-    """Process ``images`` chunk by chunk; yields (ChunkResult, chunk features). Validates arguments."""
-    stats = validate_statistics(statistics)
-    if chunk_size < 1:
-        raise GradmetaError(f"chunk_size must be a positive integer, got {chunk_size}")
+def _checked_labels(labels: torch.Tensor | str, n: int) -> torch.Tensor | None:
+    """None for ``"predicted"``, else the labels as a LongTensor (n,); a GradmetaError otherwise."""
     if isinstance(labels, str):
         if labels != "predicted":
             raise GradmetaError(f"label must be 'predicted' or a tensor of class indices, got {labels!r}")
-        label_tensor = None
-    else:
-        label_tensor = torch.as_tensor(labels, dtype=torch.long)
-        if label_tensor.shape != (len(images),):
-            raise GradmetaError(f"labels must have shape ({len(images)},), got {tuple(label_tensor.shape)}")
+        return None
+    label_tensor = torch.as_tensor(labels, dtype=torch.long)
+    if label_tensor.shape != (n,):
+        raise GradmetaError(f"labels must have shape ({n},), got {tuple(label_tensor.shape)}")
+    return label_tensor
+
+
+def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...], labels: torch.Tensor | None,
+                   chunk_size: int, with_gradnorm: bool) -> Iterator[ChunkResult]:
+    """``process_chunk`` over consecutive chunks of ``images`` (arguments already validated)."""
     if len(images) == 0:
         return
     needs = Needs.of(stats)
@@ -449,11 +504,28 @@ def iterate_chunks(model: nn.Module, images: torch.Tensor, statistics: Sequence[
         layers = plan_layers(model, images[:1].to(device))
         for start in range(0, len(images), chunk_size):
             x = images[start: start + chunk_size].to(device)
-            y = None if label_tensor is None else label_tensor[start: start + chunk_size].to(device)
-            result = process_chunk(model, layers, x, y, needs, with_gradnorm)
-            yield result, chunk_features(result, stats)
-            if on_chunk is not None:
-                on_chunk(len(x))
+            y = None if labels is None else labels[start: start + chunk_size].to(device)
+            yield process_chunk(model, layers, x, y, needs, with_gradnorm)
+
+
+def _checked(statistics: Sequence[str], chunk_size: int) -> tuple[str, ...]:
+    stats = validate_statistics(statistics)
+    if chunk_size < 1:
+        raise GradmetaError(f"chunk_size must be a positive integer, got {chunk_size}")
+    return stats
+
+
+def iterate_chunks(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
+                   labels: torch.Tensor | str = "predicted", chunk_size: int = DEFAULT_CHUNK_SIZE,
+                   with_gradnorm: bool = False,
+                   on_chunk: Callable[[int], None] | None = None) -> Iterator[tuple[ChunkResult, dict[str, torch.Tensor]]]:
+    """Process ``images`` chunk by chunk; yields (ChunkResult, chunk features). Validates arguments."""
+    stats = _checked(statistics, chunk_size)
+    label_tensor = _checked_labels(labels, len(images))
+    for result in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm):
+        yield result, chunk_features(result, stats)
+        if on_chunk is not None:
+            on_chunk(len(result.labels))
 
 
 def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
@@ -464,16 +536,18 @@ def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequ
     ``images`` (N, ...) as the model takes them; ``label`` is ``"predicted"`` (the paper's choice,
     argmax of the model's own logits) or a LongTensor (N,) of classes. Returns float32 tensors (N,)
     on the CPU keyed ``grad/<parameter name>/<statistic>`` for every parameter tensor, in the
-    model's parameter order, then ``grad/all/<statistic>``. The model is run in eval mode on its
-    own device; its mode and requires_grad flags are restored afterwards.
+    model's parameter order, then ``grad/all/<statistic>`` (rows of one (F, N) tensor). The model
+    is run in eval mode on its own device; its mode and requires_grad flags are restored afterwards.
     """
-    out: dict[str, torch.Tensor] = {}
+    stats = _checked(statistics, chunk_size)
+    label_tensor = _checked_labels(label, len(images))
+    names: list[str] = []
+    table = torch.empty(0)
     start = 0
-    for _, feats in iterate_chunks(model, images, statistics, label, chunk_size):
-        if not out:  # allocated once: per-chunk results never pile up between large temporaries
-            out = {k: torch.empty(len(images), dtype=torch.float32) for k in feats}
-        n = len(next(iter(feats.values())))
-        for k, v in feats.items():
-            out[k][start: start + n] = v
-        start += n
-    return out
+    for result in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm=False):
+        names, values = chunk_table(result, stats)
+        if start == 0:  # allocated once: per-chunk results never pile up between large temporaries
+            table = torch.empty(len(names), len(images), dtype=torch.float32)
+        table[:, start: start + values.shape[1]] = values
+        start += values.shape[1]
+    return dict(zip(names, table.unbind(0)))
