@@ -7,15 +7,18 @@ Methods, interleaved over several rounds (best-of per method), on the default CN
   (d) naive per-sample loop: one forward + backward per image, then plain torch reductions of each
       p.grad and of all gradients concatenated (the tests' reference, in float32)
   (e) torch.func vmap(grad) per-sample gradients + the same plain reductions
-Prints images/s and the ratio to (a); then the peak memory of the engine at two values of N, each
-measured in a fresh subprocess.
+Prints images/s (best round), the ratio of best rounds to (a), and the median over rounds of the
+ratio to (a) in the same round (methods of one round run back to back, so a slow phase of a
+shared machine hits both sides of that ratio); then the peak memory of the engine at two values of
+N, each measured in a fresh subprocess.
 
-    python benchmarks/gradient_engine.py [--n 2048] [--rounds 3] [--threads 2] [--chunk-size 128]
+    python benchmarks/gradient_engine.py [--n 2048] [--rounds 5] [--threads 2] [--chunk-size 128]
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -112,7 +115,7 @@ def peak_memory_child(n: int, chunk: int, threads: int) -> dict:
 
 @click.command()
 @click.option("--n", default=2048, show_default=True, help="Images per method and round.")
-@click.option("--rounds", default=3, show_default=True)
+@click.option("--rounds", default=5, show_default=True)
 @click.option("--threads", default=2, show_default=True)
 @click.option("--chunk-size", default=DEFAULT_CHUNK_SIZE, show_default=True)
 @click.option("--naive-n", default=128, show_default=True, help="Images for the naive loop (it is slow).")
@@ -135,18 +138,21 @@ def main(n, rounds, threads, chunk_size, naive_n, vmap_chunk, memory_n, memory_c
     }
     for fn, x, chunk in methods.values():  # warm-up
         fn(model, x[: min(len(x), 2 * chunk)], chunk)
-    best = {k: float("inf") for k in methods}
+    per_image: dict[str, list[float]] = {k: [] for k in methods}  # seconds per image, per round
     for _ in range(rounds):
         for name, (fn, x, chunk) in methods.items():
             start = time.perf_counter()
             fn(model, x, chunk)
-            best[name] = min(best[name], (time.perf_counter() - start) / len(x))
+            per_image[name].append((time.perf_counter() - start) / len(x))
+    best = {k: min(v) for k, v in per_image.items()}
+    plain_rounds = per_image["a plain forward+backward"]
     ref = 1.0 / best["a plain forward+backward"]
     print(f"gradient engine benchmark: default CNN, N={n}, chunk={chunk_size}, threads={threads}, "
           f"best of {rounds} rounds, torch {torch.__version__}")
-    print(f"{'method':32s} {'images/s':>10s} {'vs (a)':>8s}")
+    print(f"{'method':32s} {'images/s':>10s} {'vs (a)':>8s} {'median per round':>17s}")
     for name, sec in best.items():
-        print(f"{name:32s} {1.0 / sec:10.0f} {1.0 / sec / ref:7.2f}x")
+        median = statistics.median(p / s for p, s in zip(plain_rounds, per_image[name]))
+        print(f"{name:32s} {1.0 / sec:10.0f} {1.0 / sec / ref:7.2f}x {median:16.2f}x")
     engine_s, plain256_s = best["b gradmeta paper stats"], best["a' plain, chunk 256"]
     print(f"(b) vs naive loop: {best['d naive per-sample loop'] / engine_s:.1f}x; "
           f"(b) vs (a') plain at chunk 256: {plain256_s / engine_s:.2f}x")

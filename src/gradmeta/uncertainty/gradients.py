@@ -108,30 +108,57 @@ class Moments:
         return out
 
 
+_RAW_ROWS = ("l2", "max", "min", "sum", "l1")  # per-sample float32 reductions of materialised values
+
+
+def raw_sums_into(values: torch.Tensor, needs: Needs, out: torch.Tensor, scratch: bool = False) -> None:
+    """The float32 per-sample reductions of ``values`` (m, K) that ``needs`` asks for, written into
+    the rows of ``out`` (len(_RAW_ROWS), m) (pairwise sums, exact to ~1e-7 relative).
+
+    ``scratch=True`` lets the last pass overwrite ``values`` (a temporary the caller owns).
+    """
+    if needs.sumsq:
+        torch.linalg.vector_norm(values, 2, dim=1, out=out[0])
+    if needs.extremes:
+        torch.amax(values, 1, out=out[1])
+        torch.amin(values, 1, out=out[2])
+    if needs.mean:
+        torch.sum(values, 1, out=out[3])
+    if needs.l1:  # abs + sum: several times faster than vector_norm(ord=1) on the CPU
+        torch.sum(values.abs_() if scratch else values.abs(), 1, out=out[4])
+
+
+def moments_from_raw(raw: torch.Tensor, count: int, needs: Needs) -> Moments:
+    """Moments (no skew/kurt) from the rows written by ``raw_sums_into``; derived fields in float64."""
+    m = Moments(count)
+    if needs.sumsq:
+        l2 = raw[0].double()
+        m.sumsq = l2 * l2
+    if needs.extremes:
+        m.max, m.min = raw[1], raw[2]
+    if needs.mean:
+        m.mean = raw[3].double() / count
+        if needs.sumsq:
+            m.m2 = (m.sumsq / count - m.mean * m.mean).clamp_min(0.0)
+    if needs.l1:
+        m.l1 = raw[4].double()
+    return m
+
+
 def moments_of(values: torch.Tensor, needs: Needs, scratch: bool = False) -> Moments:
     """Moments of materialised per-sample values (n, K), one pass per needed quantity.
 
-    Sums run in float32 (pairwise, exact to ~1e-7 relative) and are returned as float64; the
-    central moments for skew/kurt are accumulated in float64. ``scratch=True`` lets the last pass
-    overwrite ``values`` (a temporary the caller owns) instead of allocating another one.
+    Sums run in float32 and derived quantities in float64; for skew/kurt the central moments are
+    accumulated in float64. ``scratch`` as in ``raw_sums_into``.
     """
     n, k = values.shape
-    m = Moments(k)
-    if needs.sumsq:
-        l2 = torch.linalg.vector_norm(values, 2, dim=1).double()
-        m.sumsq = l2 * l2
-    if needs.extremes:
-        m.max, m.min = values.amax(1), values.amin(1)
-    if needs.mean:
-        m.mean = values.sum(1).double() / k
-        if needs.higher:
-            d = values.double() - m.mean[:, None]
-            d2 = d * d
-            m.m2, m.m3, m.m4 = d2.mean(1), (d2 * d).mean(1), (d2 * d2).mean(1)
-        elif needs.sumsq:
-            m.m2 = (m.sumsq / k - m.mean * m.mean).clamp_min(0.0)
-    if needs.l1:  # abs + sum: several times faster than vector_norm(ord=1) on the CPU
-        m.l1 = (values.abs_() if scratch else values.abs()).sum(1).double()
+    raw = values.new_empty(len(_RAW_ROWS), n)
+    raw_sums_into(values, needs, raw, scratch=scratch and not needs.higher)
+    m = moments_from_raw(raw, k, needs)
+    if needs.higher:
+        d = values.double() - m.mean[:, None]
+        d2 = d * d
+        m.m2, m.m3, m.m4 = d2.mean(1), (d2 * d).mean(1), (d2 * d2).mean(1)
     return m
 
 
@@ -273,9 +300,15 @@ def _conv2d_weight_moments(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor, ne
     n = a.shape[0]
     most = max(1, CONV_BLOCK_BYTES // (conv.weight.numel() * conv.weight.element_size()))
     block = -(-n // -(-n // most))  # equal blocks of at most `most` samples
-    parts = [moments_of(per_sample_gradients(conv, a[start: start + block], g[start: start + block]), needs,
-                        scratch=True) for start in range(0, n, block)]
-    return _concat_samples(parts)
+    starts = range(0, n, block)
+    if needs.higher:  # central moments need each block's values: reduce block by block
+        return _concat_samples([moments_of(per_sample_gradients(conv, a[i: i + block], g[i: i + block]), needs,
+                                           scratch=True) for i in starts])
+    raw = a.new_empty(len(_RAW_ROWS), n)
+    for i in starts:
+        raw_sums_into(per_sample_gradients(conv, a[i: i + block], g[i: i + block]), needs, raw[:, i: i + block],
+                      scratch=True)
+    return moments_from_raw(raw, conv.weight.numel(), needs)
 
 
 def _grouped_conv_weight_grads(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -364,7 +397,7 @@ def _generic_moments(model: nn.Module, names: list[str], x: torch.Tensor, y: tor
         return F.cross_entropy(logits, yi.unsqueeze(0))
 
     per_sample = vmap(grad(loss_one), in_dims=(None, 0, 0))(chosen, x, y)
-    return {k: moments_of(v.reshape(v.shape[0], -1), needs) for k, v in per_sample.items()}
+    return {k: moments_of(v.detach().reshape(v.shape[0], -1), needs) for k, v in per_sample.items()}
 
 
 # ------------------------------------------------------------------------------------- engine
