@@ -201,3 +201,15 @@ def test_cuda_matches_cpu():
     gpu = gradient_statistics(model.cuda(), images.cuda())
     for k in cpu:
         torch.testing.assert_close(gpu[k], cpu[k], rtol=1e-3, atol=1e-6)
+
+
+def test_logits_layer_means_are_exactly_zero():
+    """p - onehot(y) sums to 0, so the last layer's weight and bias gradient means are 0 exactly
+    (for predicted and for given labels), while the other statistics stay non-trivial."""
+    model = build_cnn(CNNConfig(), seed=0)
+    images = random_images(5)
+    for label in ("predicted", torch.tensor([0, 3, 9, 9, 1])):
+        result = gradient_statistics(model, images, PAPER_STATISTICS, label=label)
+        assert torch.equal(result["grad/fc2.weight/mean"], torch.zeros(5))
+        assert torch.equal(result["grad/fc2.bias/mean"], torch.zeros(5))
+        assert (result["grad/fc2.weight/std"] > 0).all() and (result["grad/fc1.weight/mean"] != 0).all()

@@ -22,6 +22,7 @@ How (the model runs in eval mode, where samples do not interact):
 
 Degenerate cases: std of a tensor with one entry is 0; skew and kurt are 0 where the gradient is
 constant (zero variance, e.g. an all-zero gradient of a saturated prediction). Every value is finite.
+The mean of the logits layer's weight and bias gradients is exactly 0 (p - onehot(y) sums to 0).
 """
 
 from __future__ import annotations
@@ -465,13 +466,18 @@ def process_chunk(model: nn.Module, layers: list[_Layer], x: torch.Tensor, label
             if g is None:
                 g = torch.zeros_like(out)
             moments.update(_fast_layer_moments(layer, a, g.detach(), needs))
+    last = next((layer for layer in fast if layer.kind == "linear" and captured[id(layer.module)][3] is logits), None)
+    if last is not None and needs.mean:
+        # The logits layer's output gradient p - onehot(y) sums to 0, so the means of its weight
+        # gradient (sum g_i * sum a_j / count) and bias gradient are exactly 0, not rounding noise.
+        for name, _ in last.params:
+            moments[name].mean = torch.zeros_like(moments[name].mean)
     generic = [name for layer in layers if layer.kind == "generic" for name, _ in layer.params]
     if generic:
         moments.update(_generic_moments(model, generic, x, y, needs))
 
     gradnorm = None
     if with_gradnorm:
-        last = next((layer for layer in fast if layer.kind == "linear" and captured[id(layer.module)][3] is logits), None)
         if last is None:
             raise GradmetaError("GradNorm needs a model whose logits come straight out of an nn.Linear layer")
         a = captured[id(last.module)][0].reshape(len(x), -1)
