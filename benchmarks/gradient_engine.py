@@ -28,7 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from gradmeta.model import CNNConfig, build_cnn
-from gradmeta.uncertainty.gradients import DEFAULT_CHUNK_SIZE, PAPER_STATISTICS, gradient_statistics
+from gradmeta.uncertainty.gradients import (
+    DEFAULT_CHUNK_SIZE,
+    PAPER_STATISTICS,
+    gradient_statistics,
+)
 
 
 def make_inputs(n: int) -> tuple[torch.nn.Module, torch.Tensor]:
@@ -93,9 +97,10 @@ def vmap_grad(model, images, chunk):
 
 def _status_mb(field: str) -> float:
     """A memory field of /proc/self/status (VmRSS, VmHWM) in MB."""
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 

@@ -14,7 +14,14 @@ from gradmeta.errors import GradmetaError
 from gradmeta.model import build_cnn, save_model
 from gradmeta.params import load_params
 from gradmeta.runtime import configure, resolve_device
-from gradmeta.training import TrainConfig, accuracy, predict_logits, to_tensor, train_cnn, train_val_split
+from gradmeta.training import (
+    TrainConfig,
+    accuracy,
+    predict_logits,
+    to_tensor,
+    train_cnn,
+    train_val_split,
+)
 
 
 @click.command()

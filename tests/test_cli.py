@@ -2,10 +2,10 @@
 
 import numpy as np
 from click.testing import CliRunner
+from stage_runner import write_params
 
 from gradmeta.cli import main
 from gradmeta.datasets import load_prepared
-from stage_runner import write_params
 
 
 def test_prepare_writes_the_requested_concept(tmp_path, monkeypatch):

@@ -3,10 +3,10 @@ import socket
 import time
 
 import pytest
+from http_server import serve
 
 from gradmeta.datasets.download import ArchiveSpec, ensure_archive, file_checksums
 from gradmeta.errors import GradmetaError
-from http_server import serve
 
 PAYLOAD = bytes(range(256)) * 4000  # ~1 MB
 

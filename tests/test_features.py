@@ -9,7 +9,12 @@ import torch.nn.functional as F
 
 from gradmeta.datasets import PreparedData
 from gradmeta.errors import GradmetaError
-from gradmeta.features import ExtractConfig, extract_features, read_features, write_features
+from gradmeta.features import (
+    ExtractConfig,
+    extract_features,
+    read_features,
+    write_features,
+)
 from gradmeta.model import CNNConfig, build_cnn
 from gradmeta.uncertainty.softmax import softmax_metrics
 

@@ -1,12 +1,16 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from reference import assert_matches_reference, naive_gradient_stats
 from torch import nn
 
 from gradmeta.errors import GradmetaError
 from gradmeta.model import CNNConfig, build_cnn
-from gradmeta.uncertainty.gradients import ALL_STATISTICS, PAPER_STATISTICS, gradient_statistics
-from reference import assert_matches_reference, naive_gradient_stats
+from gradmeta.uncertainty.gradients import (
+    ALL_STATISTICS,
+    PAPER_STATISTICS,
+    gradient_statistics,
+)
 
 
 def random_images(n, shape=(1, 28, 28), seed=0):

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
+from archives import (
+    make_cifar_tarball,
+    make_emnist_zip,
+    make_omniglot_zip,
+    upright_glyph,
+)
 
-from archives import make_cifar_tarball, make_emnist_zip, make_omniglot_zip, upright_glyph
 from gradmeta.datasets import read_cifar10_test, read_emnist, read_omniglot
 from gradmeta.errors import GradmetaError
 

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_results_block_matches_the_committed_report():
     readme = (ROOT / "README.md").read_text()
-    block = re.search(re.escape(RESULTS_START) + r".*?" + re.escape(RESULTS_END), readme, re.S)
+    block = re.search(re.escape(RESULTS_START) + r".*?" + re.escape(RESULTS_END), readme, re.DOTALL)
     assert block is not None
     assert block.group(0) == readme_section((ROOT / "metrics" / "report.md").read_text())
 

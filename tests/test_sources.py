@@ -4,12 +4,12 @@ import hashlib
 
 import numpy as np
 import pytest
-
 from archives import make_cifar_tarball, make_emnist_zip, make_omniglot_zip
+from http_server import serve
+
 from gradmeta.datasets import DataConfig, prepare_concept, registry
 from gradmeta.datasets.download import ArchiveSpec
 from gradmeta.errors import GradmetaError
-from http_server import serve
 
 SIZES = {"digits_train": 4, "digits_test": 3, "letters": 5, "omniglot": 5, "cifar10": 4, "noise": 6}
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from stage_runner import TINY, run_stage, write_params
 
 

@@ -5,7 +5,13 @@ import torch
 from gradmeta.datasets import DataConfig, prepare_concept
 from gradmeta.errors import GradmetaError
 from gradmeta.model import CNNConfig, build_cnn, load_model, save_model
-from gradmeta.training import TrainConfig, accuracy, to_tensor, train_cnn, train_val_split
+from gradmeta.training import (
+    TrainConfig,
+    accuracy,
+    to_tensor,
+    train_cnn,
+    train_val_split,
+)
 
 SMALL = CNNConfig(conv_channels=(8, 16), hidden=64)
 
@@ -65,5 +71,5 @@ def test_train_val_split_is_disjoint_and_complete():
     tr, va = train_val_split(100, 0.2, seed=5)
     assert len(va) == 20 and len(tr) == 80
     assert sorted(np.concatenate([tr, va]).tolist()) == list(range(100))
-    tr2, va2 = train_val_split(100, 0.2, seed=5)
+    _, va2 = train_val_split(100, 0.2, seed=5)
     assert (va == va2).all()

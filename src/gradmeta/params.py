@@ -62,7 +62,7 @@ class ParamReader:
         """A reader for the nested mapping ``key`` (missing counts as empty)."""
         return ParamReader(self._values.get(key), self.name(key), self._source)
 
-    def int(self, key: str, default: Any = ..., *, min: int | None = None, allow_none: bool = False) -> int | None:  # noqa: A002
+    def int(self, key: str, default: Any = ..., *, min: int | None = None, allow_none: bool = False) -> int | None:
         value = self.raw(key, default)
         if value is None and allow_none:
             return None
@@ -73,7 +73,7 @@ class ParamReader:
             raise self.fail(key, expected, value)
         return value
 
-    def float(self, key: str, default: Any = ..., *, min: float | None = None, max: float | None = None,  # noqa: A002
+    def float(self, key: str, default: Any = ..., *, min: float | None = None, max: float | None = None,
               min_exclusive: bool = False, max_exclusive: bool = False) -> float:
         value = self.raw(key, default)
         lo = "" if min is None else f"{'>' if min_exclusive else '>='} {min}"
@@ -113,7 +113,7 @@ class ParamReader:
                     raise self.fail(key, f"a list of names from {', '.join(choices)}", v)
         return list(value)
 
-    def int_list(self, key: str, default: Any = ..., *, min: int = 1) -> list[int]:  # noqa: A002
+    def int_list(self, key: str, default: Any = ..., *, min: int = 1) -> list[int]:
         value = self.raw(key, default)
         if (not isinstance(value, list) or not value
                 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= min for v in value)):

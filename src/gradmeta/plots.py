@@ -9,12 +9,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_curve
 
-from gradmeta.atomic import round_floats, write_bytes, write_json  # noqa: E402
+from gradmeta.atomic import round_floats, write_bytes, write_json
 
 ROC_SCENARIOS = (("misclassification", None, ""), ("unknown", "pooled", ""), ("known_unknowns", "pooled", "seen"))
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from gradmeta.atomic import round_floats, write_bytes
 from gradmeta.claims import Verdict
 from gradmeta.errors import GradmetaError
-from gradmeta.atomic import round_floats, write_bytes
 from gradmeta.evaluation import MEASURES, SUMMARY_MEASURES
 
 RESULTS_START = "<!-- results:start (generated from metrics/report.md by `gradmeta readme-results`) -->"
@@ -80,13 +80,13 @@ def render_report(*, source: str, summary: pd.DataFrame, context: dict, main_row
         f"CNN on `{known}` test split: accuracy {cnn['cnn_accuracy']:.4f}, {cnn['cnn_errors']} wrong of {cnn['rows']}. "
         + "Unknown concepts: " + ", ".join(f"`{c}` ({context[c]['rows']} images)" for c in unknowns) + ".",
         "",
-        f"Every number is the mean ± sample std over {repeats} random meta-train/meta-test splits "
-        f"({test_fraction:.0%} of each concept's rows held out for meta-test).",
+        (f"Every number is the mean ± sample std over {repeats} random meta-train/meta-test splits "
+         f"({test_fraction:.0%} of each concept's rows held out for meta-test)."),
         "",
         "## Main table", "",
-        "Accuracy uses the threshold chosen on meta-train. Unknown-concept columns: digits-only meta "
-        "classifier, known-correct rows vs that concept. Known unknowns: AUROC averaged over the unknown "
-        "concepts, `seen` = trained with meta-train rows of that concept, `unseen` = left out.", "",
+        ("Accuracy uses the threshold chosen on meta-train. Unknown-concept columns: digits-only meta "
+         "classifier, known-correct rows vs that concept. Known unknowns: AUROC averaged over the unknown "
+         "concepts, `seen` = trained with meta-train rows of that concept, `unseen` = left out."), "",
         MAIN_TABLE_START, main_table(summary, main_rows, known, unknowns), MAIN_TABLE_END, "",
         "## The paper's claims", "",
     ]
@@ -96,11 +96,11 @@ def render_report(*, source: str, summary: pd.DataFrame, context: dict, main_row
     out += ["", "## Every single metric (no training: sign and threshold from meta-train)", "",
             single_metric_table(summary, known, unknowns), "",
             "## Measures", "",
-            "Target 1 = the CNN's prediction is correct, 0 = wrong (every unknown-concept image is wrong). "
-            "Scores are higher = more likely correct. `auroc`: area under the ROC curve. "
-            "`aupr_wrong_positive` / `aupr_correct_positive`: average precision with that class positive. "
-            "`fpr_at_95tpr_correct_positive`: share of wrong rows accepted at the first threshold accepting "
-            "95% of correct rows. All measures of every cell are in `metrics/measures.csv`.", "",
+            ("Target 1 = the CNN's prediction is correct, 0 = wrong (every unknown-concept image is wrong). "
+             "Scores are higher = more likely correct. `auroc`: area under the ROC curve. "
+             "`aupr_wrong_positive` / `aupr_correct_positive`: average precision with that class positive. "
+             "`fpr_at_95tpr_correct_positive`: share of wrong rows accepted at the first threshold accepting "
+             "95% of correct rows. All measures of every cell are in `metrics/measures.csv`."), "",
             "## Figures", ""]
     out += [f"![{Path(f).stem}](figures/{Path(f).name})" for f in figures]
     return "\n".join(out) + "\n"
@@ -115,15 +115,15 @@ def measures_csv(summary: pd.DataFrame) -> str:
 def readme_section(report_text: str) -> str:
     """The README results block: the report's source banner, main table and claims, between markers."""
     banner = next((line for line in report_text.splitlines() if line.startswith("**Data source")), "")
-    table = re.search(re.escape(MAIN_TABLE_START) + r"\n(.*?)\n" + re.escape(MAIN_TABLE_END), report_text, re.S)
-    claims = re.search(r"## The paper's claims\n\n(.*?)\n\n## ", report_text, re.S)
+    table = re.search(re.escape(MAIN_TABLE_START) + r"\n(.*?)\n" + re.escape(MAIN_TABLE_END), report_text, re.DOTALL)
+    claims = re.search(r"## The paper's claims\n\n(.*?)\n\n## ", report_text, re.DOTALL)
     if table is None or claims is None:
         raise GradmetaError("metrics/report.md: main table or claims section not found")
     return "\n".join([RESULTS_START, "", banner, "", table.group(1), "", claims.group(1), "",
                       "Full report with figures: [metrics/report.md](metrics/report.md).", "", RESULTS_END])
 
 
-_RESULTS_BLOCK = re.compile(re.escape(RESULTS_START) + r".*?" + re.escape(RESULTS_END), re.S)
+_RESULTS_BLOCK = re.compile(re.escape(RESULTS_START) + r".*?" + re.escape(RESULTS_END), re.DOTALL)
 
 
 def readme_with_results(readme_text: str, report_text: str) -> str:

@@ -57,5 +57,5 @@ def cnn_context(frames: dict[str, pd.DataFrame]) -> dict[str, dict[str, float]]:
     out = {}
     for c, f in frames.items():
         correct = f["correct"].to_numpy()
-        out[c] = {"cnn_accuracy": float(correct.mean()), "cnn_errors": int((~correct).sum()), "rows": int(len(f))}
+        out[c] = {"cnn_accuracy": float(correct.mean()), "cnn_errors": int((~correct).sum()), "rows": len(f)}
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     device: str = "cpu"
     threads: int = 2
-    architecture: CNNConfig = CNNConfig()
+    architecture: CNNConfig = field(default_factory=CNNConfig)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
@@ -53,7 +53,7 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 def train_val_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint sorted index arrays (train, validation) of a seeded permutation of range(n)."""
     perm = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * val_fraction))
+    n_val = round(n * val_fraction)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 

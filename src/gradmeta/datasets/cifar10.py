@@ -23,7 +23,7 @@ def read_cifar10_test(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndar
             if member is None:
                 raise KeyError(TEST_MEMBER)
             # The archive was verified against its published checksum before it is read here.
-            batch = pickle.load(member, encoding="bytes")  # noqa: S301
+            batch = pickle.load(member, encoding="bytes")
     except KeyError:
         raise GradmetaError(f"{path}: CIFAR-10 archive has no member {TEST_MEMBER}") from None
     except (tarfile.TarError, OSError, EOFError, pickle.UnpicklingError) as exc:

@@ -30,7 +30,7 @@ class DataConfig:
         sizes_reader = data.group("sizes")
         unknown = set(data.raw("sizes", {}) or {}) - set(SIZE_KEYS)
         if unknown:
-            raise sizes_reader.fail(sorted(unknown)[0], f"one of {', '.join(SIZE_KEYS)}", "an unknown key")
+            raise sizes_reader.fail(min(unknown), f"one of {', '.join(SIZE_KEYS)}", "an unknown key")
         real, synthetic = data.group("real"), data.group("synthetic")
         return cls(
             source=data.str("source", "synthetic", choices=SOURCES),

@@ -111,7 +111,7 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
+        response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:  # the partial file is already complete
             return
