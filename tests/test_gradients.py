@@ -112,7 +112,8 @@ def randomise_bn(model):
     return model
 
 
-@pytest.mark.parametrize("statistics", [PAPER_STATISTICS, ALL_STATISTICS, ("l1", "l2")])
+@pytest.mark.parametrize("statistics", [PAPER_STATISTICS, ALL_STATISTICS, ("l1", "l2"), ("std",), ("mean",),
+                                        ("kurt", "max"), ("min", "l2", "skew")])
 def test_default_cnn_matches_naive_loop(statistics):
     model = build_cnn(CNNConfig(), seed=0)
     images = random_images(6)
