@@ -520,16 +520,21 @@ def chunk_features(result: ChunkResult, statistics: Sequence[str]) -> dict[str, 
     return dict(zip(names, values.unbind(0)))
 
 
-def _checked_labels(labels: torch.Tensor | str, n: int) -> torch.Tensor | None:
-    """None for ``"predicted"``, else the labels as a LongTensor (n,); a GradmetaError otherwise."""
+def _checked_arguments(statistics: Sequence[str], chunk_size: int, labels: torch.Tensor | str,
+                       n: int) -> tuple[tuple[str, ...], torch.Tensor | None]:
+    """Validated statistics, and the labels: None for ``"predicted"``, else a LongTensor (n,).
+    Bad values raise a GradmetaError naming them."""
+    stats = validate_statistics(statistics)
+    if chunk_size < 1:
+        raise GradmetaError(f"chunk_size must be a positive integer, got {chunk_size}")
     if isinstance(labels, str):
         if labels != "predicted":
             raise GradmetaError(f"label must be 'predicted' or a tensor of class indices, got {labels!r}")
-        return None
+        return stats, None
     label_tensor = torch.as_tensor(labels, dtype=torch.long)
     if label_tensor.shape != (n,):
         raise GradmetaError(f"labels must have shape ({n},), got {tuple(label_tensor.shape)}")
-    return label_tensor
+    return stats, label_tensor
 
 
 def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...], labels: torch.Tensor | None,
@@ -547,20 +552,12 @@ def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...
             yield process_chunk(model, layers, x, y, needs, with_gradnorm)
 
 
-def _checked(statistics: Sequence[str], chunk_size: int) -> tuple[str, ...]:
-    stats = validate_statistics(statistics)
-    if chunk_size < 1:
-        raise GradmetaError(f"chunk_size must be a positive integer, got {chunk_size}")
-    return stats
-
-
 def iterate_chunks(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
                    labels: torch.Tensor | str = "predicted", chunk_size: int = DEFAULT_CHUNK_SIZE,
                    with_gradnorm: bool = False,
                    on_chunk: Callable[[int], None] | None = None) -> Iterator[tuple[ChunkResult, dict[str, torch.Tensor]]]:
     """Process ``images`` chunk by chunk; yields (ChunkResult, chunk features). Validates arguments."""
-    stats = _checked(statistics, chunk_size)
-    label_tensor = _checked_labels(labels, len(images))
+    stats, label_tensor = _checked_arguments(statistics, chunk_size, labels, len(images))
     for result in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm):
         yield result, chunk_features(result, stats)
         if on_chunk is not None:
@@ -578,8 +575,7 @@ def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequ
     model's parameter order, then ``grad/all/<statistic>`` (rows of one (F, N) tensor). The model
     is run in eval mode on its own device; its mode and requires_grad flags are restored afterwards.
     """
-    stats = _checked(statistics, chunk_size)
-    label_tensor = _checked_labels(label, len(images))
+    stats, label_tensor = _checked_arguments(statistics, chunk_size, label, len(images))
     names: list[str] = []
     table = torch.empty(0)
     start = 0
