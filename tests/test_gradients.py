@@ -9,7 +9,9 @@ from gradmeta.model import CNNConfig, build_cnn
 from gradmeta.uncertainty.gradients import (
     ALL_STATISTICS,
     PAPER_STATISTICS,
+    _use_channels_last,
     gradient_statistics,
+    plan_layers,
 )
 
 
@@ -47,6 +49,19 @@ class ColourNet(nn.Module):
     def forward(self, x):
         x = torch.tanh(self.conv2(torch.relu(self.conv1(x))))
         return self.fc(F.adaptive_max_pool2d(x, 3).flatten(1))
+
+
+class ViewNet(nn.Module):
+    """Flattens a multi-channel conv output with view(), which needs the standard layout."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.fc = nn.Linear(3 * 6 * 6, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        return self.fc(h.view(h.shape[0], -1))
 
 
 class BatchNormNet(nn.Module):
@@ -129,6 +144,9 @@ def test_default_cnn_matches_naive_loop(statistics):
     (StridedConvNet, (2, 15, 15)),
     (ColourNet, (3, 10, 9)),
     (lambda: randomise_bn(BatchNormNet()), (1, 8, 8)),
+    (ViewNet, (2, 6, 6)),
+    (lambda: build_cnn(CNNConfig(conv_channels=(3, 5), hidden=16), seed=3).to(memory_format=torch.channels_last),
+     (1, 28, 28)),
     (MLP, (12,)),
     (SequenceNet, (4, 5)),
     (TiedNet, (6,)),
@@ -218,3 +236,22 @@ def test_logits_layer_means_are_exactly_zero():
         assert torch.equal(result["grad/fc2.weight/mean"], torch.zeros(5))
         assert torch.equal(result["grad/fc2.bias/mean"], torch.zeros(5))
         assert (result["grad/fc2.weight/std"] > 0).all() and (result["grad/fc1.weight/mean"] != 0).all()
+
+
+@pytest.mark.parametrize("factory, shape, expected", [
+    (lambda: build_cnn(CNNConfig(conv_channels=(4, 8), hidden=32), seed=0), (1, 28, 28), True),
+    (ColourNet, (3, 10, 9), True),
+    (ViewNet, (2, 6, 6), False),  # view() after a conv needs the standard layout
+    (MLP, (12,), False),
+])
+def test_channels_last_layout_only_where_the_model_accepts_it(factory, shape, expected):
+    torch.manual_seed(0)
+    model = factory().eval()
+    probe = random_images(1, shape)
+    with torch.enable_grad():
+        layers = plan_layers(model, probe)
+        assert _use_channels_last(model, layers, probe) is expected
+    assert not any(m._forward_hooks for m in model.modules())  # the probe leaves no hook behind
+    strides = {n: p.stride() for n, p in model.named_parameters()}
+    gradient_statistics(model, random_images(3, shape))
+    assert {n: p.stride() for n, p in model.named_parameters()} == strides  # the model is not re-laid out

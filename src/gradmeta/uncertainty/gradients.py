@@ -18,7 +18,10 @@ How (the model runs in eval mode, where samples do not interact):
   layers with few input channels (a first layer) swap roles instead: the padded input convolved
   with each image's output gradient as the kernel;
 - any other parameter (BatchNorm, a custom module, a layer called twice): an exact generic path,
-  ``torch.func.vmap`` of ``grad`` over the chunk.
+  ``torch.func.vmap`` of ``grad`` over the chunk;
+- on the CPU, a model with convolutions runs on channels-last inputs and its convolutions pass their
+  outputs on in channels-last layout (same values; the CPU kernels of convolution, pooling and ReLU
+  are several times faster), unless its forward rejects that layout. The model itself is not changed.
 
 Degenerate cases: std of a tensor with one entry is 0; skew and kurt are 0 where the gradient is
 constant (zero variance, e.g. an all-zero gradient of a saturated prediction). Every value is finite.
@@ -244,6 +247,7 @@ class _Layer:
     kind: str          # 'linear' | 'conv2d' | 'generic'
     params: list[tuple[str, nn.Parameter]]  # (full parameter name, parameter)
     copy_output: bool = False  # set when an in-place op downstream modifies the output
+    channels_last: bool = False  # pass the (4-D) output on in channels-last layout
 
 
 def _fast_kind(module: nn.Module) -> str:
@@ -285,6 +289,43 @@ def plan_layers(model: nn.Module, probe: torch.Tensor) -> list[_Layer]:
         if layer.kind != "generic" and calls.get(id(layer.module), 0) != 1:
             layer.kind = "generic"
     return layers
+
+
+def _use_channels_last(model: nn.Module, layers: list[_Layer], probe: torch.Tensor) -> bool:
+    """Whether to run the model on channels-last inputs, with its convolutions passing their outputs
+    on in channels-last layout (then sets ``channels_last`` on those layers).
+
+    Layout never changes values, only speed: on the CPU the kernels of convolution, max-pooling and
+    ReLU are several times faster on channels-last tensors (a 1-channel first convolution ~10x,
+    max-pooling ~14x). Chosen on the CPU for models with a fast-path convolution whose forward
+    accepts the layout (a model that needs the standard one, e.g. ``x.view(n, -1)`` after a
+    convolution, raises on the probe and keeps it).
+    """
+    convs = [layer for layer in layers if layer.kind == "conv2d"]
+    if probe.device.type != "cpu" or probe.dim() != 4 or not convs:
+        return False
+    handles = [layer.module.register_forward_hook(lambda m, i, o: _to_channels_last(o)) for layer in convs]
+    try:
+        with torch.no_grad():
+            model(_to_channels_last(probe))
+    except RuntimeError:
+        return False
+    finally:
+        for h in handles:
+            h.remove()
+    for layer in convs:
+        layer.channels_last = True
+    return True
+
+
+def _to_channels_last(t: torch.Tensor, copy: bool = False) -> torch.Tensor:
+    """A 4-D ``t`` with channels-last strides (itself if it has them and not ``copy``); other
+    tensors as they are (or cloned when ``copy``). One-channel tensors get strides (HW, 1, W, 1)."""
+    if t.dim() != 4:
+        return t.clone() if copy else t
+    if not copy and t.is_contiguous(memory_format=torch.channels_last) and t.stride(1) == 1:
+        return t
+    return t.clone(memory_format=torch.channels_last)
 
 
 # ------------------------------------------------------------------------------- per-layer math
@@ -439,9 +480,12 @@ def process_chunk(model: nn.Module, layers: list[_Layer], x: torch.Tensor, label
         def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
             # With copy_output the rest of the model gets a copy, so an in-place op downstream
             # (e.g. ReLU(inplace=True)) cannot change the tensor whose gradient we ask for.
-            passed_on = output.clone() if layer.copy_output else output
+            if layer.channels_last:
+                passed_on = _to_channels_last(output, copy=layer.copy_output)
+            else:
+                passed_on = output.clone() if layer.copy_output else output
             captured[id(module)] = (inputs[0].detach(), output, output._version, passed_on)
-            return passed_on if layer.copy_output else None
+            return passed_on if passed_on is not output else None
         return hook
 
     handles = [layer.module.register_forward_hook(make_hook(layer)) for layer in fast]
@@ -545,9 +589,13 @@ def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...
     needs = Needs.of(stats)
     device = next(model.parameters()).device
     with _eval_with_grads(model):
-        layers = plan_layers(model, images[:1].to(device))
+        probe = images[:1].to(device)
+        layers = plan_layers(model, probe)
+        channels_last = _use_channels_last(model, layers, probe)
         for start in range(0, len(images), chunk_size):
             x = images[start: start + chunk_size].to(device)
+            if channels_last:
+                x = _to_channels_last(x)
             y = None if labels is None else labels[start: start + chunk_size].to(device)
             yield process_chunk(model, layers, x, y, needs, with_gradnorm)
 
