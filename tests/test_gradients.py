@@ -64,6 +64,21 @@ class ViewNet(nn.Module):
         return self.fc(h.view(h.shape[0], -1))
 
 
+class LayoutAssumingNet(nn.Module):
+    """Reads a conv output's memory as if it had the standard layout (like a custom kernel that
+    ignores strides): a channels-last run would compute other values."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+        self.fc = nn.Linear(3 * 5 * 5, 4)
+
+    def forward(self, x):
+        h = self.conv(x)
+        raw = torch.as_strided(h, h.shape, torch.empty(h.shape).stride())
+        return self.fc(torch.tanh(raw).flatten(1))
+
+
 class BatchNormNet(nn.Module):
     def __init__(self):
         super().__init__()
@@ -145,6 +160,7 @@ def test_default_cnn_matches_naive_loop(statistics):
     (ColourNet, (3, 10, 9)),
     (lambda: randomise_bn(BatchNormNet()), (1, 8, 8)),
     (ViewNet, (2, 6, 6)),
+    (LayoutAssumingNet, (1, 5, 5)),
     (lambda: build_cnn(CNNConfig(conv_channels=(3, 5), hidden=16), seed=3).to(memory_format=torch.channels_last),
      (1, 28, 28)),
     (MLP, (12,)),
@@ -242,6 +258,7 @@ def test_logits_layer_means_are_exactly_zero():
     (lambda: build_cnn(CNNConfig(conv_channels=(4, 8), hidden=32), seed=0), (1, 28, 28), True),
     (ColourNet, (3, 10, 9), True),
     (ViewNet, (2, 6, 6), False),  # view() after a conv needs the standard layout
+    (LayoutAssumingNet, (1, 5, 5), False),  # other values in channels-last layout
     (MLP, (12,), False),
 ])
 def test_channels_last_layout_only_where_the_model_accepts_it(factory, shape, expected):

@@ -295,11 +295,12 @@ def _use_channels_last(model: nn.Module, layers: list[_Layer], probe: torch.Tens
     """Whether to run the model on channels-last inputs, with its convolutions passing their outputs
     on in channels-last layout (then sets ``channels_last`` on those layers).
 
-    Layout never changes values, only speed: on the CPU the kernels of convolution, max-pooling and
-    ReLU are several times faster on channels-last tensors (a 1-channel first convolution ~10x,
+    Layout does not change values, only speed: on the CPU the kernels of convolution, max-pooling
+    and ReLU are several times faster on channels-last tensors (a 1-channel first convolution ~10x,
     max-pooling ~14x). Chosen on the CPU for models with a fast-path convolution whose forward
-    accepts the layout (a model that needs the standard one, e.g. ``x.view(n, -1)`` after a
-    convolution, raises on the probe and keeps it).
+    accepts the layout: a model that needs the standard one (``x.view(n, -1)`` after a convolution
+    raises) or computes other values in it (a custom kernel that assumes the standard layout)
+    keeps it; both are checked on the probe.
     """
     convs = [layer for layer in layers if layer.kind == "conv2d"]
     if probe.device.type != "cpu" or probe.dim() != 4 or not convs:
@@ -307,12 +308,17 @@ def _use_channels_last(model: nn.Module, layers: list[_Layer], probe: torch.Tens
     handles = [layer.module.register_forward_hook(lambda m, i, o: _to_channels_last(o)) for layer in convs]
     try:
         with torch.no_grad():
-            model(_to_channels_last(probe))
+            relaid = model(_to_channels_last(probe))
     except RuntimeError:
         return False
     finally:
         for h in handles:
             h.remove()
+    with torch.no_grad():
+        standard = model(probe)
+    scale = float(standard.abs().max()) if standard.numel() else 0.0
+    if relaid.shape != standard.shape or not torch.allclose(relaid, standard, rtol=1e-4, atol=1e-4 * scale):
+        return False
     for layer in convs:
         layer.channels_last = True
     return True
