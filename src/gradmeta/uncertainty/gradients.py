@@ -21,7 +21,8 @@ How (the model runs in eval mode, where samples do not interact):
   ``torch.func.vmap`` of ``grad`` over the chunk;
 - on the CPU, a model with convolutions runs on channels-last inputs and its convolutions pass their
   outputs on in channels-last layout (same values; the CPU kernels of convolution, pooling and ReLU
-  are several times faster), unless its forward rejects that layout. The model itself is not changed.
+  are several times faster), unless its forward fails or gives other logits in that layout (checked
+  on one image). The model itself is not changed.
 
 Degenerate cases: std of a tensor with one entry is 0; skew and kurt are 0 where the gradient is
 constant (zero variance, e.g. an all-zero gradient of a saturated prediction). Every value is finite.
