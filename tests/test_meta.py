@@ -4,6 +4,7 @@ import pytest
 
 from gradmeta.claims import claim_a, claim_b, claim_c, claim_d
 from gradmeta.errors import GradmetaError
+from gradmeta.features import metric_columns
 from gradmeta.meta import (
     LogisticMetaClassifier,
     MetaConfig,
@@ -108,7 +109,7 @@ def test_bad_params_and_inputs(frames):
         MetaConfig.from_params({"meta": {"known_unknowns": ["shapes"]}})
     cfg = MetaConfig.from_params({"meta": {"single_metrics": ["softmax/entropy"], "feature_sets": {"odd": ["curvature/*"]}}})
     with pytest.raises(GradmetaError, match="meta.feature_sets.odd: 'curvature/\\*' matches no feature column"):
-        resolve_inputs(cfg, list(frames["digits"].columns))
+        resolve_inputs(cfg, metric_columns(frames["digits"]))
     all_correct = dict(frames)
     all_correct["digits"] = frames["digits"].assign(correct=True)
     with pytest.raises(GradmetaError, match="misclassification scenario is empty"):

@@ -25,7 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from gradmeta.datasets.concepts import KNOWN_CONCEPT, UNKNOWN_CONCEPTS
 from gradmeta.errors import GradmetaError
 from gradmeta.evaluation import best_threshold
-from gradmeta.features import ID_COLUMNS, metric_columns
+from gradmeta.features import metric_columns
 from gradmeta.params import ParamReader
 from gradmeta.scenarios import LEAVE_ONE_OUT, Split, as_arrays, fit_sets, make_splits
 
@@ -230,8 +230,9 @@ class Inputs:
         return out
 
 
-def resolve_inputs(cfg: MetaConfig, columns: list[str]) -> Inputs:
-    metric_cols = [c for c in columns if c not in ID_COLUMNS]
+def resolve_inputs(cfg: MetaConfig, metric_cols: list[str]) -> Inputs:
+    """The single metrics and feature sets of ``cfg`` resolved against the metric columns of a
+    features table (:func:`gradmeta.features.metric_columns`)."""
     single = expand_patterns(cfg.single_metrics, metric_cols, "meta.single_metrics")
     named = [c for c in single if c in cfg.single_metrics]
     sets = {name: expand_patterns(pats, metric_cols, f"meta.feature_sets.{name}") for name, pats in cfg.feature_sets.items()}
@@ -268,9 +269,9 @@ def fit_all(frames: dict[str, pd.DataFrame], cfg: MetaConfig, sources: dict[str,
             log: logging.Logger | None = None) -> FittedMeta:
     """Fit every (fit, input, classifier) of every repeat."""
     check_frames(frames, cfg)
-    inputs = resolve_inputs(cfg, list(frames[KNOWN_CONCEPT].columns))
-    used = {c: frames[c] for c in (KNOWN_CONCEPT, *cfg.unknown_concepts)}
     metric_cols = metric_columns(frames[KNOWN_CONCEPT])
+    inputs = resolve_inputs(cfg, metric_cols)
+    used = {c: frames[c] for c in (KNOWN_CONCEPT, *cfg.unknown_concepts)}
     col_index = {c: i for i, c in enumerate(metric_cols)}
     arrays = as_arrays(used, metric_cols)
     all_splits, all_models = [], []

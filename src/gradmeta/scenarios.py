@@ -114,7 +114,6 @@ def evaluations(frames: dict[str, pd.DataFrame], unknowns: list[str], known_unkn
     if unknowns:
         pooled = RowSet(((KNOWN_CONCEPT, known_test), *((c, splits[c].test) for c in unknowns)))
         out.append(Evaluation("unknown", "pooled", None, "known", pooled))
-    if unknowns:
         fit, group = ("all_seen", "seen") if known_unknowns == LEAVE_ONE_OUT else ("listed", "listed")
         out.append(Evaluation("known_unknowns", "pooled", group, fit, pooled))
     for c in unknowns:

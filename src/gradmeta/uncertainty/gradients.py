@@ -264,6 +264,7 @@ def plan_layers(model: nn.Module, probe: torch.Tensor) -> list[_Layer]:
 
     ``probe`` (one input sample batch) is run once to route modules that are called more or less
     than once per forward to the generic path; so are modules sharing a parameter with another.
+    Its logits then decide the layout (see ``_choose_channels_last``).
     """
     owners: dict[int, int] = {}
     for module in model.modules():
@@ -282,19 +283,22 @@ def plan_layers(model: nn.Module, probe: torch.Tensor) -> list[_Layer]:
                for layer in layers if layer.kind != "generic"]
     try:
         with torch.no_grad():
-            model(probe)
+            standard = model(probe)
     finally:
         for h in handles:
             h.remove()
     for layer in layers:
         if layer.kind != "generic" and calls.get(id(layer.module), 0) != 1:
             layer.kind = "generic"
+    _choose_channels_last(model, layers, probe, standard)
     return layers
 
 
-def _use_channels_last(model: nn.Module, layers: list[_Layer], probe: torch.Tensor) -> bool:
-    """Whether to run the model on channels-last inputs, with its convolutions passing their outputs
-    on in channels-last layout (then sets ``channels_last`` on those layers).
+def _choose_channels_last(model: nn.Module, layers: list[_Layer], probe: torch.Tensor,
+                          standard: torch.Tensor) -> None:
+    """Set ``channels_last`` on the fast-path convolutions where the model should run on
+    channels-last inputs with those convolutions passing their outputs on in that layout.
+    ``standard``: the model's logits of ``probe`` in the standard layout.
 
     Layout does not change values, only speed: on the CPU the kernels of convolution, max-pooling
     and ReLU are several times faster on channels-last tensors (a 1-channel first convolution ~10x,
@@ -305,24 +309,21 @@ def _use_channels_last(model: nn.Module, layers: list[_Layer], probe: torch.Tens
     """
     convs = [layer for layer in layers if layer.kind == "conv2d"]
     if probe.device.type != "cpu" or probe.dim() != 4 or not convs:
-        return False
+        return
     handles = [layer.module.register_forward_hook(lambda m, i, o: _to_channels_last(o)) for layer in convs]
     try:
         with torch.no_grad():
             relaid = model(_to_channels_last(probe))
     except RuntimeError:
-        return False
+        return
     finally:
         for h in handles:
             h.remove()
-    with torch.no_grad():
-        standard = model(probe)
     scale = float(standard.abs().max()) if standard.numel() else 0.0
     if relaid.shape != standard.shape or not torch.allclose(relaid, standard, rtol=1e-4, atol=1e-4 * scale):
-        return False
+        return
     for layer in convs:
         layer.channels_last = True
-    return True
 
 
 def _to_channels_last(t: torch.Tensor, copy: bool = False) -> torch.Tensor:
@@ -596,9 +597,8 @@ def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...
     needs = Needs.of(stats)
     device = next(model.parameters()).device
     with _eval_with_grads(model):
-        probe = images[:1].to(device)
-        layers = plan_layers(model, probe)
-        channels_last = _use_channels_last(model, layers, probe)
+        layers = plan_layers(model, images[:1].to(device))
+        channels_last = any(layer.channels_last for layer in layers)  # then the inputs are too
         for start in range(0, len(images), chunk_size):
             x = images[start: start + chunk_size].to(device)
             if channels_last:
