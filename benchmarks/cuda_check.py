@@ -17,9 +17,8 @@ import click
 import torch
 import torch.nn.functional as F
 
+from gradmeta.cnn import CNNConfig, TrainConfig, accuracy, build_cnn, to_tensor, train_cnn
 from gradmeta.datasets import DataConfig, prepare_concept
-from gradmeta.model import CNNConfig, build_cnn
-from gradmeta.training import TrainConfig, accuracy, to_tensor, train_cnn
 from gradmeta.uncertainty.gradients import PAPER_STATISTICS, gradient_statistics
 
 

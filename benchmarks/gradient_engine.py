@@ -30,7 +30,7 @@ import click
 import torch
 import torch.nn.functional as F
 
-from gradmeta.model import CNNConfig, build_cnn
+from gradmeta.cnn.model import CNNConfig, build_cnn
 from gradmeta.uncertainty.gradients import (
     DEFAULT_CHUNK_SIZE,
     PAPER_STATISTICS,

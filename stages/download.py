@@ -8,12 +8,14 @@ import click
 import numpy as np
 from PIL import Image
 
-from gradmeta.atomic import atomic_path
-from gradmeta.cli import reports_errors, setup_logging
-from gradmeta.datasets import CONCEPTS, DataConfig, prepare_concept, save_prepared
+from gradmeta.core.atomic import atomic_path
+from gradmeta.core.concepts import CONCEPTS
+from gradmeta.core.console import reports_errors, setup_logging
+from gradmeta.core.params import load_params
+from gradmeta.core.runtime import configure
+from gradmeta.datasets import DataConfig, prepare_concept
 from gradmeta.datasets.imageops import montage
-from gradmeta.params import load_params
-from gradmeta.runtime import configure
+from gradmeta.prepared import save_prepared
 
 
 @click.command()

@@ -6,13 +6,15 @@ import time
 
 import click
 
-from gradmeta.cli import reports_errors, setup_logging
-from gradmeta.datasets import CONCEPTS, load_prepared
-from gradmeta.errors import GradmetaError
-from gradmeta.features import ExtractConfig, extract_features, write_features
-from gradmeta.model import file_sha256, load_model
-from gradmeta.params import load_params
-from gradmeta.runtime import configure, resolve_device
+from gradmeta.cnn import file_sha256, load_model
+from gradmeta.core.concepts import CONCEPTS
+from gradmeta.core.console import reports_errors, setup_logging
+from gradmeta.core.errors import GradmetaError
+from gradmeta.core.params import load_params
+from gradmeta.core.runtime import configure, resolve_device
+from gradmeta.features import write_features
+from gradmeta.prepared import load_prepared
+from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
 
 
 @click.command()

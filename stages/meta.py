@@ -5,13 +5,11 @@ from __future__ import annotations
 import time
 
 import click
-import joblib
 
-from gradmeta.atomic import atomic_path
-from gradmeta.cli import reports_errors, setup_logging
-from gradmeta.meta import MetaConfig, fit_all
-from gradmeta.params import load_params
-from gradmeta.scenarios import load_concept_features
+from gradmeta.core.console import reports_errors, setup_logging
+from gradmeta.core.params import load_params
+from gradmeta.meta import MetaConfig, fit_all, save_fitted
+from gradmeta.meta.scenarios import load_concept_features
 
 
 @click.command()
@@ -28,8 +26,7 @@ def main(params_path: str, features_dir: str, out_path: str) -> None:
     n_models = sum(len(m) for m in fitted.models)
     log.info("%d meta classifiers over %d repeats in %.1f s (%s source)", n_models, cfg.repeats,
              time.perf_counter() - start, "/".join(sorted(set(sources.values()))))
-    with atomic_path(out_path) as tmp:
-        joblib.dump(fitted, tmp, compress=3)
+    save_fitted(out_path, fitted)
 
 
 if __name__ == "__main__":

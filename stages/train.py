@@ -7,21 +7,23 @@ import time
 import click
 import torch
 
-from gradmeta.atomic import round_floats, write_json
-from gradmeta.cli import reports_errors, setup_logging
-from gradmeta.datasets import KNOWN_CONCEPT, load_prepared
-from gradmeta.errors import GradmetaError
-from gradmeta.model import build_cnn, save_model
-from gradmeta.params import load_params
-from gradmeta.runtime import configure, resolve_device
-from gradmeta.training import (
+from gradmeta.cnn import (
     TrainConfig,
     accuracy,
+    build_cnn,
     predict_logits,
+    save_model,
     to_tensor,
     train_cnn,
     train_val_split,
 )
+from gradmeta.core.atomic import round_floats, write_json
+from gradmeta.core.concepts import KNOWN_CONCEPT
+from gradmeta.core.console import reports_errors, setup_logging
+from gradmeta.core.errors import GradmetaError
+from gradmeta.core.params import load_params
+from gradmeta.core.runtime import configure, resolve_device
+from gradmeta.prepared import load_prepared
 
 
 @click.command()

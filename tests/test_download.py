@@ -5,8 +5,8 @@ import time
 import pytest
 from http_server import serve
 
+from gradmeta.core.errors import GradmetaError
 from gradmeta.datasets.download import ArchiveSpec, ensure_archive, file_checksums
-from gradmeta.errors import GradmetaError
 
 PAYLOAD = bytes(range(256)) * 4000  # ~1 MB
 

@@ -1,10 +1,13 @@
 """Each measure against an independent computation on hand-made scores (ties, a constant score)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from gradmeta.errors import GradmetaError
-from gradmeta.evaluation import best_threshold, measure_all, summarize
+from gradmeta.core.errors import GradmetaError
+from gradmeta.evaluation.measures import MEASURES, measure_all
+from gradmeta.evaluation.summary import summarize_results, summary_row
+from gradmeta.meta.estimators import best_threshold
 
 
 def brute_auroc(scores, target):
@@ -85,6 +88,15 @@ def test_single_class_and_empty_sets_are_errors():
         measure_all(np.array([]), np.array([]), 0.5)
 
 
-def test_summarize_uses_sample_std():
-    assert summarize([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0}
-    assert summarize([0.5]) == {"mean": 0.5, "std": 0.0}
+def test_summarize_results_uses_sample_std_per_result_key():
+    keys = {"scenario": "unknown", "test_set": "noise", "group": "", "input": "softmax/entropy", "classifier": "threshold"}
+    measures = {m: 0.0 for m in MEASURES}
+    rows = [{**keys, "repeat": r, **measures, "auroc": a} for r, a in enumerate([0.7, 0.8, 0.95])]
+    rows.append({**keys, "test_set": "letters", "repeat": 0, **measures, "auroc": 0.6})  # a single repeat
+    summary = summarize_results(pd.DataFrame(rows))
+    noise = summary_row(summary, "unknown", "noise", "", "softmax/entropy", "threshold")
+    assert noise.auroc_mean == pytest.approx(np.mean([0.7, 0.8, 0.95]))
+    assert noise.auroc_std == pytest.approx(np.std([0.7, 0.8, 0.95], ddof=1))
+    letters = summary_row(summary, "unknown", "letters", "", "softmax/entropy", "threshold")
+    assert (letters.auroc_mean, letters.auroc_std) == (0.6, 0.0)  # one value: std 0, not NaN
+    assert summary_row(summary, "unknown", "omniglot", "", "softmax/entropy", "threshold") is None

@@ -7,15 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gradmeta.cnn.model import CNNConfig, build_cnn
+from gradmeta.core.errors import GradmetaError
 from gradmeta.datasets import PreparedData
-from gradmeta.errors import GradmetaError
-from gradmeta.features import (
-    ExtractConfig,
-    extract_features,
-    read_features,
-    write_features,
-)
-from gradmeta.model import CNNConfig, build_cnn
+from gradmeta.features import read_features, write_features
+from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
 from gradmeta.uncertainty.softmax import softmax_metrics
 
 SMALL = CNNConfig(conv_channels=(4, 8), hidden=32)

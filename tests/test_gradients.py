@@ -4,8 +4,8 @@ import torch.nn.functional as F
 from reference import assert_matches_reference, naive_gradient_stats
 from torch import nn
 
-from gradmeta.errors import GradmetaError
-from gradmeta.model import CNNConfig, build_cnn
+from gradmeta.cnn.model import CNNConfig, build_cnn
+from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.gradients import (
     ALL_STATISTICS,
     PAPER_STATISTICS,
@@ -183,7 +183,7 @@ def test_random_models_and_given_labels():
         images = random_images(4, (1, 9, 9), seed=seed)
         model(images)  # materialise the lazy layer
         labels = torch.randint(0, 6, (4,))
-        result = gradient_statistics(model, images, ALL_STATISTICS, label=labels)
+        result = gradient_statistics(model, images, ALL_STATISTICS, labels=labels)
         assert_matches_reference(result, naive_gradient_stats(model, images, labels), ALL_STATISTICS)
 
 
@@ -222,10 +222,10 @@ def test_bad_arguments():
     images = random_images(2)
     with pytest.raises(GradmetaError, match="unknown gradient statistic 'median'"):
         gradient_statistics(model, images, ("l1", "median"))
-    with pytest.raises(GradmetaError, match="label must be 'predicted'"):
-        gradient_statistics(model, images, label="true")
+    with pytest.raises(GradmetaError, match="labels must be 'predicted'"):
+        gradient_statistics(model, images, labels="true")
     with pytest.raises(GradmetaError, match=r"labels must have shape \(2,\)"):
-        gradient_statistics(model, images, label=torch.tensor([1, 2, 3]))
+        gradient_statistics(model, images, labels=torch.tensor([1, 2, 3]))
     with pytest.raises(GradmetaError, match="chunk_size must be a positive integer"):
         gradient_statistics(model, images, chunk_size=0)
     assert gradient_statistics(model, images[:0]) == {}
@@ -247,7 +247,7 @@ def test_logits_layer_means_are_exactly_zero():
     model = build_cnn(CNNConfig(), seed=0)
     images = random_images(5)
     for label in ("predicted", torch.tensor([0, 3, 9, 9, 1])):
-        result = gradient_statistics(model, images, PAPER_STATISTICS, label=label)
+        result = gradient_statistics(model, images, PAPER_STATISTICS, labels=label)
         assert torch.equal(result["grad/fc2.weight/mean"], torch.zeros(5))
         assert torch.equal(result["grad/fc2.bias/mean"], torch.zeros(5))
         assert (result["grad/fc2.weight/std"] > 0).all() and (result["grad/fc1.weight/mean"] != 0).all()
@@ -265,8 +265,9 @@ def test_channels_last_layout_only_where_the_model_accepts_it(factory, shape, ex
     model = factory().eval()
     probe = random_images(1, shape)
     with torch.enable_grad():
-        layers = plan_layers(model, probe)
-        assert any(layer.channels_last for layer in layers) is expected
+        plan = plan_layers(model, probe)
+        assert plan.channels_last is expected
+        assert any(layer.channels_last for layer in plan.layers) is expected
     assert not any(m._forward_hooks for m in model.modules())  # the probe leaves no hook behind
     strides = {n: p.stride() for n, p in model.named_parameters()}
     gradient_statistics(model, random_images(3, shape))

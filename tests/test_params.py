@@ -1,9 +1,9 @@
 import pytest
 
+from gradmeta.cnn.training import TrainConfig
+from gradmeta.core.errors import GradmetaError
+from gradmeta.core.params import load_params
 from gradmeta.datasets import DataConfig
-from gradmeta.errors import GradmetaError
-from gradmeta.params import load_params
-from gradmeta.training import TrainConfig
 
 
 @pytest.mark.parametrize("data, message", [

@@ -7,8 +7,8 @@ from archives import (
     upright_glyph,
 )
 
+from gradmeta.core.errors import GradmetaError
 from gradmeta.datasets import read_cifar10_test, read_emnist, read_omniglot
-from gradmeta.errors import GradmetaError
 
 
 def test_emnist_images_come_out_upright_with_labels(tmp_path):

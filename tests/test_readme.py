@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from gradmeta.report import RESULTS_END, RESULTS_START, readme_section
+from gradmeta.evaluation.report import RESULTS_END, RESULTS_START, readme_section
 
 ROOT = Path(__file__).resolve().parents[1]
 

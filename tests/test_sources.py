@@ -7,9 +7,9 @@ import pytest
 from archives import make_cifar_tarball, make_emnist_zip, make_omniglot_zip
 from http_server import serve
 
+from gradmeta.core.errors import GradmetaError
 from gradmeta.datasets import DataConfig, prepare_concept, registry
 from gradmeta.datasets.download import ArchiveSpec
-from gradmeta.errors import GradmetaError
 
 SIZES = {"digits_train": 4, "digits_test": 3, "letters": 5, "omniglot": 5, "cifar10": 4, "noise": 6}
 

@@ -2,16 +2,19 @@ import numpy as np
 import pytest
 import torch
 
-from gradmeta.datasets import DataConfig, prepare_concept
-from gradmeta.errors import GradmetaError
-from gradmeta.model import CNNConfig, build_cnn, load_model, save_model
-from gradmeta.training import (
+from gradmeta.cnn import (
+    CNNConfig,
     TrainConfig,
     accuracy,
+    build_cnn,
+    load_model,
+    save_model,
     to_tensor,
     train_cnn,
     train_val_split,
 )
+from gradmeta.core.errors import GradmetaError
+from gradmeta.datasets import DataConfig, prepare_concept
 
 SMALL = CNNConfig(conv_channels=(8, 16), hidden=64)
 

@@ -3,7 +3,7 @@
 Reproduces and extends Oberdiek, Rottmann & Gottschalk (ANNPR 2018, arXiv 1805.08440).
 """
 
-from gradmeta.errors import GradmetaError
+from gradmeta.core.errors import GradmetaError
 
 __version__ = "0.1.0"
 __all__ = ["GradmetaError", "__version__"]

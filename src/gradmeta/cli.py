@@ -1,38 +1,15 @@
-"""Command-line plumbing: the error wrapper every stage uses, and the ``gradmeta`` console script."""
+"""The ``gradmeta`` console script: ``prepare`` (check a data source) and ``readme-results``.
+
+Subcommands import their library code when they run, so ``gradmeta --help`` stays fast."""
 
 from __future__ import annotations
 
-import functools
-import logging
-import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
 
 import click
 
-from gradmeta.errors import GradmetaError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def setup_logging(stage: str) -> logging.Logger:
-    """A logger that writes ``<stage>: message`` lines to stderr."""
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr, force=True)
-    return logging.getLogger(stage)
-
-
-def reports_errors(func: F) -> F:
-    """Turn a :class:`GradmetaError` into one ``error: ...`` line on stderr and exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except GradmetaError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
+from gradmeta.core.console import reports_errors
+from gradmeta.core.errors import GradmetaError
 
 
 @click.group()
@@ -48,10 +25,10 @@ def main() -> None:
 @reports_errors
 def prepare(params_path: str, concepts: tuple[str, ...], out_dir: str) -> None:
     """Prepare concepts from the data group of a params file (real archives or synthetic) into npz files."""
-    from pathlib import Path
-
-    from gradmeta.datasets import CONCEPTS, DataConfig, prepare_concept, save_prepared
-    from gradmeta.params import load_params
+    from gradmeta.core.concepts import CONCEPTS
+    from gradmeta.core.params import load_params
+    from gradmeta.datasets import DataConfig, prepare_concept
+    from gradmeta.prepared import save_prepared
 
     cfg = DataConfig.from_params(load_params(params_path))
     chosen = concepts or CONCEPTS
@@ -68,7 +45,7 @@ def prepare(params_path: str, concepts: tuple[str, ...], out_dir: str) -> None:
 @reports_errors
 def readme_results(readme: str, report: str, check: bool) -> None:
     """Regenerate the README's results block from the report (the main table and the claims)."""
-    from gradmeta.report import update_readme
+    from gradmeta.evaluation.report import update_readme
 
     stale = update_readme(readme, report, check=check)
     if check and stale:

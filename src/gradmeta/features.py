@@ -12,102 +12,20 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
-from torch import nn
-from tqdm import tqdm
 
-from gradmeta.atomic import atomic_path
-from gradmeta.datasets.concepts import KNOWN_CONCEPT
-from gradmeta.datasets.prepared import PreparedData
-from gradmeta.errors import GradmetaError
-from gradmeta.params import ParamReader
-from gradmeta.runtime import DEVICES
-from gradmeta.training import to_tensor
-from gradmeta.uncertainty.gradients import (
-    ALL_STATISTICS,
-    DEFAULT_CHUNK_SIZE,
-    PAPER_STATISTICS,
-    iterate_chunks,
-    validate_statistics,
-)
-from gradmeta.uncertainty.softmax import softmax_metrics
+from gradmeta.core.atomic import atomic_path
+from gradmeta.core.errors import GradmetaError
 
 FORMAT = "gradmeta.features/1"
 ID_COLUMNS = ("concept", "index", "label", "pred", "correct")
 GRADNORM_COLUMN = "baseline/gradnorm"
 METADATA_KEY = b"gradmeta"
-
-
-@dataclass(frozen=True)
-class ExtractConfig:
-    """The ``extract`` parameter group."""
-
-    statistics: tuple[str, ...] = PAPER_STATISTICS
-    chunk_size: int = DEFAULT_CHUNK_SIZE
-    device: str = "cpu"
-    threads: int = 2
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> ExtractConfig:
-        r = ParamReader(params.get("extract"), "extract")
-        d = cls()
-        stats = r.str_list("statistics", list(d.statistics), choices=ALL_STATISTICS)
-        try:
-            validate_statistics(stats)
-        except GradmetaError as exc:
-            raise GradmetaError(f"params.yaml: extract.statistics: {exc}") from None
-        return cls(statistics=tuple(stats), chunk_size=r.int("chunk_size", d.chunk_size, min=1),
-                   device=r.str("device", d.device, choices=DEVICES), threads=r.int("threads", d.threads, min=1))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"statistics": list(self.statistics), "chunk_size": self.chunk_size, "device": self.device}
-
-
-def evaluation_rows(data: PreparedData) -> np.ndarray:
-    """Positions of the images a concept is evaluated on: the known concept's test split, else all."""
-    if data.concept == KNOWN_CONCEPT:
-        return np.nonzero(data.split == "test")[0]
-    return np.arange(len(data))
-
-
-def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
-                     device: torch.device | str = "cpu", progress: bool = True) -> pd.DataFrame:
-    """The features table of ``data``'s evaluation rows, computed by ``model`` (moved to ``device``)."""
-    rows = evaluation_rows(data)
-    model = model.to(device)
-    images = to_tensor(data.images[rows])
-    columns: dict[str, np.ndarray] = {}  # allocated once, filled chunk by chunk
-    pred = np.empty(len(rows), dtype=np.int64)
-    start = 0
-    with tqdm(total=len(rows), desc=f"extract {data.concept}", unit="img", disable=None if progress else True,
-              leave=False) as bar:
-        for result, grads in iterate_chunks(model, images, cfg.statistics, "predicted", cfg.chunk_size,
-                                            with_gradnorm=True, on_chunk=bar.update):
-            chunk = {**softmax_metrics(result.logits.cpu()), **grads, GRADNORM_COLUMN: result.gradnorm.cpu()}
-            if not columns:
-                columns = {k: np.empty(len(rows), dtype=np.float64) for k in chunk}
-            n = len(result.labels)
-            pred[start: start + n] = result.labels.cpu().numpy()
-            for k, v in chunk.items():
-                columns[k][start: start + n] = v.double().numpy()
-            start += n
-    labels = data.labels[rows]
-    correct = (pred == labels) if data.concept == KNOWN_CONCEPT else np.zeros(len(rows), dtype=bool)
-    table = {"concept": np.full(len(rows), data.concept, dtype=object), "index": rows.astype(np.int64),
-             "label": labels.astype(np.int64), "pred": pred.astype(np.int64), "correct": correct}
-    for k, values in columns.items():
-        if not np.isfinite(values).all():
-            raise GradmetaError(f"{data.concept}: column {k} has non-finite values")
-        table[k] = values.astype(np.float32)
-    return pd.DataFrame(table)
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
@@ -140,5 +58,6 @@ def read_features(path: str | os.PathLike[str], required: Sequence[str] = ()) ->
     frame = table.to_pandas()
     missing = [c for c in (*ID_COLUMNS, *required) if c not in frame.columns]
     if missing:
-        raise GradmetaError(f"{p}: missing column {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise GradmetaError(f"{p}: missing column {missing[0]!r}{more}")
     return frame, meta

@@ -6,16 +6,15 @@ Public readers (archive file -> arrays) for data you already have:
 """
 
 from gradmeta.datasets.cifar10 import read_cifar10_test
-from gradmeta.datasets.concepts import CONCEPTS, KNOWN_CONCEPT, UNKNOWN_CONCEPTS
 from gradmeta.datasets.config import DataConfig
 from gradmeta.datasets.download import ARCHIVES, ArchiveSpec, ensure_archive
 from gradmeta.datasets.emnist import read_emnist, read_idx
 from gradmeta.datasets.omniglot import read_omniglot
-from gradmeta.datasets.prepared import PreparedData, load_prepared, save_prepared
 from gradmeta.datasets.registry import prepare_concept
+from gradmeta.prepared import PreparedData, load_prepared, save_prepared
 
 __all__ = [
-    "ARCHIVES", "CONCEPTS", "KNOWN_CONCEPT", "UNKNOWN_CONCEPTS", "ArchiveSpec", "DataConfig", "PreparedData",
+    "ARCHIVES", "ArchiveSpec", "DataConfig", "PreparedData",
     "ensure_archive", "load_prepared", "prepare_concept", "read_cifar10_test", "read_emnist", "read_idx",
     "read_omniglot", "save_prepared",
 ]

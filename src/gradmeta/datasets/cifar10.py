@@ -8,9 +8,9 @@ import tarfile
 
 import numpy as np
 
-from gradmeta.datasets.concepts import IMAGE_SIZE
+from gradmeta.core.concepts import IMAGE_SIZE
+from gradmeta.core.errors import GradmetaError
 from gradmeta.datasets.imageops import area_resize, rgb_to_grey
-from gradmeta.errors import GradmetaError
 
 TEST_MEMBER = "cifar-10-batches-py/test_batch"
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gradmeta.datasets.concepts import SIZE_KEYS, SOURCES
-from gradmeta.params import ParamReader
+from gradmeta.core.concepts import UNKNOWN_CONCEPTS
+from gradmeta.core.params import ParamReader
+
+SOURCES = ("synthetic", "real")
+# Size keys in params.yaml (data.sizes): digits has a train and a test split, unknowns one set each.
+SIZE_KEYS = ("digits_train", "digits_test", *UNKNOWN_CONCEPTS)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from gradmeta.errors import GradmetaError
+from gradmeta.core.errors import GradmetaError
 
 CHUNK = 1 << 20
 
@@ -104,17 +104,17 @@ def _check_reachable(url: str, timeout: float) -> None:
         pass  # refused or reset: a transient server problem, left to the retries
 
 
-def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
-    """One attempt: append to ``part`` from where it stops (Range), or start over if unsupported."""
-    offset = part.stat().st_size if part.exists() else 0
+def _open(url: str, offset: int, timeout: float):  # noqa: ANN202 - an http.client response or None
+    """Open ``url`` from byte ``offset`` (Range); None if the partial file is already complete.
+    Transient failures raise _Transient, permanent ones a GradmetaError."""
     request = urllib.request.Request(url, headers={"User-Agent": "gradmeta"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:  # the partial file is already complete
-            return
+            return None
         if exc.code >= 500 or exc.code in (408, 429):
             raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
         raise GradmetaError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
@@ -125,6 +125,14 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
         raise _Transient(str(exc.reason)) from None
     except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         raise _Transient(f"{type(exc).__name__}: {exc}") from None
+
+
+def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
+    """One attempt: append to ``part`` from where it stops (Range), or start over if unsupported."""
+    offset = part.stat().st_size if part.exists() else 0
+    response = _open(url, offset, timeout)
+    if response is None:
+        return
     with response:
         if offset and response.status != 206:
             offset = 0  # the server ignored the Range header: start over

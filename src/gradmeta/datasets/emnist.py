@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from gradmeta.errors import GradmetaError
+from gradmeta.core.errors import GradmetaError
 
 SUBSETS = ("digits", "letters")
 SPLITS = ("train", "test")

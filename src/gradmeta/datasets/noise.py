@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradmeta.datasets.concepts import IMAGE_SIZE
+from gradmeta.core.concepts import IMAGE_SIZE
 
 
 def uniform_noise(count: int, rng: np.random.Generator) -> np.ndarray:

@@ -12,9 +12,9 @@ import zipfile
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from gradmeta.datasets.concepts import IMAGE_SIZE
+from gradmeta.core.concepts import IMAGE_SIZE
+from gradmeta.core.errors import GradmetaError
 from gradmeta.datasets.imageops import area_resize
-from gradmeta.errors import GradmetaError
 
 
 def list_omniglot(path: str | os.PathLike[str]) -> list[tuple[str, str]]:

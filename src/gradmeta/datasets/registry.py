@@ -7,17 +7,17 @@ from collections.abc import Callable
 
 import numpy as np
 
+from gradmeta.core.concepts import CONCEPTS
+from gradmeta.core.errors import GradmetaError
 from gradmeta.datasets import synthetic
 from gradmeta.datasets.cifar10 import read_cifar10_test
-from gradmeta.datasets.concepts import CONCEPTS
 from gradmeta.datasets.config import DataConfig
 from gradmeta.datasets.download import ARCHIVES, archive_url, ensure_archive
 from gradmeta.datasets.emnist import read_emnist
 from gradmeta.datasets.imageops import subsample_indices
 from gradmeta.datasets.noise import uniform_noise
 from gradmeta.datasets.omniglot import list_omniglot, read_omniglot
-from gradmeta.datasets.prepared import PreparedData
-from gradmeta.errors import GradmetaError
+from gradmeta.prepared import PreparedData
 
 
 def stream_rng(seed: int, stream: str) -> np.random.Generator:

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from gradmeta.datasets.concepts import IMAGE_SIZE
+from gradmeta.core.concepts import IMAGE_SIZE
+from gradmeta.core.errors import GradmetaError
 from gradmeta.datasets.imageops import area_resize, rgb_to_grey
-from gradmeta.errors import GradmetaError
 
 GENERATOR_VERSION = 1
 TEMPLATE_SIZE = 64

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-from gradmeta.errors import GradmetaError
+from gradmeta.core.errors import GradmetaError
 
 DEVICES = ("cpu", "cuda", "auto")
 

@@ -1,6 +1,6 @@
 """The paper's four claims, judged from the summary table of results (never hard-coded).
 
-``summary`` is :func:`gradmeta.scoring.summarize_results`'s table: one row per scenario, test set,
+``summary`` is :func:`gradmeta.evaluation.summary.summarize_results`'s table: one row per scenario, test set,
 group, input and classifier with ``<measure>_mean`` and ``<measure>_std`` over repeated splits.
 
 - (a) several gradient metrics alone reach entropy on the known concept: at least ``min_metrics``
@@ -23,8 +23,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from gradmeta.evaluation.summary import select, summary_row
+from gradmeta.meta.estimators import THRESHOLD
+
 ENTROPY = "softmax/entropy"
-THRESHOLD = "threshold"
 COMBINED = "entropy+gradient"
 
 
@@ -40,21 +42,16 @@ class Verdict:
         return "n/a" if self.holds is None else ("holds" if self.holds else "does not hold")
 
 
-def _row(summary: pd.DataFrame, scenario: str, test_set: str, group: str, inp: str, clf: str) -> pd.Series | None:
-    hit = summary[(summary.scenario == scenario) & (summary.test_set == test_set) & (summary.group == group)
-                  & (summary.input == inp) & (summary.classifier == clf)]
-    return None if hit.empty else hit.iloc[0]
-
-
 def _fmt(row: pd.Series, measure: str = "auroc") -> str:
     return f"{row[f'{measure}_mean']:.4f} ± {row[f'{measure}_std']:.4f}"
 
 
 def claim_a(summary: pd.DataFrame, known: str, min_metrics: int = 2) -> Verdict:
-    statement = "Several gradient metrics alone reach entropy's meta-classification accuracy and AUROC on the known concept (within one std)."
-    ent = _row(summary, "misclassification", known, "", ENTROPY, THRESHOLD)
-    grads = summary[(summary.scenario == "misclassification") & (summary.classifier == THRESHOLD)
-                    & summary.input.str.startswith("grad/")]
+    statement = ("Several gradient metrics alone reach entropy's meta-classification accuracy and AUROC on the "
+                 "known concept (within one std).")
+    ent = summary_row(summary, "misclassification", known, "", ENTROPY, THRESHOLD)
+    singles = select(summary, scenario="misclassification", classifier=THRESHOLD)
+    grads = singles[singles.input.str.startswith("grad/")]
     if ent is None or grads.empty:
         return Verdict("a", statement, None, "entropy or single gradient metrics are not configured")
     ok = grads[(grads.auroc_mean >= ent.auroc_mean - ent.auroc_std)
@@ -70,8 +67,8 @@ def claim_b(summary: pd.DataFrame, unknowns: list[str], classifier: str) -> Verd
     parts, wins = [], 0
     pooled_win = None
     for test_set in [*unknowns, "pooled"]:
-        ent = _row(summary, "unknown", test_set, "", ENTROPY, THRESHOLD)
-        comb = _row(summary, "unknown", test_set, "", COMBINED, classifier)
+        ent = summary_row(summary, "unknown", test_set, "", ENTROPY, THRESHOLD)
+        comb = summary_row(summary, "unknown", test_set, "", COMBINED, classifier)
         if ent is None or comb is None:
             return Verdict("b", statement, None, f"entropy or {COMBINED}/{classifier} is not configured")
         win = comb.auroc_mean > ent.auroc_mean
@@ -87,7 +84,7 @@ def claim_b(summary: pd.DataFrame, unknowns: list[str], classifier: str) -> Verd
 
 def claim_c(summary: pd.DataFrame, unknowns: list[str], classifier: str, margin: float = 0.02) -> Verdict:
     statement = f"Digits-only meta classifiers ({COMBINED}, {classifier}) are uneven across unknown concepts."
-    rows = [_row(summary, "unknown", c, "", COMBINED, classifier) for c in unknowns]
+    rows = [summary_row(summary, "unknown", c, "", COMBINED, classifier) for c in unknowns]
     if any(r is None for r in rows) or len(rows) < 2:
         return Verdict("c", statement, None, f"needs {COMBINED}/{classifier} and at least two unknown concepts")
     means = {c: r.auroc_mean for c, r in zip(unknowns, rows)}
@@ -101,8 +98,8 @@ def claim_c(summary: pd.DataFrame, unknowns: list[str], classifier: str, margin:
 def _improvement(summary: pd.DataFrame, remote: list[str], classifier: str, group: str, margin: float):
     parts, all_ok = [], True
     for c in remote:
-        base = _row(summary, "unknown", c, "", COMBINED, classifier)
-        ku = _row(summary, "known_unknowns", c, group, COMBINED, classifier)
+        base = summary_row(summary, "unknown", c, "", COMBINED, classifier)
+        ku = summary_row(summary, "known_unknowns", c, group, COMBINED, classifier)
         if base is None or ku is None:
             return None, f"{COMBINED}/{classifier} on {c} ({group}) is not available"
         gain = ku.auroc_mean - base.auroc_mean
@@ -113,7 +110,8 @@ def _improvement(summary: pd.DataFrame, remote: list[str], classifier: str, grou
 
 
 def claim_d(summary: pd.DataFrame, remote: list[str], classifier: str, margin: float = 0.01) -> tuple[Verdict, str]:
-    statement = f"Known unknowns improve concepts remote from digits ({', '.join(remote)}) considerably ({COMBINED}, {classifier})."
+    statement = (f"Known unknowns improve concepts remote from digits ({', '.join(remote)}) considerably "
+                 f"({COMBINED}, {classifier}).")
     if not remote:
         return Verdict("d", statement, None, "no remote concepts configured"), ""
     holds, evidence = _improvement(summary, remote, classifier, "seen", margin)

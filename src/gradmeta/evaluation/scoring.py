@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gradmeta.datasets.concepts import KNOWN_CONCEPT
-from gradmeta.errors import GradmetaError
-from gradmeta.evaluation import MEASURES, measure_all
+from gradmeta.core.concepts import KNOWN_CONCEPT
+from gradmeta.core.errors import GradmetaError
+from gradmeta.evaluation.measures import measure_all
 from gradmeta.features import metric_columns
-from gradmeta.meta import FittedMeta
-from gradmeta.scenarios import as_arrays, evaluations
-
-RESULT_KEYS = ("scenario", "test_set", "group", "input", "classifier")
+from gradmeta.meta.fitting import FittedMeta
+from gradmeta.meta.scenarios import as_arrays, evaluations
 
 
 def score_all(frames: dict[str, pd.DataFrame], fitted: FittedMeta,
@@ -29,7 +27,7 @@ def score_all(frames: dict[str, pd.DataFrame], fitted: FittedMeta,
             for (fit_name, name, clf), model in models.items():
                 if fit_name != ev.fit:
                     continue
-                scores = model.decision_scores(X_all[:, [col_index[c] for c in fitted.inputs.columns_of(name)]])
+                scores = model.score_samples(X_all[:, [col_index[c] for c in fitted.inputs.columns_of(name)]])
                 where = f"scenario {ev.scenario}, test set {ev.test_set}"
                 try:
                     measures = measure_all(scores, y, model.threshold_, where)
@@ -40,22 +38,3 @@ def score_all(frames: dict[str, pd.DataFrame], fitted: FittedMeta,
                 if repeat == 0 and (name, clf) in roc_inputs:
                     roc[(ev.scenario, ev.test_set, ev.group or "", name, clf)] = (scores, y)
     return pd.DataFrame(rows), roc
-
-
-def summarize_results(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample std (ddof=1) over repeats of every measure, one row per result key."""
-    grouped = results.groupby(list(RESULT_KEYS), sort=False)[list(MEASURES)]
-    mean = grouped.mean()
-    std = grouped.std(ddof=1).fillna(0.0)
-    out = pd.concat({"mean": mean, "std": std}, axis=1)
-    out.columns = [f"{m}_{stat}" for stat, m in out.columns]
-    return out.reset_index()
-
-
-def cnn_context(frames: dict[str, pd.DataFrame]) -> dict[str, dict[str, float]]:
-    """Per concept: CNN accuracy and error count on its evaluation rows (unknowns: always 0 correct)."""
-    out = {}
-    for c, f in frames.items():
-        correct = f["correct"].to_numpy()
-        out[c] = {"cnn_accuracy": float(correct.mean()), "cnn_errors": int((~correct).sum()), "rows": len(f)}
-    return out

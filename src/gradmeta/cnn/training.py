@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from gradmeta.model import CNNConfig
-from gradmeta.params import ParamReader
-from gradmeta.runtime import DEVICES
+from gradmeta.cnn.model import CNNConfig
+from gradmeta.core.params import ParamReader
+from gradmeta.core.runtime import DEVICES
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,6 @@ class TrainConfig:
             threads=r.int("threads", d.threads, min=1),
             architecture=CNNConfig.from_dict(r.raw("architecture", {})),
         )
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 images (N, H, W) -> float32 (N, 1, H, W) in [0, 1]."""
-    return torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
 
 
 def train_val_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

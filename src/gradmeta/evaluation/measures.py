@@ -14,43 +14,14 @@ wrong one (every image of an unknown concept is wrong). All measures use scikit-
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 from sklearn import config_context
 from sklearn.metrics import accuracy_score, auc, average_precision_score, roc_curve
 
-from gradmeta.errors import GradmetaError
+from gradmeta.core.errors import GradmetaError
 
 MEASURES = ("accuracy", "auroc", "aupr_wrong_positive", "aupr_correct_positive", "fpr_at_95tpr_correct_positive")
 SUMMARY_MEASURES = ("accuracy", "auroc")
-
-
-def best_threshold(scores: np.ndarray, target: np.ndarray) -> float:
-    """The threshold t maximising the accuracy of ``score >= t`` on these rows.
-
-    t lies midway between the lowest accepted and the highest rejected score (+inf rejects all);
-    among equally good cuts the one accepting most rows wins. A constant score is handled.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    target = np.asarray(target, dtype=bool)
-    order = np.argsort(-scores, kind="stable")
-    s, t = scores[order], target[order]
-    # accepting the top k rows: correct = positives in top k + negatives outside it
-    pos_cum = np.concatenate([[0], np.cumsum(t)])
-    neg_total = int((~t).sum())
-    neg_cum = np.concatenate([[0], np.cumsum(~t)])
-    correct = pos_cum + (neg_total - neg_cum)
-    # only cut between distinct scores: k must end a run of equal scores
-    valid = np.concatenate([[True], np.r_[s[1:] != s[:-1], True]])
-    correct = np.where(valid, correct, -1)
-    k = int(np.argmax(correct[::-1]))
-    k = len(correct) - 1 - k  # the largest k among the best: lowest threshold on ties
-    if k == 0:
-        return float("inf")
-    if k == len(s):
-        return float(s[-1])
-    return float((s[k - 1] + s[k]) / 2)
 
 
 def measure_all(scores: np.ndarray, target: np.ndarray, threshold: float, where: str = "test set") -> dict[str, float]:
@@ -74,8 +45,3 @@ def measure_all(scores: np.ndarray, target: np.ndarray, threshold: float, where:
             "fpr_at_95tpr_correct_positive": float(fpr[np.searchsorted(tpr, 0.95, side="left")]),
         }
 
-
-def summarize(values: Iterable[float]) -> dict[str, float]:
-    """Mean and sample standard deviation (ddof=1; 0 for a single value) over repeated splits."""
-    v = np.asarray(list(values), dtype=np.float64)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}

@@ -15,13 +15,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradmeta.atomic import write_bytes
-from gradmeta.errors import GradmetaError
-from gradmeta.params import ParamReader
+from gradmeta.core.atomic import write_bytes
+from gradmeta.core.errors import GradmetaError
+from gradmeta.core.params import ParamReader
 
 CHECKPOINT_FORMAT = "gradmeta.cnn/1"
 
@@ -94,6 +95,11 @@ class CNN(nn.Module):
             x = F.max_pool2d(F.relu(getattr(self, name)(x)), 2)
         x = self.dropout(F.relu(self.fc1(x.flatten(1))))
         return self.fc2(x)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 images (N, H, W) -> float32 (N, 1, H, W) in [0, 1]."""
+    return torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
 
 
 def build_cnn(config: CNNConfig, seed: int | None = None) -> CNN:

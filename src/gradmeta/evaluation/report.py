@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from gradmeta.atomic import round_floats, write_bytes
-from gradmeta.claims import Verdict
-from gradmeta.errors import GradmetaError
-from gradmeta.evaluation import MEASURES, SUMMARY_MEASURES
+from gradmeta.core.atomic import round_floats, write_bytes
+from gradmeta.core.errors import GradmetaError
+from gradmeta.evaluation.claims import Verdict
+from gradmeta.evaluation.measures import MEASURES, SUMMARY_MEASURES
+from gradmeta.evaluation.summary import select, summary_row
+from gradmeta.meta.estimators import THRESHOLD
 
 RESULTS_START = "<!-- results:start (generated from metrics/report.md by `gradmeta readme-results`) -->"
 RESULTS_END = "<!-- results:end -->"
@@ -21,17 +23,15 @@ MAIN_TABLE_END = "<!-- main-table:end -->"
 
 def _cell(summary: pd.DataFrame, scenario: str, test_set: str, group: str, inp: str, clf: str,
           measure: str = "auroc") -> str:
-    hit = summary[(summary.scenario == scenario) & (summary.test_set == test_set) & (summary.group == group)
-                  & (summary.input == inp) & (summary.classifier == clf)]
-    if hit.empty:
+    r = summary_row(summary, scenario, test_set, group, inp, clf)
+    if r is None:
         return "–"
-    r = hit.iloc[0]
     return f"{r[f'{measure}_mean']:.3f} ± {r[f'{measure}_std']:.3f}"
 
 
 def _group_mean(summary: pd.DataFrame, group: str, unknowns: list[str], inp: str, clf: str) -> str:
-    hit = summary[(summary.scenario == "known_unknowns") & (summary.group == group) & (summary.input == inp)
-                  & (summary.classifier == clf) & summary.test_set.isin(unknowns)]
+    hit = select(summary, scenario="known_unknowns", group=group, input=inp, classifier=clf)
+    hit = hit[hit.test_set.isin(unknowns)]
     if hit.empty:
         return "–"
     return f"{hit.auroc_mean.mean():.3f}"
@@ -55,14 +55,14 @@ def main_table(summary: pd.DataFrame, rows: list[tuple[str, str]], known: str, u
 
 def single_metric_table(summary: pd.DataFrame, known: str, unknowns: list[str]) -> str:
     """Every single metric (threshold), sorted by misclassification AUROC."""
-    mis = summary[(summary.scenario == "misclassification") & (summary.classifier == "threshold")]
+    mis = select(summary, scenario="misclassification", classifier=THRESHOLD)
     mis = mis.sort_values("auroc_mean", ascending=False)
     head = ["metric", "misclass. accuracy", "misclass. AUROC", *[f"{c} AUROC" for c in unknowns], "pooled AUROC"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for inp in mis.input:
-        cells = [f"`{inp}`", _cell(summary, "misclassification", known, "", inp, "threshold", "accuracy"),
-                 _cell(summary, "misclassification", known, "", inp, "threshold")]
-        cells += [_cell(summary, "unknown", t, "", inp, "threshold") for t in [*unknowns, "pooled"]]
+        cells = [f"`{inp}`", _cell(summary, "misclassification", known, "", inp, THRESHOLD, "accuracy"),
+                 _cell(summary, "misclassification", known, "", inp, THRESHOLD)]
+        cells += [_cell(summary, "unknown", t, "", inp, THRESHOLD) for t in [*unknowns, "pooled"]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from gradmeta.atomic import round_floats, write_bytes, write_json
+from gradmeta.core.atomic import round_floats, write_bytes, write_json
+from gradmeta.evaluation.summary import summary_row
 
 ROC_SCENARIOS = (("misclassification", None, ""), ("unknown", "pooled", ""), ("known_unknowns", "pooled", "seen"))
 
@@ -63,11 +64,9 @@ def write_auroc_bars(summary: pd.DataFrame, inputs: list[tuple[str, str]], known
     for scenario, test_set in (("misclassification", known), ("unknown", "pooled")):
         rows = []
         for inp, clf in inputs:
-            hit = summary[(summary.scenario == scenario) & (summary.test_set == test_set) & (summary.input == inp)
-                          & (summary.classifier == clf)]
-            if not hit.empty:
-                rows.append({"input": f"{inp} ({clf})", "auroc": float(hit.auroc_mean.iloc[0]),
-                             "std": float(hit.auroc_std.iloc[0])})
+            row = summary_row(summary, scenario, test_set, "", inp, clf)
+            if row is not None:
+                rows.append({"input": f"{inp} ({clf})", "auroc": float(row.auroc_mean), "std": float(row.auroc_std)})
         if not rows:
             continue
         write_json(plots_dir / f"auroc_{scenario}.json", round_floats(rows))

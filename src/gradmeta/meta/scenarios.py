@@ -23,11 +23,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from gradmeta.datasets.concepts import KNOWN_CONCEPT
-from gradmeta.errors import GradmetaError
+from gradmeta.core.concepts import KNOWN_CONCEPT
+from gradmeta.core.errors import GradmetaError
 from gradmeta.features import read_features
 
-SCENARIOS = ("misclassification", "unknown", "known_unknowns")
 LEAVE_ONE_OUT = "leave_one_out"
 
 
@@ -73,9 +72,6 @@ class RowSet:
         xs = [arrays[c][0][pos] for c, pos in self.parts]
         ys = [arrays[c][1][pos] for c, pos in self.parts]
         return np.concatenate(xs), np.concatenate(ys)
-
-    def size(self) -> int:
-        return sum(len(p) for _, p in self.parts)
 
 
 def fit_sets(unknowns: list[str], known_unknowns: str | list[str], splits: dict[str, Split]) -> dict[str, RowSet]:
@@ -134,5 +130,6 @@ def load_concept_features(features_dir: str, unknowns: tuple[str, ...]) -> tuple
         frame, meta = read_features(Path(features_dir) / f"{concept}.parquet")
         frames[concept], sources[concept], models[concept] = frame, meta.get("source", "?"), meta.get("model_sha256")
     if len(set(models.values())) > 1:
-        raise GradmetaError(f"{features_dir}: features come from different models ({', '.join(f'{c}: {str(h)[:12]}' for c, h in models.items())}); rerun extract")
+        listing = ", ".join(f"{c}: {str(h)[:12]}" for c, h in models.items())
+        raise GradmetaError(f"{features_dir}: features come from different models ({listing}); rerun extract")
     return frames, sources

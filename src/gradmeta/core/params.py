@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from gradmeta.errors import GradmetaError
+from gradmeta.core.errors import GradmetaError
 
 
 def load_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from gradmeta.atomic import write_bytes
-from gradmeta.datasets.concepts import IMAGE_SIZE
-from gradmeta.errors import GradmetaError
+from gradmeta.core.atomic import write_bytes
+from gradmeta.core.concepts import IMAGE_SIZE
+from gradmeta.core.errors import GradmetaError
 
 FORMAT = "gradmeta.prepared/1"
 

@@ -1,0 +1,102 @@
+"""The evaluate stage's work: score every meta classifier, write metrics, plot data, figures, report."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gradmeta.core.atomic import write_bytes, write_json
+from gradmeta.core.concepts import KNOWN_CONCEPT
+from gradmeta.core.errors import GradmetaError
+from gradmeta.core.params import ParamReader
+from gradmeta.evaluation.claims import Verdict, claim_a, claim_b, claim_c, claim_d
+from gradmeta.evaluation.plots import write_auroc_bars, write_histograms, write_roc
+from gradmeta.evaluation.report import measures_csv, render_report, scenarios_json
+from gradmeta.evaluation.scoring import score_all
+from gradmeta.evaluation.summary import cnn_context, summarize_results
+from gradmeta.meta.estimators import THRESHOLD
+from gradmeta.meta.fitting import FittedMeta
+from gradmeta.meta.persistence import load_fitted
+from gradmeta.meta.scenarios import load_concept_features
+
+DEFAULT_REMOTE = ("cifar10", "noise")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The ``evaluate`` parameter group, resolved against the fitted meta classifiers' config."""
+
+    primary_classifier: str
+    remote_concepts: tuple[str, ...]
+    histogram_metrics: tuple[str, ...]
+    min_metrics: int
+    margin: float  # claims (c) (twice this) and (d): the smallest AUROC difference that counts
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], fitted: FittedMeta) -> EvaluateConfig:
+        r = ParamReader(params.get("evaluate"), "evaluate")
+        cfg = fitted.config
+        if not cfg.classifiers:
+            raise GradmetaError("params.yaml: meta.classifiers is empty; the claims need at least one meta classifier")
+        unknowns = list(cfg.unknown_concepts)
+        primary = r.str("primary_classifier", None, choices=cfg.classifiers, allow_none=True) or cfg.classifiers[0]
+        remote = r.str_list("remote_concepts", [c for c in DEFAULT_REMOTE if c in unknowns], choices=unknowns)
+        return cls(primary_classifier=primary, remote_concepts=tuple(remote),
+                   histogram_metrics=tuple(r.str_list("histogram_metrics", ["softmax/entropy", "grad/all/l2"])),
+                   min_metrics=r.int("min_metrics", 2, min=1), margin=r.float("margin", 0.01, min=0.0))
+
+
+def judge_claims(summary, unknowns: list[str], cfg: EvaluateConfig) -> tuple[list[Verdict], list[str]]:
+    """The verdicts on claims (a)-(d) and the notes that go with them."""
+    primary = cfg.primary_classifier
+    verdict_d, note_d = claim_d(summary, list(cfg.remote_concepts), primary, cfg.margin)
+    verdicts = [claim_a(summary, KNOWN_CONCEPT, cfg.min_metrics), claim_b(summary, unknowns, primary),
+                claim_c(summary, unknowns, primary, 2 * cfg.margin), verdict_d]
+    return verdicts, [note_d]
+
+
+def run(params: dict[str, Any], features_dir: str, meta_path: str, metrics_dir: str,
+        log: logging.Logger) -> None:
+    """Evaluate the fitted meta classifiers of ``meta_path`` on the features of ``features_dir``;
+    write ``scenarios.json``, ``measures.csv``, ``report.md``, ``plots/`` and ``figures/`` in
+    ``metrics_dir``. Bad params or files raise a GradmetaError before anything is written."""
+    fitted = load_fitted(meta_path)
+    cfg = EvaluateConfig.from_params(params, fitted)
+    meta_cfg = fitted.config
+    unknowns = list(meta_cfg.unknown_concepts)
+    frames, sources = load_concept_features(features_dir, meta_cfg.unknown_concepts)
+    missing = [m for m in cfg.histogram_metrics if m not in frames[KNOWN_CONCEPT].columns]
+    if missing:
+        raise GradmetaError(f"params.yaml: evaluate.histogram_metrics: no feature column {missing[0]!r}")
+    source = "synthetic" if "synthetic" in sources.values() else "real"
+
+    composite = [(name, clf) for name in fitted.inputs.sets for clf in meta_cfg.classifiers]
+    headline = [(m, THRESHOLD) for m in fitted.inputs.named_single] + composite
+    curves = {"entropy": ("softmax/entropy", THRESHOLD), "gradient": ("gradient", cfg.primary_classifier),
+              "all": ("all", cfg.primary_classifier)}
+    results, roc = score_all(frames, fitted, tuple(curves.values()))
+    summary = summarize_results(results)
+    context = cnn_context(frames)
+
+    metrics = Path(metrics_dir)
+    plots_dir, figures_dir = metrics / "plots", metrics / "figures"
+    for d in (plots_dir, figures_dir):  # outputs of this stage only: start clean, no stale files
+        shutil.rmtree(d, ignore_errors=True)
+    write_roc(roc, curves, KNOWN_CONCEPT, plots_dir, figures_dir)
+    write_auroc_bars(summary, headline, KNOWN_CONCEPT, plots_dir, figures_dir)
+    write_histograms(frames, list(cfg.histogram_metrics), KNOWN_CONCEPT, figures_dir)
+
+    verdicts, notes = judge_claims(summary, unknowns, cfg)
+    figures = sorted(p.name for p in figures_dir.glob("*.png"))
+    report = render_report(source=source, summary=summary, context=context, main_rows=headline, known=KNOWN_CONCEPT,
+                           unknowns=unknowns, verdicts=verdicts, notes=notes, repeats=meta_cfg.repeats,
+                           test_fraction=meta_cfg.test_fraction, figures=figures)
+    write_json(metrics / "scenarios.json", scenarios_json(summary, headline, context, KNOWN_CONCEPT))
+    write_bytes(metrics / "measures.csv", measures_csv(summary).encode())
+    write_bytes(metrics / "report.md", report.encode())
+    for v in verdicts:
+        log.info("claim (%s) %s", v.claim, v.word)
+    log.info("%d result rows (%s source) -> %s", len(results), source, metrics / "report.md")

@@ -1,0 +1,104 @@
+"""The ``meta`` parameter group, validated, and the meta classifiers it names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gradmeta.core.concepts import UNKNOWN_CONCEPTS
+from gradmeta.core.errors import GradmetaError
+from gradmeta.core.params import ParamReader
+from gradmeta.meta.estimators import (
+    THRESHOLD,
+    LogisticMetaClassifier,
+    SingleMetricClassifier,
+    ThresholdedClassifier,
+    XGBoostMetaClassifier,
+)
+from gradmeta.meta.scenarios import LEAVE_ONE_OUT
+
+CLASSIFIERS = ("logistic", "xgboost")
+
+
+def _default_feature_sets() -> dict[str, tuple[str, ...]]:
+    return {"softmax": ("softmax/*",), "gradient": ("grad/*",), "entropy+gradient": ("softmax/entropy", "grad/*"),
+            "all": ("softmax/*", "grad/*", "baseline/*")}
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    """The ``meta`` parameter group."""
+
+    seed: int = 0
+    repeats: int = 5
+    test_fraction: float = 0.5
+    unknown_concepts: tuple[str, ...] = UNKNOWN_CONCEPTS
+    classifiers: tuple[str, ...] = CLASSIFIERS
+    single_metrics: tuple[str, ...] = ("softmax/entropy", "softmax/max_prob", "softmax/energy", "baseline/gradnorm",
+                                       "grad/*")
+    feature_sets: dict[str, tuple[str, ...]] = field(default_factory=_default_feature_sets)
+    known_unknowns: str | tuple[str, ...] = LEAVE_ONE_OUT
+    logistic: dict[str, Any] = field(default_factory=lambda: {"C": 1.0, "max_iter": 2000, "signed_log": True})
+    xgboost: dict[str, Any] = field(default_factory=lambda: {"n_estimators": 100, "max_depth": 3,
+                                                               "learning_rate": 0.1, "subsample": 1.0, "n_jobs": 2})
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> MetaConfig:
+        """Validate ``params['meta']``; a bad value is a GradmetaError naming the parameter."""
+        r = ParamReader(params.get("meta"), "meta")
+        d = cls()
+        unknowns = tuple(r.str_list("unknown_concepts", list(d.unknown_concepts), choices=UNKNOWN_CONCEPTS))
+        return cls(
+            seed=r.int("seed", d.seed, min=0),
+            repeats=r.int("repeats", d.repeats, min=1),
+            test_fraction=r.float("test_fraction", d.test_fraction, min=0.0, max=1.0, min_exclusive=True,
+                                  max_exclusive=True),
+            unknown_concepts=unknowns,
+            classifiers=tuple(r.str_list("classifiers", list(d.classifiers), choices=CLASSIFIERS)),
+            single_metrics=tuple(r.str_list("single_metrics", list(d.single_metrics))),
+            feature_sets=_feature_sets(r, d.feature_sets),
+            known_unknowns=_known_unknowns(r, unknowns, d.known_unknowns),
+            logistic=_logistic(r.group("logistic")),
+            xgboost=_xgboost(r.group("xgboost")),
+        )
+
+    def make(self, classifier: str, seed: int) -> ThresholdedClassifier:
+        """A fresh, unfitted meta classifier of the given kind (``threshold`` or one of CLASSIFIERS)."""
+        if classifier == THRESHOLD:
+            return SingleMetricClassifier()
+        if classifier == "logistic":
+            return LogisticMetaClassifier(**self.logistic)
+        if classifier == "xgboost":
+            return XGBoostMetaClassifier(**self.xgboost, random_state=seed)
+        raise GradmetaError(f"unknown meta classifier {classifier!r}, expected one of {', '.join(CLASSIFIERS)}")
+
+
+def _known_unknowns(r: ParamReader, unknowns: tuple[str, ...], default: str) -> str | tuple[str, ...]:
+    raw = r.raw("known_unknowns", default)
+    if raw == LEAVE_ONE_OUT:
+        return LEAVE_ONE_OUT
+    listed = r.str_list("known_unknowns", None) if isinstance(raw, list) else None
+    if listed is None or not all(c in unknowns for c in listed):
+        raise r.fail("known_unknowns", f"'{LEAVE_ONE_OUT}' or a list of concepts from meta.unknown_concepts "
+                     f"({', '.join(unknowns)})", raw)
+    return tuple(listed)
+
+
+def _feature_sets(r: ParamReader, default: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    raw = r.raw("feature_sets", {k: list(v) for k, v in default.items()})
+    if not isinstance(raw, dict) or not raw:
+        raise r.fail("feature_sets", "a non-empty mapping of name to a list of column patterns", raw)
+    sets = ParamReader(raw, r.name("feature_sets"))
+    return {name: tuple(sets.str_list(name)) for name in raw}
+
+
+def _logistic(lr: ParamReader) -> dict[str, Any]:
+    return {"C": lr.float("C", 1.0, min=0.0, min_exclusive=True), "max_iter": lr.int("max_iter", 2000, min=1),
+            "signed_log": lr.bool("signed_log", True)}
+
+
+def _xgboost(xg: ParamReader) -> dict[str, Any]:
+    return {"n_estimators": xg.int("n_estimators", 100, min=1), "max_depth": xg.int("max_depth", 3, min=1),
+            "learning_rate": xg.float("learning_rate", 0.1, min=0.0, min_exclusive=True),
+            "subsample": xg.float("subsample", 1.0, min=0.0, max=1.0, min_exclusive=True),
+            "n_jobs": xg.int("n_jobs", 2, min=1)}

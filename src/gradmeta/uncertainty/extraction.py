@@ -1,0 +1,97 @@
+"""The extract stage's work: the features table of one prepared concept, computed by the CNN.
+
+Per evaluation image (the known concept's test split, every image of an unknown concept): the
+softmax metrics (:mod:`.softmax`), the gradient statistics of every parameter (:mod:`.gradients`)
+and the GradNorm baseline (:mod:`.gradnorm`), in the column order of :mod:`gradmeta.features`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from gradmeta.cnn.model import to_tensor
+from gradmeta.core.concepts import KNOWN_CONCEPT
+from gradmeta.core.errors import GradmetaError
+from gradmeta.core.params import ParamReader
+from gradmeta.core.runtime import DEVICES
+from gradmeta.features import GRADNORM_COLUMN
+from gradmeta.prepared import PreparedData
+from gradmeta.uncertainty.gradients import (
+    ALL_STATISTICS,
+    DEFAULT_CHUNK_SIZE,
+    PAPER_STATISTICS,
+    iterate_chunks,
+    validate_statistics,
+)
+from gradmeta.uncertainty.softmax import softmax_metrics
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """The ``extract`` parameter group."""
+
+    statistics: tuple[str, ...] = PAPER_STATISTICS
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    device: str = "cpu"
+    threads: int = 2
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> ExtractConfig:
+        r = ParamReader(params.get("extract"), "extract")
+        d = cls()
+        stats = r.str_list("statistics", list(d.statistics), choices=ALL_STATISTICS)
+        try:
+            validate_statistics(stats)
+        except GradmetaError as exc:
+            raise GradmetaError(f"params.yaml: extract.statistics: {exc}") from None
+        return cls(statistics=tuple(stats), chunk_size=r.int("chunk_size", d.chunk_size, min=1),
+                   device=r.str("device", d.device, choices=DEVICES), threads=r.int("threads", d.threads, min=1))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"statistics": list(self.statistics), "chunk_size": self.chunk_size, "device": self.device}
+
+
+def evaluation_rows(data: PreparedData) -> np.ndarray:
+    """Positions of the images a concept is evaluated on: the known concept's test split, else all."""
+    if data.concept == KNOWN_CONCEPT:
+        return np.nonzero(data.split == "test")[0]
+    return np.arange(len(data))
+
+
+def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
+                     device: torch.device | str = "cpu", progress: bool = True) -> pd.DataFrame:
+    """The features table of ``data``'s evaluation rows, computed by ``model`` (moved to ``device``)."""
+    rows = evaluation_rows(data)
+    model = model.to(device)
+    images = to_tensor(data.images[rows])
+    columns: dict[str, np.ndarray] = {}  # allocated once, filled chunk by chunk
+    pred = np.empty(len(rows), dtype=np.int64)
+    start = 0
+    with tqdm(total=len(rows), desc=f"extract {data.concept}", unit="img", disable=None if progress else True,
+              leave=False) as bar:
+        for result, grads in iterate_chunks(model, images, cfg.statistics, "predicted", cfg.chunk_size,
+                                            with_gradnorm=True, on_chunk=bar.update):
+            chunk = {**softmax_metrics(result.logits.cpu()), **grads, GRADNORM_COLUMN: result.gradnorm.cpu()}
+            if not columns:
+                columns = {k: np.empty(len(rows), dtype=np.float64) for k in chunk}
+            n = len(result.labels)
+            pred[start: start + n] = result.labels.cpu().numpy()
+            for k, v in chunk.items():
+                columns[k][start: start + n] = v.double().numpy()
+            start += n
+    labels = data.labels[rows]
+    correct = (pred == labels) if data.concept == KNOWN_CONCEPT else np.zeros(len(rows), dtype=bool)
+    table = {"concept": np.full(len(rows), data.concept, dtype=object), "index": rows.astype(np.int64),
+             "label": labels.astype(np.int64), "pred": pred.astype(np.int64), "correct": correct}
+    for k, values in columns.items():
+        if not np.isfinite(values).all():
+            raise GradmetaError(f"{data.concept}: column {k} has non-finite values")
+        table[k] = values.astype(np.float32)
+    return pd.DataFrame(table)

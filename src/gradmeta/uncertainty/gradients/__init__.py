@@ -1,0 +1,19 @@
+"""Exact per-sample gradient statistics: moment algebra, per-layer rules, planning, the chunk engine."""
+
+from gradmeta.uncertainty.gradients.engine import (
+    DEFAULT_CHUNK_SIZE,
+    ChunkResult,
+    gradient_statistics,
+    iterate_chunks,
+)
+from gradmeta.uncertainty.gradients.moments import (
+    ALL_STATISTICS,
+    OPTIONAL_STATISTICS,
+    PAPER_STATISTICS,
+    validate_statistics,
+)
+from gradmeta.uncertainty.gradients.plan import Plan, plan_layers
+from gradmeta.uncertainty.gradients.rules import register_rule
+
+__all__ = ["ALL_STATISTICS", "DEFAULT_CHUNK_SIZE", "OPTIONAL_STATISTICS", "PAPER_STATISTICS", "ChunkResult", "Plan",
+           "gradient_statistics", "iterate_chunks", "plan_layers", "register_rule", "validate_statistics"]

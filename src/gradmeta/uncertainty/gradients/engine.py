@@ -1,0 +1,255 @@
+"""The chunk engine: exact per-sample gradient statistics for whole batches, no Python loop over samples.
+
+For each image x with label y (by default the network's own prediction argmax f(x)), the loss is
+the cross-entropy CE(f(x), y). For every parameter tensor theta_k the per-sample gradient
+g_k = dCE/dtheta_k is reduced over its entries to statistics (:mod:`.moments`); ``grad/all/<stat>``
+is the same over all parameters together.
+
+How (the model runs in eval mode, where samples do not interact):
+- :func:`.plan.plan_layers` decides once per call which rule computes each parameter;
+- per chunk, one batched forward and one batched backward of the summed losses give every ruled
+  layer's per-sample *output* gradient (weight gradients are never summed over the batch); each
+  layer's rule (:mod:`.rules`) turns its input and output gradient into moments;
+- parameters without a rule go through the generic exact path (:mod:`.generic`).
+
+The mean of the logits layer's weight and bias gradients is exactly 0 (p - onehot(y) sums to 0)
+and is returned as 0, not as float rounding noise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradmeta.core.errors import GradmetaError
+from gradmeta.uncertainty.gradients.generic import generic_moments
+from gradmeta.uncertainty.gradients.layout import to_channels_last
+from gradmeta.uncertainty.gradients.moments import (
+    PAPER_STATISTICS,
+    Moments,
+    Needs,
+    combine,
+    stack,
+    validate_statistics,
+)
+from gradmeta.uncertainty.gradients.plan import Layer, Plan, plan_layers
+from gradmeta.uncertainty.gradnorm import gradnorm_scores
+
+DEFAULT_CHUNK_SIZE = 64
+
+
+@contextlib.contextmanager
+def _eval_with_grads(model: nn.Module) -> Iterator[None]:
+    """Eval mode and requires_grad on every parameter for the duration; both restored afterwards."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    try:
+        for p, _ in flags:
+            p.requires_grad_(True)
+        with torch.enable_grad():
+            yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+@dataclass
+class ChunkResult:
+    """What one chunk yields: logits (n, C), the labels used (n,), per-parameter moments in the
+    model's parameter order, and GradNorm scores (n,) float64 or None."""
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+    moments: dict[str, Moments]
+    gradnorm: torch.Tensor | None
+
+
+@dataclass
+class _Captured:
+    """One ruled layer's call in the chunk's forward pass."""
+
+    layer_input: torch.Tensor  # detached
+    output: torch.Tensor       # the tensor whose gradient is taken
+    version: int               # its version counter right after the call
+    passed_on: torch.Tensor    # what the rest of the model received
+
+
+def _forward_capturing(model: nn.Module, plan: Plan, x: torch.Tensor) -> tuple[torch.Tensor, dict[int, _Captured]]:
+    """The batched forward of ``x`` with every ruled layer's input and output captured."""
+    captured: dict[int, _Captured] = {}
+
+    def make_hook(layer: Layer) -> Callable:
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+            # With copy_output the rest of the model gets a copy, so an in-place op downstream
+            # (e.g. ReLU(inplace=True)) cannot change the tensor whose gradient we ask for.
+            if layer.channels_last:
+                passed_on = to_channels_last(output, copy=layer.copy_output)
+            else:
+                passed_on = output.clone() if layer.copy_output else output
+            captured[id(module)] = _Captured(inputs[0].detach(), output, output._version, passed_on)
+            return passed_on if passed_on is not output else None
+        return hook
+
+    handles = [layer.module.register_forward_hook(make_hook(layer)) for layer in plan.fast]
+    try:
+        logits = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    for layer in plan.fast:
+        if captured[id(layer.module)].output._version != captured[id(layer.module)].version:
+            raise GradmetaError(f"layer {layer.name or type(layer.module).__name__}: its output was modified in "
+                                "place, which the probe at planning did not show (a data-dependent forward?)")
+    return logits, captured
+
+
+def _ruled_moments(plan: Plan, captured: dict[int, _Captured], logits: torch.Tensor, y: torch.Tensor,
+                   needs: Needs) -> dict[str, Moments]:
+    """Moments of every ruled layer's parameters from one backward of the summed cross-entropy."""
+    if not plan.fast:
+        return {}
+    outputs = [captured[id(layer.module)].output for layer in plan.fast]
+    loss = F.cross_entropy(logits, y, reduction="sum")
+    grads = torch.autograd.grad(loss, outputs, allow_unused=True)
+    moments: dict[str, Moments] = {}
+    for layer, g, out in zip(plan.fast, grads, outputs):
+        g = torch.zeros_like(out) if g is None else g.detach()
+        per_param = layer.rule.compute(layer.module, captured[id(layer.module)].layer_input, g, needs)
+        moments.update({full: per_param[own] for full, own in layer.params})
+    return moments
+
+
+def _logits_layer(plan: Plan, captured: dict[int, _Captured], logits: torch.Tensor) -> Layer | None:
+    """The nn.Linear layer whose output is the logits, if any."""
+    return next((layer for layer in plan.fast if isinstance(layer.module, nn.Linear)
+                 and captured[id(layer.module)].passed_on is logits), None)
+
+
+def process_chunk(model: nn.Module, plan: Plan, x: torch.Tensor, labels: torch.Tensor | None,
+                  needs: Needs, with_gradnorm: bool = False) -> ChunkResult:
+    """One batched forward + backward of a chunk x (n, ...); exact per-sample moments of every
+    parameter. ``labels`` (n,) or None for the model's own prediction."""
+    logits, captured = _forward_capturing(model, plan, x)
+    y = logits.detach().argmax(1) if labels is None else labels
+    moments = _ruled_moments(plan, captured, logits, y, needs)
+    last = _logits_layer(plan, captured, logits)
+    if last is not None and needs.mean:
+        # The logits layer's output gradient p - onehot(y) sums to 0, so the means of its weight
+        # gradient (sum g_i * sum a_j / count) and bias gradient are exactly 0, not rounding noise.
+        for name, _ in last.params:
+            moments[name].mean = torch.zeros_like(moments[name].mean)
+    if plan.generic_params:
+        moments.update(generic_moments(model, plan.generic_params, x, y, needs))
+    gradnorm = None
+    if with_gradnorm:
+        if last is None:
+            raise GradmetaError("GradNorm needs a model whose logits come straight out of an nn.Linear layer")
+        gradnorm = gradnorm_scores(logits, captured[id(last.module)].layer_input)
+    ordered = {full: moments[full] for layer in plan.layers for full, _ in layer.params}
+    return ChunkResult(logits.detach(), y, ordered, gradnorm)
+
+
+def chunk_table(result: ChunkResult, statistics: Sequence[str]) -> tuple[list[str], torch.Tensor]:
+    """Feature names ``grad/<param>/<stat>`` then ``grad/all/<stat>``, and their values (F, n)
+    float64 on the CPU, of one processed chunk; computed for all parameters at once."""
+    parts = list(result.moments.values())
+    stacked = stack(parts)
+    per_param = stacked.statistics(statistics)  # stat -> (P, n)
+    overall = combine(stacked, [p.count for p in parts]).statistics(statistics)  # stat -> (n,)
+    values = torch.cat([torch.stack([per_param[st] for st in statistics], 1).flatten(0, 1),
+                        torch.stack([overall[st] for st in statistics])])
+    names = [f"grad/{name}/{st}" for name in result.moments for st in statistics]
+    return names + [f"grad/all/{st}" for st in statistics], values.cpu()
+
+
+def chunk_features(result: ChunkResult, statistics: Sequence[str]) -> dict[str, torch.Tensor]:
+    """``chunk_table`` as a dict of (n,) float64 CPU tensors, in the same order."""
+    names, values = chunk_table(result, statistics)
+    return dict(zip(names, values.unbind(0)))
+
+
+def _checked_arguments(statistics: Sequence[str], chunk_size: int, labels: torch.Tensor | str,
+                       n: int) -> tuple[tuple[str, ...], torch.Tensor | None]:
+    """Validated statistics, and the labels: None for ``"predicted"``, else a LongTensor (n,).
+    Bad values raise a GradmetaError naming them."""
+    stats = validate_statistics(statistics)
+    if chunk_size < 1:
+        raise GradmetaError(f"chunk_size must be a positive integer, got {chunk_size}")
+    if isinstance(labels, str):
+        if labels != "predicted":
+            raise GradmetaError(f"labels must be 'predicted' or a tensor of class indices, got {labels!r}")
+        return stats, None
+    label_tensor = torch.as_tensor(labels, dtype=torch.long)
+    if label_tensor.shape != (n,):
+        raise GradmetaError(f"labels must have shape ({n},), got {tuple(label_tensor.shape)}")
+    return stats, label_tensor
+
+
+def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...], labels: torch.Tensor | None,
+                   chunk_size: int, with_gradnorm: bool) -> Iterator[ChunkResult]:
+    """``process_chunk`` over consecutive chunks of ``images`` (arguments already validated)."""
+    if len(images) == 0:
+        return
+    needs = Needs.of(stats)
+    device = next(model.parameters()).device
+    with _eval_with_grads(model):
+        plan = plan_layers(model, images[:1].to(device))
+        for start in range(0, len(images), chunk_size):
+            x = images[start: start + chunk_size].to(device)
+            if plan.channels_last:
+                x = to_channels_last(x)
+            y = None if labels is None else labels[start: start + chunk_size].to(device)
+            yield process_chunk(model, plan, x, y, needs, with_gradnorm)
+
+
+def iterate_chunks(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
+                   labels: torch.Tensor | str = "predicted", chunk_size: int = DEFAULT_CHUNK_SIZE,
+                   with_gradnorm: bool = False,
+                   on_chunk: Callable[[int], None] | None = None) -> Iterator[tuple[ChunkResult, dict[str, torch.Tensor]]]:
+    """Process ``images`` chunk by chunk; yields (ChunkResult, chunk features as in
+    :func:`chunk_features`). Arguments as :func:`gradient_statistics`; validated before any work."""
+    stats, label_tensor = _checked_arguments(statistics, chunk_size, labels, len(images))
+    for result in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm):
+        yield result, chunk_features(result, stats)
+        if on_chunk is not None:
+            on_chunk(len(result.labels))
+
+
+_UNSET = object()
+
+
+def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
+                        labels: torch.Tensor | str = "predicted", chunk_size: int = DEFAULT_CHUNK_SIZE,
+                        *, label: torch.Tensor | str = _UNSET) -> dict[str, torch.Tensor]:  # type: ignore[assignment]
+    """Exact per-sample gradient statistics of the cross-entropy for a batch of images.
+
+    ``images`` (N, ...) as the model takes them; ``labels`` is ``"predicted"`` (the paper's choice,
+    argmax of the model's own logits) or a LongTensor (N,) of classes (``label=`` is the old name,
+    accepted with a DeprecationWarning). Returns float32 tensors (N,) on the CPU keyed
+    ``grad/<parameter name>/<statistic>`` for every parameter tensor, in the model's parameter
+    order, then ``grad/all/<statistic>`` (rows of one (F, N) tensor). The model is run in eval mode
+    on its own device; its mode and requires_grad flags are restored afterwards.
+    """
+    if label is not _UNSET:
+        warnings.warn("gradient_statistics(label=...) is renamed labels=...; label= will be removed",
+                      DeprecationWarning, stacklevel=2)
+        labels = label
+    stats, label_tensor = _checked_arguments(statistics, chunk_size, labels, len(images))
+    names: list[str] = []
+    table = torch.empty(0)
+    start = 0
+    for result in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm=False):
+        names, values = chunk_table(result, stats)
+        if start == 0:  # allocated once: per-chunk results never pile up between large temporaries
+            table = torch.empty(len(names), len(images), dtype=torch.float32)
+        table[:, start: start + values.shape[1]] = values
+        start += values.shape[1]
+    return dict(zip(names, table.unbind(0)))

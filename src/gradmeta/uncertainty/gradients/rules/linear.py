@@ -1,0 +1,29 @@
+"""Rule for ``nn.Linear``: per-sample gradients from the input a and the output gradient g.
+
+With a 2-D input (n, in) the weight gradient of sample k is the outer product g_k (x) a_k, whose
+moments factorise (:func:`moments_of_outer`) and which is never materialised. With extra
+dimensions (n, T, in) it is the sum over T of outer products, materialised by one batched matmul.
+The bias gradient is g_k (summed over the extra dimensions).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gradmeta.uncertainty.gradients.moments import Moments, Needs, moments_of, moments_of_outer
+from gradmeta.uncertainty.gradients.rules.registry import register_rule
+
+
+@register_rule(nn.Linear, name="linear")
+def linear_moments(module: nn.Linear, a: torch.Tensor, g: torch.Tensor, needs: Needs) -> dict[str, Moments]:
+    """Moments of the per-sample ``weight`` and ``bias`` gradients of a Linear layer."""
+    g2 = g.reshape(g.shape[0], -1, g.shape[-1])
+    a2 = a.reshape(a.shape[0], -1, a.shape[-1])
+    if g2.shape[1] == 1:
+        out = {"weight": moments_of_outer(g2[:, 0], a2[:, 0], needs)}
+    else:  # extra dimensions: a sum of outer products over positions, materialised
+        out = {"weight": moments_of(torch.bmm(g2.transpose(1, 2), a2).flatten(1), needs)}
+    if module.bias is not None:
+        out["bias"] = moments_of(g2.sum(1), needs)
+    return out

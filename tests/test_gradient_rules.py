@@ -1,0 +1,144 @@
+"""Per-layer rules on their own: each conv formulation, the Linear rule and the registry, against a
+naive per-sample autograd loop (float64) over a grid of layer configurations."""
+
+import pytest
+import torch
+from reference import naive_gradient_stats
+from torch import nn
+
+from gradmeta.uncertainty.gradients import gradient_statistics
+from gradmeta.uncertainty.gradients.moments import ALL_STATISTICS, Needs, moments_of
+from gradmeta.uncertainty.gradients.plan import plan_layers
+from gradmeta.uncertainty.gradients.rules import register_rule, registry, rule_for
+from gradmeta.uncertainty.gradients.rules.conv import (
+    grouped_conv_weight_grads,
+    swapped_conv_weight_grads,
+    uses_swapped,
+)
+from gradmeta.uncertainty.gradients.rules.linear import linear_moments
+
+
+def naive_weight_grads(layer: nn.Module, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Per sample k: the weight gradient of <layer(a_k), g_k>, i.e. the layer's weight gradient
+    for output gradient g_k; (m, weight.numel()) in the weight's entry order."""
+    rows = []
+    for k in range(len(a)):
+        layer.zero_grad(set_to_none=True)
+        (layer(a[k: k + 1]) * g[k: k + 1]).sum().backward()
+        rows.append(layer.weight.grad.flatten().clone())
+    return torch.stack(rows)
+
+
+def inputs_for(conv: nn.Conv2d, m: int = 3, size: int = 9, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(m, conv.in_channels, size, size, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        out_shape = conv(a[:1]).shape[1:]
+    return a, torch.randn(m, *out_shape, generator=gen, dtype=torch.float64)
+
+
+GRID = [  # (in, out, kernel, stride, padding, dilation, groups)
+    (2, 4, 3, 1, 0, 1, 1), (2, 4, 3, 2, 1, 1, 1), (3, 6, 3, 1, 2, 2, 1), (4, 6, 3, 1, 1, 1, 2),
+    (4, 8, (3, 2), (2, 1), (1, 0), (1, 2), 4), (1, 5, 5, 1, 2, 1, 1), (6, 6, 1, 3, 0, 1, 3),
+]
+
+
+@pytest.mark.parametrize("c_in, c_out, k, stride, padding, dilation, groups", GRID)
+def test_grouped_formulation_matches_the_naive_loop(c_in, c_out, k, stride, padding, dilation, groups):
+    torch.manual_seed(1)
+    conv = nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, dilation=dilation, groups=groups).double()
+    a, g = inputs_for(conv)
+    torch.testing.assert_close(grouped_conv_weight_grads(conv, a, g), naive_weight_grads(conv, a, g))
+
+
+SWAPPABLE = [cfg for cfg in GRID if cfg[6] == 1 and cfg[3] == 1]
+
+
+@pytest.mark.parametrize("c_in, c_out, k, stride, padding, dilation, groups", SWAPPABLE)
+def test_swapped_formulation_matches_the_naive_loop(c_in, c_out, k, stride, padding, dilation, groups):
+    torch.manual_seed(2)
+    conv = nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, dilation=dilation, groups=groups).double()
+    a, g = inputs_for(conv)
+    got = swapped_conv_weight_grads(conv, a, g)  # entries in (in, out, kh, kw) order
+    want = naive_weight_grads(conv, a, g).reshape(len(a), c_out, c_in, *conv.kernel_size).transpose(1, 2)
+    torch.testing.assert_close(got, want.reshape(len(a), -1))
+
+
+def test_which_formulation_a_layer_gets():
+    assert uses_swapped(nn.Conv2d(1, 32, 5, padding=2))
+    assert not uses_swapped(nn.Conv2d(32, 64, 5))  # many input channels
+    assert not uses_swapped(nn.Conv2d(2, 4, 3, stride=2))
+    assert not uses_swapped(nn.Conv2d(2, 4, 3, groups=2))
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (5, 3, 7)])  # 2-D input, and extra dimensions (n, T, in)
+def test_linear_rule_matches_the_naive_loop(shape):
+    torch.manual_seed(3)
+    layer = nn.Linear(shape[-1], 4).double()
+    a = torch.randn(*shape, dtype=torch.float64)
+    g = torch.randn(*shape[:-1], 4, dtype=torch.float64)
+    moments = linear_moments(layer, a, g, Needs.of(ALL_STATISTICS))
+    want = naive_weight_grads(layer, a, g)
+    stats = moments["weight"].statistics(ALL_STATISTICS)
+    torch.testing.assert_close(stats["l1"], want.abs().sum(1))
+    torch.testing.assert_close(stats["l2"], want.norm(dim=1))
+    torch.testing.assert_close(stats["max"], want.amax(1))
+    torch.testing.assert_close(stats["std"], want.std(1, unbiased=False))
+    bias = g.reshape(len(g), -1, 4).sum(1)
+    torch.testing.assert_close(moments["bias"].statistics(("mean",))["mean"], bias.mean(1))
+
+
+def test_registry_exact_types_and_declined_configurations():
+    class MyLinear(nn.Linear):  # a subclass may change forward: no rule
+        pass
+
+    assert rule_for(nn.Linear(2, 3)).name == "linear"
+    assert rule_for(MyLinear(2, 3)) is None
+    assert rule_for(nn.Conv2d(1, 2, 3)).name == "conv2d"
+    assert rule_for(nn.Conv2d(1, 2, 3, padding_mode="reflect")) is None
+    assert rule_for(nn.Conv2d(1, 2, 3, padding="same")) is None
+    assert rule_for(nn.BatchNorm2d(3)) is None
+
+
+def test_plan_says_which_path_computes_each_parameter():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+            self.norm = nn.BatchNorm2d(2)
+            self.fc = nn.Linear(2 * 4 * 4, 3)
+            self.twice = nn.Linear(3, 3)
+
+        def forward(self, x):
+            h = self.norm(self.conv(x)).flatten(1)
+            return self.twice(self.twice(self.fc(h)))
+
+    plan = plan_layers(Shared().eval(), torch.rand(1, 1, 6, 6))
+    assert plan.paths() == {"conv.weight": "conv2d", "conv.bias": "conv2d", "norm.weight": "generic",
+                            "norm.bias": "generic", "fc.weight": "linear", "fc.bias": "linear",
+                            "twice.weight": "generic", "twice.bias": "generic"}  # called twice
+    assert plan.generic_params == ["norm.weight", "norm.bias", "twice.weight", "twice.bias"]
+
+
+def test_a_registered_rule_is_used(monkeypatch):
+    """The registry is the extension point: a rule registered for a type computes its parameters."""
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.tensor([2.0, -1.0, 0.5]))
+
+        def forward(self, x):
+            return x * self.weight
+
+    monkeypatch.setattr(registry, "_RULES", dict(registry._RULES))
+    @register_rule(Scale, name="scale")
+    def scale_moments(module, a, g, needs):
+        return {"weight": moments_of(a * g, needs)}  # d<w*x, g>/dw = x * g, per sample
+
+    model = nn.Sequential(Scale(), nn.Linear(3, 2)).eval()
+    x = torch.rand(4, 3)
+    assert plan_layers(model, x[:1]).paths()["0.weight"] == "scale"
+    got = gradient_statistics(model, x, ("l2", "max"))
+    for i, ref in enumerate(naive_gradient_stats(model, x)):
+        assert got["grad/0.weight/l2"][i].item() == pytest.approx(ref["grad/0.weight/l2"], rel=1e-5)
+        assert got["grad/0.weight/max"][i].item() == pytest.approx(ref["grad/0.weight/max"], rel=1e-5, abs=1e-7)

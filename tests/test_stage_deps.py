@@ -1,0 +1,127 @@
+"""Every gradmeta source file a stage runs is one of its DVC deps, so no code change goes unseen.
+
+Two independent looks at what a stage runs: (1) its script's imports executed in a fresh
+interpreter, every loaded ``gradmeta`` module's file collected; (2) the static closure of every
+``import gradmeta...`` statement in the script and the files it reaches, function-level (lazy)
+imports included. Both must be covered by the stage's ``deps`` in dvc.yaml.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from stage_runner import ROOT
+
+SRC = ROOT / "src"
+
+LOADED = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("stage_under_test", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps(sorted(m.__file__ for n, m in list(sys.modules.items())
+                        if (n == "gradmeta" or n.startswith("gradmeta.")) and getattr(m, "__file__", None))))
+"""
+
+
+def stage_code_deps() -> dict[str, tuple[Path, list[str]]]:
+    """Stage name -> (its script, its deps that are not templated data paths)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    out = {}
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        script = next(part for part in body["cmd"].split() if part.startswith("stages/"))
+        out[name] = (ROOT / script, [d for d in body["deps"] if "${" not in d])
+    return out
+
+
+def loaded_files(script: Path) -> set[Path]:
+    """gradmeta source files loaded by importing ``script`` in a fresh interpreter."""
+    proc = subprocess.run([sys.executable, "-c", LOADED, str(script)], capture_output=True, text=True,
+                          timeout=300, check=True, cwd=ROOT)
+    return {Path(f).resolve() for f in json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
+def _module_file(dotted: str) -> Path | None:
+    base = SRC.joinpath(*dotted.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Dotted gradmeta modules a file imports anywhere in it (also names that are submodules)."""
+    package = ".".join(path.relative_to(SRC).with_suffix("").parts[:-1]) if SRC in path.parents else ""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative import
+                module = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], module]).strip(".")
+            found.add(module)
+            found |= {f"{module}.{a.name}" for a in node.names}
+    return {m for m in found if m == "gradmeta" or m.startswith("gradmeta.")}
+
+
+def static_closure(script: Path) -> set[Path]:
+    """Every gradmeta file reachable from ``script`` through import statements, with the
+    ``__init__.py`` of each package on the way (Python runs them first)."""
+    todo, seen = [script.resolve()], set()
+    while todo:
+        path = todo.pop()
+        for dotted in _imported_modules(path):
+            parts = dotted.split(".")
+            for i in range(1, len(parts) + 1):
+                f = _module_file(".".join(parts[:i]))
+                if f is not None and f not in seen:
+                    seen.add(f)
+                    todo.append(f)
+    return seen
+
+
+def uncovered(files: set[Path], deps: list[str]) -> list[str]:
+    """Files (relative to the repo) that no dep path covers (a dep is a file or a directory)."""
+    roots = [(ROOT / d).resolve() for d in deps]
+    return sorted(str(f.relative_to(ROOT)) for f in files
+                  if not any(f == r or r in f.parents for r in roots))
+
+
+STAGES = stage_code_deps()
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_loaded_gradmeta_file_is_a_dep(stage):
+    script, deps = STAGES[stage]
+    assert str(script.relative_to(ROOT)) in deps, f"{stage}: its own script is not a dep"
+    loaded = loaded_files(script)
+    assert loaded, f"{stage}: loads no gradmeta file?"
+    assert uncovered(loaded, deps) == [], f"{stage}: loads files that are not deps"
+    assert uncovered(static_closure(script), deps) == [], f"{stage}: imports files that are not deps"
+
+
+def test_the_check_fails_when_a_dep_is_dropped():
+    script, deps = STAGES["evaluate"]
+    loaded = loaded_files(script)
+    for dropped in ("src/gradmeta/meta", "src/gradmeta/core", "src/gradmeta/features.py"):
+        fewer = [d for d in deps if d != dropped]
+        assert len(fewer) == len(deps) - 1
+        missing = uncovered(loaded, fewer)
+        assert missing and all(m.startswith(dropped) for m in missing)
+
+
+def test_static_closure_sees_lazy_imports(tmp_path):
+    script = tmp_path / "lazy.py"
+    script.write_text("def main():\n    from gradmeta.evaluation.report import update_readme\n")
+    files = {str(f.relative_to(ROOT)) for f in static_closure(script)}
+    assert {"src/gradmeta/__init__.py", "src/gradmeta/evaluation/__init__.py",
+            "src/gradmeta/evaluation/report.py"} <= files
+    assert "src/gradmeta/meta/estimators.py" in files  # report -> ... -> meta, through the package __init__
