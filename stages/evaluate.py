@@ -12,7 +12,7 @@ from gradmeta.evaluation import run
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 @click.option("--features-dir", default="data/features", show_default=True)
-@click.option("--meta", "meta_path", default="models/meta/meta.joblib", show_default=True)
+@click.option("--meta", "meta_path", default="models/meta/meta.npz", show_default=True)
 @click.option("--metrics-dir", default="metrics", show_default=True)
 @reports_errors
 def main(params_path: str, features_dir: str, meta_path: str, metrics_dir: str) -> None:

@@ -15,7 +15,7 @@ from gradmeta.meta.scenarios import load_concept_features
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 @click.option("--features-dir", default="data/features", show_default=True)
-@click.option("--out", "out_path", default="models/meta/meta.joblib", show_default=True)
+@click.option("--out", "out_path", default="models/meta/meta.npz", show_default=True)
 @reports_errors
 def main(params_path: str, features_dir: str, out_path: str) -> None:
     log = setup_logging("meta")

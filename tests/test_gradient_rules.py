@@ -97,7 +97,9 @@ def test_registry_exact_types_and_declined_configurations():
     assert rule_for(nn.Conv2d(1, 2, 3)).name == "conv2d"
     assert rule_for(nn.Conv2d(1, 2, 3, padding_mode="reflect")) is None
     assert rule_for(nn.Conv2d(1, 2, 3, padding="same")) is None
-    assert rule_for(nn.BatchNorm2d(3)) is None
+    assert rule_for(nn.BatchNorm2d(3)).name == "batchnorm"
+    assert rule_for(nn.BatchNorm2d(3, affine=False)) is None  # no parameters to measure
+    assert rule_for(nn.PReLU()) is None
 
 
 def test_plan_says_which_path_computes_each_parameter():
@@ -105,7 +107,7 @@ def test_plan_says_which_path_computes_each_parameter():
         def __init__(self):
             super().__init__()
             self.conv = nn.Conv2d(1, 2, 3)
-            self.norm = nn.BatchNorm2d(2)
+            self.norm = nn.PReLU(2)  # a module type without a rule
             self.fc = nn.Linear(2 * 4 * 4, 3)
             self.twice = nn.Linear(3, 3)
 
@@ -115,9 +117,9 @@ def test_plan_says_which_path_computes_each_parameter():
 
     plan = plan_layers(Shared().eval(), torch.rand(1, 1, 6, 6))
     assert plan.paths() == {"conv.weight": "conv2d", "conv.bias": "conv2d", "norm.weight": "generic",
-                            "norm.bias": "generic", "fc.weight": "linear", "fc.bias": "linear",
+                            "fc.weight": "linear", "fc.bias": "linear",
                             "twice.weight": "generic", "twice.bias": "generic"}  # called twice
-    assert plan.generic_params == ["norm.weight", "norm.bias", "twice.weight", "twice.bias"]
+    assert plan.generic_params == ["norm.weight", "twice.weight", "twice.bias"]
 
 
 def test_a_registered_rule_is_used(monkeypatch):

@@ -228,7 +228,39 @@ def test_bad_arguments():
         gradient_statistics(model, images, labels=torch.tensor([1, 2, 3]))
     with pytest.raises(GradmetaError, match="chunk_size must be a positive integer"):
         gradient_statistics(model, images, chunk_size=0)
-    assert gradient_statistics(model, images[:0]) == {}
+    with pytest.raises(GradmetaError, match="chunk_size must be a positive integer, got 2.5"):
+        gradient_statistics(model, images, chunk_size=2.5)
+    with pytest.raises(GradmetaError, match="got ndarray .use torch.from_numpy."):
+        gradient_statistics(model, images.numpy())
+    with pytest.raises(GradmetaError, match=r"images must be a torch\.Tensor \(N, \.\.\.\), got list"):
+        gradient_statistics(model, images.tolist())
+    with pytest.raises(GradmetaError, match="floating-point tensor .* got torch.uint8"):
+        gradient_statistics(model, (images * 255).to(torch.uint8))
+    with pytest.raises(GradmetaError, match="labels must be class indices < 10 .the model's outputs., got 10"):
+        gradient_statistics(model, images, labels=torch.tensor([3, 10]))
+    with pytest.raises(GradmetaError, match="labels must be class indices >= 0, got -1"):
+        gradient_statistics(model, images, labels=torch.tensor([-1, 2]))
+    with pytest.raises(GradmetaError, match="labels must be integer class indices, got torch.float32"):
+        gradient_statistics(model, images, labels=torch.tensor([1.0, 2.0]))
+    with pytest.raises(GradmetaError, match="model must be a torch.nn.Module with parameters"):
+        gradient_statistics(nn.Flatten(), images)
+
+
+@pytest.mark.parametrize("index", [0, 3])
+def test_non_finite_images_are_refused_naming_the_first(index):
+    model = build_cnn(CNNConfig(conv_channels=(4, 8), hidden=32), seed=0)
+    images = random_images(5)
+    images[index, 0, 3, 4] = float("nan")
+    images[4, 0, 0, 0] = float("inf")
+    with pytest.raises(GradmetaError, match=f"image {index} has non-finite values"):
+        gradient_statistics(model, images)
+
+
+def test_an_empty_batch_gives_empty_columns_with_the_usual_keys():
+    model = build_cnn(CNNConfig(conv_channels=(4, 8), hidden=32), seed=0)
+    full = gradient_statistics(model, random_images(2), ("l2", "max"))
+    empty = gradient_statistics(model, random_images(2)[:0], ("l2", "max"))
+    assert list(empty) == list(full) and all(v.shape == (0,) and v.dtype == torch.float32 for v in empty.values())
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -1,16 +1,20 @@
 import pytest
+import yaml
 
 from gradmeta.cnn.training import TrainConfig
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import load_params
 from gradmeta.datasets import DataConfig
+from gradmeta.meta import MetaConfig
+from gradmeta.uncertainty.extraction import ExtractConfig
 
 
 @pytest.mark.parametrize("data, message", [
     ({"source": "web"}, "data.source must be one of synthetic, real, got 'web'"),
     ({"sizes": {"letters": -3}}, "data.sizes.letters must be a positive integer or null, got -3"),
     ({"sizes": {"noise": 0}}, "data.sizes.noise must be a positive integer or null, got 0"),
-    ({"sizes": {"shapes": 10}}, "data.sizes.shapes must be one of digits_train"),
+    ({"sizes": {"shapes": 10}}, "data.sizes.shapes is not a parameter; expected one of"),
+    ({"real": {"mirror": "not a url"}}, "data.real.mirror must be null or a base URL"),
     ({"seed": "x"}, "data.seed must be an integer >= 0, got 'x'"),
     ({"real": {"timeout": 0}}, "data.real.timeout must be a number > 0.0"),
 ])
@@ -41,3 +45,40 @@ def test_defaults_and_params_file_errors(tmp_path):
     (tmp_path / "p.yaml").write_text("data: [unclosed")
     with pytest.raises(GradmetaError, match="not valid YAML"):
         load_params(tmp_path / "p.yaml")
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"train": {"epoch": 5}}, "train.epoch is not a parameter; did you mean train.epochs?"),
+    ({"train": {"architecture": {"hiden": 8}}}, "train.architecture.hiden is not a parameter; did you mean "
+                                                 "train.architecture.hidden?"),
+    ({"extract": {"chunksize": 8}}, "extract.chunksize is not a parameter; did you mean extract.chunk_size?"),
+    ({"meta": {"repeat": 2}}, "meta.repeat is not a parameter; did you mean meta.repeats?"),
+    ({"data": {"sed": 1}}, "data.sed is not a parameter; did you mean data.seed?"),
+    ({"meta": {"feature_sets": {"x": []}}}, "meta.feature_sets.x must be a non-empty list of strings, got []"),
+    ({"meta": {"classifiers": []}}, "meta.classifiers must be a non-empty list of strings, got []"),
+    ({"train": {"architecture": {"kernel_size": 40}}}, "train.architecture.kernel_size must be at most"),
+])
+def test_misspelt_keys_and_empty_lists_are_refused_naming_the_parameter(tmp_path, params, message):
+    path = tmp_path / "my-params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    loaded = load_params(path)
+    group = next(iter(params))
+    with pytest.raises(GradmetaError) as err:
+        {"train": TrainConfig, "data": DataConfig, "extract": ExtractConfig, "meta": MetaConfig}[group].from_params(loaded)
+    assert str(err.value).startswith(f"{path}: ")  # the file --params named, not always params.yaml
+    assert message in str(err.value)
+
+
+def test_top_level_typos_yaml_errors_and_numbers_as_yaml_strings(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("trian:\n  epochs: 2\n")
+    with pytest.raises(GradmetaError, match="p.yaml: trian is not a parameter; did you mean train"):
+        load_params(path)
+    path.write_text("train:\n  epochs: 2\n  seed: [1, 2\n")
+    with pytest.raises(GradmetaError, match=r"p.yaml: not valid YAML at line \d+, column \d+"):
+        load_params(path)
+    path.write_text("train:\n  learning_rate: 2e-3\n")  # PyYAML reads 2e-3 as a string; DVC writes a float
+    assert TrainConfig.from_params(load_params(path)).learning_rate == 0.002
+    path.write_text("train:\n  learning_rate: fast\n")
+    with pytest.raises(GradmetaError, match="train.learning_rate must be a number > 0.0, got 'fast'"):
+        TrainConfig.from_params(load_params(path))

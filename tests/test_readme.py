@@ -1,6 +1,7 @@
 """The README's results block is generated from the committed report, and its two commands are stated."""
 
 import re
+import subprocess
 from pathlib import Path
 
 from gradmeta.evaluation.report import RESULTS_END, RESULTS_START, readme_section
@@ -8,11 +9,26 @@ from gradmeta.evaluation.report import RESULTS_END, RESULTS_START, readme_sectio
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_results_block_matches_the_committed_report():
+def reports() -> list[str]:
+    """The report as committed (HEAD, where this is a git checkout) and as it is in the working tree.
+
+    ``dvc repro`` on another CPU may rewrite the working report with numbers that differ in the last
+    digits (its float rounding); what must hold on every machine is that the committed README was
+    made from the committed report.
+    """
+    texts = [(ROOT / "metrics" / "report.md").read_text()]
+    head = subprocess.run(["git", "show", "HEAD:metrics/report.md"], cwd=ROOT, capture_output=True, text=True,
+                          check=False)
+    if head.returncode == 0:
+        texts.append(head.stdout)
+    return texts
+
+
+def test_results_block_is_made_from_the_committed_report():
     readme = (ROOT / "README.md").read_text()
     block = re.search(re.escape(RESULTS_START) + r".*?" + re.escape(RESULTS_END), readme, re.DOTALL)
     assert block is not None
-    assert block.group(0) == readme_section((ROOT / "metrics" / "report.md").read_text())
+    assert block.group(0) in [readme_section(text) for text in reports()]
 
 
 def test_ci_runs_the_readme_test_command():

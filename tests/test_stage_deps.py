@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,30 @@ def test_static_closure_sees_lazy_imports(tmp_path):
     assert {"src/gradmeta/__init__.py", "src/gradmeta/evaluation/__init__.py",
             "src/gradmeta/evaluation/report.py"} <= files
     assert "src/gradmeta/meta/estimators.py" in files  # report -> ... -> meta, through the package __init__
+
+
+POLICY_AT_IMPORT = """
+import importlib.abc, json, os, sys
+seen = {}
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name in ("torch", "xgboost") and name not in seen:
+            seen[name] = os.environ.get("OMP_WAIT_POLICY")
+        return None
+sys.meta_path.insert(0, Watch())
+import importlib.util
+spec = importlib.util.spec_from_file_location("stage_under_test", sys.argv[1])
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+import gradmeta.meta.estimators, xgboost  # what the stages import when they fit or load models
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_openmp_threads_wait_passively_from_the_first_import(stage):
+    """The OpenMP runtime reads its wait policy when torch or xgboost loads: by then it must be set."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    proc = subprocess.run([sys.executable, "-c", POLICY_AT_IMPORT, str(STAGES[stage][0])], capture_output=True,
+                          text=True, timeout=300, check=True, cwd=ROOT, env=env)
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen and set(seen.values()) == {"PASSIVE"}, seen

@@ -127,5 +127,5 @@ def test_meta_unknown_concept_feature_set_and_empty_scenario(tmp_path):
 def test_evaluate_without_meta_models(tmp_path):
     write_params(tmp_path / "params.yaml")
     write_feature_files(tmp_path / "data" / "features")
-    assert_one_line_error(run_stage("evaluate", tmp_path), "meta.joblib: meta classifiers not found")
+    assert_one_line_error(run_stage("evaluate", tmp_path), "meta.npz: meta classifiers not found")
     assert not (tmp_path / "metrics").exists()

@@ -66,7 +66,7 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     with pytest.raises(GradmetaError, match="model file not found"):
         load_model(tmp_path / "missing.pt")
     (tmp_path / "bad.pt").write_bytes((tmp_path / "m.pt").read_bytes()[:1000])
-    with pytest.raises(GradmetaError, match="bad.pt: not a readable model checkpoint"):
+    with pytest.raises(GradmetaError, match="bad.pt: not a gradmeta model checkpoint"):
         load_model(tmp_path / "bad.pt")
 
 

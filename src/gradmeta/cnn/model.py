@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,9 +42,14 @@ class CNNConfig:
     image_size: int = 28
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None, prefix: str = "train.architecture") -> CNNConfig:
-        """Validate an architecture mapping (missing keys take the defaults)."""
-        r = ParamReader(values, prefix)
+    def from_dict(cls, values: dict[str, Any] | None, prefix: str = "train.architecture",
+                  source: str = "params.yaml") -> CNNConfig:
+        """Validate an architecture mapping (missing keys take the defaults; unknown keys are refused)."""
+        return cls.from_reader(ParamReader(values, prefix, source))
+
+    @classmethod
+    def from_reader(cls, r: ParamReader) -> CNNConfig:
+        """Validate the architecture group that ``r`` reads."""
         d = cls()
         cfg = cls(
             conv_channels=tuple(r.int_list("conv_channels", list(d.conv_channels))),
@@ -55,8 +61,14 @@ class CNNConfig:
             in_channels=r.int("in_channels", d.in_channels, min=1),
             image_size=r.int("image_size", d.image_size, min=1),
         )
+        if cfg.image_size + 2 * cfg.padding < cfg.kernel_size:
+            raise r.fail("kernel_size", f"at most image_size + 2 * padding = {cfg.image_size + 2 * cfg.padding}",
+                         cfg.kernel_size)
         if cfg.flat_features() < 1:
-            raise r.fail("conv_channels", "a stack that leaves a feature map of at least 1x1", list(cfg.conv_channels))
+            raise r.fail("conv_channels", f"a stack that leaves a feature map of at least 1x1 ({len(cfg.conv_channels)} "
+                         f"conv + pool layers shrink {cfg.image_size} pixels to {cfg.feature_map_size()})",
+                         list(cfg.conv_channels))
+        r.done()
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,9 +138,10 @@ def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu")
     if not p.is_file():
         raise GradmetaError(f"{p}: model file not found (run the train stage first)")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-        raise GradmetaError(f"{p}: not a readable model checkpoint ({str(exc).splitlines()[0]})") from None
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)  # weights only: no code runs
+    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+        # torch's text for an unpicklable file advises weights_only=False: never right for a model file
+        raise GradmetaError(f"{p}: not a gradmeta model checkpoint (unreadable: {type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise GradmetaError(f"{p}: not a gradmeta CNN checkpoint (expected format {CHECKPOINT_FORMAT})")
     model = CNN(CNNConfig.from_dict(ckpt["config"], prefix=f"{p}: config"))

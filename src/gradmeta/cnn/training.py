@@ -12,7 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gradmeta.cnn.model import CNNConfig
-from gradmeta.core.params import ParamReader
+from gradmeta.core.params import as_params
 from gradmeta.core.runtime import DEVICES
 
 
@@ -31,9 +31,9 @@ class TrainConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
-        r = ParamReader(params.get("train"), "train")
+        r = as_params(params).reader("train")
         d = cls()
-        return cls(
+        cfg = cls(
             seed=r.int("seed", d.seed, min=0),
             epochs=r.int("epochs", d.epochs, min=1),
             batch_size=r.int("batch_size", d.batch_size, min=1),
@@ -41,8 +41,10 @@ class TrainConfig:
             val_fraction=r.float("val_fraction", d.val_fraction, min=0.0, max=1.0, max_exclusive=True),
             device=r.str("device", d.device, choices=DEVICES),
             threads=r.int("threads", d.threads, min=1),
-            architecture=CNNConfig.from_dict(r.raw("architecture", {})),
+            architecture=CNNConfig.from_reader(r.group("architecture")),
         )
+        r.done()
+        return cfg
 
 
 def train_val_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,12 +1,16 @@
-"""Read params.yaml and validate its values, with errors that name the parameter at fault.
+"""Read params.yaml and validate its values, with errors that name the file and parameter at fault.
 
 Every stage reads its own group (``data``, ``train``, ...) through the typed readers here, so a bad
 value fails before any work starts with one line such as
-``params.yaml: data.sizes.letters must be a positive integer or null, got -3``.
+``params.yaml: data.sizes.letters must be a positive integer or null, got -3``; a misspelt key is
+refused naming the closest valid one (``params.yaml: train.epoch is not a parameter; did you mean
+train.epochs?``).
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,23 +20,63 @@ import yaml
 
 from gradmeta.core.errors import GradmetaError
 
+GROUPS = ("data", "train", "extract", "meta", "evaluate")  # the top-level groups of params.yaml
 
-def load_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
-    """Load a params file as a dict; a missing or malformed file is a :class:`GradmetaError`."""
+
+class Params(dict):
+    """The params mapping, remembering the file it came from (``source``) for error messages."""
+
+    source: str = "params.yaml"
+
+    def reader(self, group: str) -> ParamReader:
+        """A reader for one top-level group (missing counts as empty)."""
+        return ParamReader(self.get(group), group, self.source)
+
+
+def as_params(params: Mapping[str, Any], source: str | None = None) -> Params:
+    """``params`` as :class:`Params` (a plain dict gets the source ``params.yaml``)."""
+    if isinstance(params, Params) and source is None:
+        return params
+    out = Params(params)
+    out.source = source or getattr(params, "source", "params.yaml")
+    return out
+
+
+def unknown_key_error(source: str, name: str, valid: Sequence[str], prefix: str = "") -> GradmetaError:
+    """'<source>: <name> is not a parameter; did you mean <closest>?' (or the list of valid keys)."""
+    key = name.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    hint = f"did you mean {prefix}{close[0]}?" if close else f"expected one of {', '.join(valid)}"
+    return GradmetaError(f"{source}: {name} is not a parameter; {hint}")
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+    """Load a params file; a missing or malformed file, or an unknown top-level group, is a
+    :class:`GradmetaError` naming the file (and the line, for a YAML syntax error)."""
     p = Path(path)
     if not p.is_file():
         raise GradmetaError(f"{p}: params file not found")
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
-        raise GradmetaError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise GradmetaError(f"{p}: not valid YAML{where} ({problem})") from None
     if not isinstance(data, dict):
         raise GradmetaError(f"{p}: expected a mapping of parameter groups at the top level")
-    return data
+    for key in data:
+        if key not in GROUPS:
+            raise unknown_key_error(str(p), str(key), GROUPS)
+    return as_params(data, str(p))
 
 
 class ParamReader:
-    """Typed, validated access to one group of a params mapping (``reader.int("epochs", min=1)``)."""
+    """Typed, validated access to one group of a params mapping (``reader.int("epochs", min=1)``).
+
+    Every key a reader is asked for counts as known; :meth:`done` then refuses any other key of the
+    group (and of the groups read through :meth:`group`), naming the closest known one.
+    """
 
     def __init__(self, values: Mapping[str, Any] | None, prefix: str, source: str = "params.yaml"):
         if values is None:
@@ -42,6 +86,13 @@ class ParamReader:
         self._values = values
         self._prefix = prefix
         self._source = source
+        self._asked: list[str] = []
+        self._children: list[ParamReader] = []
+
+    @property
+    def source(self) -> str:
+        """The params file name, for errors raised outside the reader."""
+        return self._source
 
     def name(self, key: str) -> str:
         """The dotted parameter name of ``key`` within this group."""
@@ -51,7 +102,13 @@ class ParamReader:
         """An error naming the parameter, what was expected and what was found."""
         return GradmetaError(f"{self._source}: {self.name(key)} must be {expected}, got {got!r}")
 
+    def error(self, key: str, message: str) -> GradmetaError:
+        """An error ``<source>: <group>.<key>: <message>``."""
+        return GradmetaError(f"{self._source}: {self.name(key)}: {message}")
+
     def raw(self, key: str, default: Any = ...) -> Any:
+        if key not in self._asked:
+            self._asked.append(key)
         if key not in self._values:
             if default is ...:
                 raise GradmetaError(f"{self._source}: {self.name(key)} is missing")
@@ -60,7 +117,18 @@ class ParamReader:
 
     def group(self, key: str) -> ParamReader:
         """A reader for the nested mapping ``key`` (missing counts as empty)."""
-        return ParamReader(self._values.get(key), self.name(key), self._source)
+        child = ParamReader(self.raw(key, None), self.name(key), self._source)
+        self._children.append(child)
+        return child
+
+    def done(self) -> None:
+        """Refuse keys of this group (and of its nested groups) that no one asked for."""
+        for key in self._values:
+            if key not in self._asked:
+                raise unknown_key_error(self._source, self.name(str(key)), self._asked,
+                                        f"{self._prefix}." if self._prefix else "")
+        for child in self._children:
+            child.done()
 
     def int(self, key: str, default: Any = ..., *, min: int | None = None, allow_none: bool = False) -> int | None:
         value = self.raw(key, default)
@@ -75,18 +143,19 @@ class ParamReader:
 
     def float(self, key: str, default: Any = ..., *, min: float | None = None, max: float | None = None,
               min_exclusive: bool = False, max_exclusive: bool = False) -> float:
+        """A number; a string that spells one (PyYAML reads ``2e-3`` as a string) is accepted."""
         value = self.raw(key, default)
         lo = "" if min is None else f"{'>' if min_exclusive else '>='} {min}"
         hi = "" if max is None else f"{'<' if max_exclusive else '<='} {max}"
         expected = "a number" + (f" {lo}" if lo else "") + (" and" if lo and hi else "") + (f" {hi}" if hi else "")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        number = _as_number(value)
+        if number is None:
             raise self.fail(key, expected, value)
-        value = float(value)
-        if min is not None and (value < min or (min_exclusive and value == min)):
-            raise self.fail(key, expected, value)
-        if max is not None and (value > max or (max_exclusive and value == max)):
-            raise self.fail(key, expected, value)
-        return value
+        too_low = min is not None and (number < min or (min_exclusive and number == min))
+        too_high = max is not None and (number > max or (max_exclusive and number == max))
+        if too_low or too_high:
+            raise self.fail(key, expected, number)
+        return number
 
     def str(self, key: str, default: Any = ..., *, choices: Sequence[str] | None = None, allow_none: bool = False) -> str | None:
         value = self.raw(key, default)
@@ -103,10 +172,12 @@ class ParamReader:
             raise self.fail(key, "true or false", value)
         return value
 
-    def str_list(self, key: str, default: Any = ..., *, choices: Sequence[str] | None = None) -> list[str]:
+    def str_list(self, key: str, default: Any = ..., *, choices: Sequence[str] | None = None,
+                 non_empty: bool = False) -> list[str]:
         value = self.raw(key, default)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(key, "a list of strings", value)
+        kind = "a non-empty list of strings" if non_empty else "a list of strings"
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or (non_empty and not value):
+            raise self.fail(key, kind, value)
         if choices is not None:
             for v in value:
                 if v not in choices:
@@ -119,3 +190,17 @@ class ParamReader:
                 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= min for v in value)):
             raise self.fail(key, f"a non-empty list of integers >= {min}", value)
         return list(value)
+
+
+def _as_number(value: Any) -> float | None:
+    """``value`` as a finite float if it is a number or a string spelling one, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)

@@ -11,23 +11,51 @@ import numpy as np
 from gradmeta.core.concepts import IMAGE_SIZE
 from gradmeta.core.errors import GradmetaError
 from gradmeta.datasets.imageops import area_resize, rgb_to_grey
+from gradmeta.datasets.verify import MAX_MEMBER_BYTES, verify_published
 
 TEST_MEMBER = "cifar-10-batches-py/test_batch"
 
 
-def read_cifar10_test(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Test images uint8 (N, 28, 28): RGB to luminance, 32 to 28 by area; labels int64 (N,), 0-9."""
+class BatchUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR-10 batch and nothing else: the dicts, lists, bytes and ints of the batch are
+    pickle opcodes, and the only globals allowed are numpy's array reconstruction (and ``_codecs.encode``,
+    which Python 2 pickles use for bytes). Any other global (``os.system``, ...) is refused."""
+
+    ALLOWED = frozenset({
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    })
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201 - whatever the allowed global is
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name} (a CIFAR-10 batch holds only arrays)")
+        return super().find_class(module, name)
+
+
+def read_cifar10_test(path: str | os.PathLike[str], verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Test images uint8 (N, 28, 28): RGB to luminance, 32 to 28 by area; labels int64 (N,), 0-9.
+
+    The batch is unpickled by :class:`BatchUnpickler` (no code runs, whatever the archive holds);
+    ``verify``: refuse an archive whose MD5 is not the published one (``False`` reads a modified copy).
+    """
+    if verify:
+        verify_published(path, "cifar10")
     try:
         with tarfile.open(path, "r:gz") as archive:
-            member = archive.extractfile(TEST_MEMBER)
+            info = archive.getmember(TEST_MEMBER)
+            if info.size > MAX_MEMBER_BYTES:
+                raise GradmetaError(f"{path}: {TEST_MEMBER} declares {info.size} bytes, more than a batch holds")
+            member = archive.extractfile(info)
             if member is None:
                 raise KeyError(TEST_MEMBER)
-            # The archive was verified against its published checksum before it is read here.
-            batch = pickle.load(member, encoding="bytes")
+            batch = BatchUnpickler(member, encoding="bytes").load()
     except KeyError:
         raise GradmetaError(f"{path}: CIFAR-10 archive has no member {TEST_MEMBER}") from None
     except (tarfile.TarError, OSError, EOFError, pickle.UnpicklingError) as exc:
         raise GradmetaError(f"{path}: not a readable CIFAR-10 archive ({exc})") from None
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise GradmetaError(f"{path}: {TEST_MEMBER} is not a CIFAR-10 batch (no data and labels)")
     data = np.asarray(batch[b"data"], dtype=np.uint8)
     labels = np.asarray(batch[b"labels"], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
 from gradmeta.core.concepts import UNKNOWN_CONCEPTS
-from gradmeta.core.params import ParamReader
+from gradmeta.core.params import ParamReader, as_params
 
 SOURCES = ("synthetic", "real")
 # Size keys in params.yaml (data.sizes): digits has a train and a test split, unknowns one set each.
@@ -26,24 +27,35 @@ class DataConfig:
     timeout: float = 30.0
     distortion: float = 1.0
     extra_fonts: tuple[str, ...] = ()
+    params_file: str = field(default="params.yaml", compare=False)  # named in errors raised later
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DataConfig:
         """Validate ``params['data']``; an unknown source, size key or a size < 1 is a GradmetaError."""
-        data = ParamReader(params.get("data"), "data")
+        data = as_params(params).reader("data")
         sizes_reader = data.group("sizes")
-        unknown = set(data.raw("sizes", {}) or {}) - set(SIZE_KEYS)
-        if unknown:
-            raise sizes_reader.fail(min(unknown), f"one of {', '.join(SIZE_KEYS)}", "an unknown key")
         real, synthetic = data.group("real"), data.group("synthetic")
-        return cls(
+        cfg = cls(
             source=data.str("source", "synthetic", choices=SOURCES),
             seed=data.int("seed", 0, min=0),
             sizes={k: sizes_reader.int(k, None, min=1, allow_none=True) for k in SIZE_KEYS},
             raw_dir=real.str("raw_dir", "data/raw"),
-            mirror=real.str("mirror", None, allow_none=True),
+            mirror=_mirror(real),
             retries=real.int("retries", 3, min=0),
             timeout=real.float("timeout", 30.0, min=0.0, min_exclusive=True),
             distortion=synthetic.float("distortion", 1.0, min=0.0),
             extra_fonts=tuple(synthetic.str_list("extra_fonts", [])),
+            params_file=data.source,
         )
+        data.done()
+        return cfg
+
+
+def _mirror(real: ParamReader) -> str | None:
+    """``data.real.mirror``: null or an http(s):// or file:// base URL."""
+    value = real.str("mirror", None, allow_none=True)
+    if value is not None:
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+            raise real.fail("mirror", "null or a base URL such as https://host/path/ (http, https or file)", value)
+    return value

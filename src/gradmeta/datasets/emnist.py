@@ -14,29 +14,49 @@ from typing import BinaryIO
 import numpy as np
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.datasets.verify import MAX_MEMBER_BYTES, checked_member, verify_published
 
 SUBSETS = ("digits", "letters")
 SPLITS = ("train", "test")
 
 
-def read_idx(stream: BinaryIO, name: str = "IDX data") -> np.ndarray:
-    """Parse an (uncompressed) IDX stream of unsigned bytes into an array of its declared shape."""
+MAX_IDX_DIMS = 4
+READ_BLOCK = 1 << 22
+
+
+def read_idx(stream: BinaryIO, name: str = "IDX data", max_bytes: int = MAX_MEMBER_BYTES) -> np.ndarray:
+    """Parse an (uncompressed) IDX stream of unsigned bytes into an array of its declared shape.
+
+    The declared shape is checked (1 to 4 dimensions, at most ``max_bytes`` of data) before any
+    allocation, and the data are read in blocks, so a lying header costs no memory.
+    """
     header = stream.read(4)
     if len(header) != 4 or header[:2] != b"\x00\x00" or header[2] != 0x08:
         raise GradmetaError(f"{name}: not an IDX file of unsigned bytes (header {header!r})")
     ndim = header[3]
-    shape = struct.unpack(f">{ndim}I", stream.read(4 * ndim))
-    count = int(np.prod(shape))
-    payload = stream.read(count)
+    if not 1 <= ndim <= MAX_IDX_DIMS:
+        raise GradmetaError(f"{name}: IDX header declares {ndim} dimensions, expected 1 to {MAX_IDX_DIMS}")
+    dims = stream.read(4 * ndim)
+    if len(dims) != 4 * ndim:
+        raise GradmetaError(f"{name}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", dims)
+    count = int(np.prod(shape, dtype=np.int64))
+    if count > max_bytes:
+        raise GradmetaError(f"{name}: IDX header declares shape {shape} ({count} bytes), more than the "
+                            f"{max_bytes} a reader accepts")
+    payload = bytearray()
+    while len(payload) < count and (block := stream.read(min(READ_BLOCK, count - len(payload)))):
+        payload += block
     if len(payload) != count:
         raise GradmetaError(f"{name}: truncated IDX data ({len(payload)} of {count} bytes)")
-    return np.frombuffer(payload, dtype=np.uint8).reshape(shape)
+    return np.frombuffer(bytes(payload), dtype=np.uint8).reshape(shape)
 
 
 def _read_member(archive: zipfile.ZipFile, member: str, path: str) -> np.ndarray:
     candidates = [n for n in archive.namelist() if n.endswith("/" + member) or n == member]
     if not candidates:
         raise GradmetaError(f"{path}: EMNIST archive has no member {member}")
+    checked_member(archive, candidates[0], path)
     try:
         with archive.open(candidates[0]) as raw, gzip.GzipFile(fileobj=raw) as stream:
             return read_idx(stream, f"{path}:{candidates[0]}")
@@ -44,14 +64,19 @@ def _read_member(archive: zipfile.ZipFile, member: str, path: str) -> np.ndarray
         raise GradmetaError(f"{path}: cannot read {candidates[0]} ({exc})") from None
 
 
-def read_emnist(path: str | os.PathLike[str], subset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+def read_emnist(path: str | os.PathLike[str], subset: str, split: str,
+                verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 (N, 28, 28) upright, white on black, and labels int64 (N,) of one EMNIST split.
 
     Digits labels are 0-9; letters labels are 0-25 for a-z (EMNIST's 1-26 shifted down by one,
-    upper and lower case merged as in EMNIST).
+    upper and lower case merged as in EMNIST). ``verify``: refuse an archive whose MD5 is not
+    the published one (``False`` reads a modified copy).
     """
     if subset not in SUBSETS or split not in SPLITS:
-        raise ValueError(f"unknown EMNIST subset/split {subset}/{split}")
+        raise GradmetaError(f"unknown EMNIST subset/split {subset}/{split}, expected one of "
+                            f"{', '.join(SUBSETS)} / {', '.join(SPLITS)}")
+    if verify:
+        verify_published(path, "emnist")
     try:
         with zipfile.ZipFile(path) as archive:
             images = _read_member(archive, f"emnist-{subset}-{split}-images-idx3-ubyte.gz", str(path))

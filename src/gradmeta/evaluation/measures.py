@@ -21,7 +21,6 @@ from sklearn.metrics import accuracy_score, auc, average_precision_score, roc_cu
 from gradmeta.core.errors import GradmetaError
 
 MEASURES = ("accuracy", "auroc", "aupr_wrong_positive", "aupr_correct_positive", "fpr_at_95tpr_correct_positive")
-SUMMARY_MEASURES = ("accuracy", "auroc")
 
 
 def measure_all(scores: np.ndarray, target: np.ndarray, threshold: float, where: str = "test set") -> dict[str, float]:

@@ -10,8 +10,8 @@ import pandas as pd
 
 from gradmeta.core.atomic import round_floats, write_bytes
 from gradmeta.core.errors import GradmetaError
-from gradmeta.evaluation.claims import Verdict
-from gradmeta.evaluation.measures import MEASURES, SUMMARY_MEASURES
+from gradmeta.evaluation.claims import COMBINED, ENTROPY, Verdict
+from gradmeta.evaluation.measures import MEASURES
 from gradmeta.evaluation.summary import select, summary_row
 from gradmeta.meta.estimators import THRESHOLD
 
@@ -146,18 +146,34 @@ def update_readme(readme: str | os.PathLike[str], report: str | os.PathLike[str]
     return new != text
 
 
-def scenarios_json(summary: pd.DataFrame, inputs: list[tuple[str, str]], context: dict, known: str) -> dict:
-    """Headline metrics for ``dvc metrics``: scenario / (group /) test set / input / classifier /
-    accuracy and AUROC / mean and std, plus the CNN's accuracy and error count; 4 decimals."""
-    out: dict = {"cnn": {known: {"accuracy": context[known]["cnn_accuracy"], "errors": context[known]["cnn_errors"]}}}
-    wanted = set(inputs)
-    for r in summary.itertuples():
-        if (r.input, r.classifier) not in wanted:
-            continue
-        node = out.setdefault(r.scenario, {})
-        if r.group:
-            node = node.setdefault(r.group, {})
-        leaf = node.setdefault(r.test_set, {}).setdefault(r.input, {}).setdefault(r.classifier, {})
-        for m in SUMMARY_MEASURES:
-            leaf[m] = {"mean": getattr(r, f"{m}_mean"), "std": getattr(r, f"{m}_std")}
+def scenarios_json(summary: pd.DataFrame, context: dict, known: str, unknowns: list[str], primary: str,
+                   feature_sets: list[str], verdicts: list[Verdict]) -> dict:
+    """The headline numbers for ``dvc metrics`` / ``dvc exp show`` (a few dozen; every measure of
+    every input is in measures.csv): the CNN's accuracy and errors; the claims (1 = holds, 0 = does
+    not, -1 = n/a); mean accuracy and AUROC of entropy and of every feature set with the primary
+    classifier on the misclassification, pooled-unknown and pooled known-unknowns test sets; mean AUROC
+    of entropy and entropy+gradient per unknown concept. 4 decimals."""
+    out: dict = {"cnn": {known: {"accuracy": context[known]["cnn_accuracy"], "errors": context[known]["cnn_errors"]}},
+                 "claims": {v.claim: -1 if v.holds is None else int(v.holds) for v in verdicts}}
+    headline = [(ENTROPY, THRESHOLD)] + [(name, primary) for name in feature_sets]
+    pooled = [("misclassification", known, ""), ("unknown", "pooled", ""), ("known_unknowns", "pooled", "seen"),
+              ("known_unknowns", "pooled", "listed")]
+    for scenario, test_set, group in pooled:
+        _put(out, summary, scenario, test_set, group, headline, ("accuracy", "auroc"))
+    per_concept = [(ENTROPY, THRESHOLD), (COMBINED, primary)]
+    for concept in unknowns:
+        _put(out, summary, "unknown", concept, "", per_concept, ("auroc",))
     return round_floats(out)
+
+
+def _put(out: dict, summary: pd.DataFrame, scenario: str, test_set: str, group: str,
+         inputs: list[tuple[str, str]], measures: tuple[str, ...]) -> None:
+    """out[scenario][(group)][test_set][input][classifier][measure] = mean, for the cells that exist."""
+    for inp, clf in inputs:
+        row = summary_row(summary, scenario, test_set, group, inp, clf)
+        if row is None:
+            continue
+        node = out.setdefault(scenario, {})
+        if group:
+            node = node.setdefault(group, {})
+        node.setdefault(test_set, {}).setdefault(inp, {})[clf] = {m: float(row[f"{m}_mean"]) for m in measures}

@@ -11,7 +11,7 @@ from typing import Any
 from gradmeta.core.atomic import write_bytes, write_json
 from gradmeta.core.concepts import KNOWN_CONCEPT
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import ParamReader
+from gradmeta.core.params import as_params
 from gradmeta.evaluation.claims import Verdict, claim_a, claim_b, claim_c, claim_d
 from gradmeta.evaluation.plots import write_auroc_bars, write_histograms, write_roc
 from gradmeta.evaluation.report import measures_csv, render_report, scenarios_json
@@ -34,19 +34,21 @@ class EvaluateConfig:
     histogram_metrics: tuple[str, ...]
     min_metrics: int
     margin: float  # claims (c) (twice this) and (d): the smallest AUROC difference that counts
+    params_file: str = "params.yaml"
 
     @classmethod
     def from_params(cls, params: dict[str, Any], fitted: FittedMeta) -> EvaluateConfig:
-        r = ParamReader(params.get("evaluate"), "evaluate")
+        r = as_params(params).reader("evaluate")
         cfg = fitted.config
-        if not cfg.classifiers:
-            raise GradmetaError("params.yaml: meta.classifiers is empty; the claims need at least one meta classifier")
         unknowns = list(cfg.unknown_concepts)
         primary = r.str("primary_classifier", None, choices=cfg.classifiers, allow_none=True) or cfg.classifiers[0]
         remote = r.str_list("remote_concepts", [c for c in DEFAULT_REMOTE if c in unknowns], choices=unknowns)
-        return cls(primary_classifier=primary, remote_concepts=tuple(remote),
-                   histogram_metrics=tuple(r.str_list("histogram_metrics", ["softmax/entropy", "grad/all/l2"])),
-                   min_metrics=r.int("min_metrics", 2, min=1), margin=r.float("margin", 0.01, min=0.0))
+        out = cls(primary_classifier=primary, remote_concepts=tuple(remote),
+                  histogram_metrics=tuple(r.str_list("histogram_metrics", ["softmax/entropy", "grad/all/l2"])),
+                  min_metrics=r.int("min_metrics", 2, min=1), margin=r.float("margin", 0.01, min=0.0),
+                  params_file=r.source)
+        r.done()
+        return out
 
 
 def judge_claims(summary, unknowns: list[str], cfg: EvaluateConfig) -> tuple[list[Verdict], list[str]]:
@@ -70,7 +72,7 @@ def run(params: dict[str, Any], features_dir: str, meta_path: str, metrics_dir: 
     frames, sources = load_concept_features(features_dir, meta_cfg.unknown_concepts)
     missing = [m for m in cfg.histogram_metrics if m not in frames[KNOWN_CONCEPT].columns]
     if missing:
-        raise GradmetaError(f"params.yaml: evaluate.histogram_metrics: no feature column {missing[0]!r}")
+        raise GradmetaError(f"{cfg.params_file}: evaluate.histogram_metrics: no feature column {missing[0]!r}")
     source = "synthetic" if "synthetic" in sources.values() else "real"
 
     composite = [(name, clf) for name in fitted.inputs.sets for clf in meta_cfg.classifiers]
@@ -94,7 +96,8 @@ def run(params: dict[str, Any], features_dir: str, meta_path: str, metrics_dir: 
     report = render_report(source=source, summary=summary, context=context, main_rows=headline, known=KNOWN_CONCEPT,
                            unknowns=unknowns, verdicts=verdicts, notes=notes, repeats=meta_cfg.repeats,
                            test_fraction=meta_cfg.test_fraction, figures=figures)
-    write_json(metrics / "scenarios.json", scenarios_json(summary, headline, context, KNOWN_CONCEPT))
+    write_json(metrics / "scenarios.json", scenarios_json(summary, context, KNOWN_CONCEPT, unknowns, cfg.primary_classifier,
+                                                          list(fitted.inputs.sets), verdicts))
     write_bytes(metrics / "measures.csv", measures_csv(summary).encode())
     write_bytes(metrics / "report.md", report.encode())
     for v in verdicts:

@@ -7,7 +7,7 @@ from typing import Any
 
 from gradmeta.core.concepts import UNKNOWN_CONCEPTS
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import ParamReader
+from gradmeta.core.params import ParamReader, as_params
 from gradmeta.meta.estimators import (
     THRESHOLD,
     LogisticMetaClassifier,
@@ -41,26 +41,30 @@ class MetaConfig:
     logistic: dict[str, Any] = field(default_factory=lambda: {"C": 1.0, "max_iter": 2000, "signed_log": True})
     xgboost: dict[str, Any] = field(default_factory=lambda: {"n_estimators": 100, "max_depth": 3,
                                                                "learning_rate": 0.1, "subsample": 1.0, "n_jobs": 2})
+    params_file: str = field(default="params.yaml", compare=False)  # named in errors raised later
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> MetaConfig:
         """Validate ``params['meta']``; a bad value is a GradmetaError naming the parameter."""
-        r = ParamReader(params.get("meta"), "meta")
+        r = as_params(params).reader("meta")
         d = cls()
         unknowns = tuple(r.str_list("unknown_concepts", list(d.unknown_concepts), choices=UNKNOWN_CONCEPTS))
-        return cls(
+        cfg = cls(
             seed=r.int("seed", d.seed, min=0),
             repeats=r.int("repeats", d.repeats, min=1),
             test_fraction=r.float("test_fraction", d.test_fraction, min=0.0, max=1.0, min_exclusive=True,
                                   max_exclusive=True),
             unknown_concepts=unknowns,
-            classifiers=tuple(r.str_list("classifiers", list(d.classifiers), choices=CLASSIFIERS)),
+            classifiers=tuple(r.str_list("classifiers", list(d.classifiers), choices=CLASSIFIERS, non_empty=True)),
             single_metrics=tuple(r.str_list("single_metrics", list(d.single_metrics))),
             feature_sets=_feature_sets(r, d.feature_sets),
             known_unknowns=_known_unknowns(r, unknowns, d.known_unknowns),
             logistic=_logistic(r.group("logistic")),
             xgboost=_xgboost(r.group("xgboost")),
+            params_file=r.source,
         )
+        r.done()
+        return cfg
 
     def make(self, classifier: str, seed: int) -> ThresholdedClassifier:
         """A fresh, unfitted meta classifier of the given kind (``threshold`` or one of CLASSIFIERS)."""
@@ -85,11 +89,13 @@ def _known_unknowns(r: ParamReader, unknowns: tuple[str, ...], default: str) -> 
 
 
 def _feature_sets(r: ParamReader, default: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-    raw = r.raw("feature_sets", {k: list(v) for k, v in default.items()})
+    raw = r.raw("feature_sets", None)
+    if raw is None:
+        return dict(default)
     if not isinstance(raw, dict) or not raw:
         raise r.fail("feature_sets", "a non-empty mapping of name to a list of column patterns", raw)
-    sets = ParamReader(raw, r.name("feature_sets"))
-    return {name: tuple(sets.str_list(name)) for name in raw}
+    sets = r.group("feature_sets")
+    return {name: tuple(sets.str_list(name, non_empty=True)) for name in raw}
 
 
 def _logistic(lr: ParamReader) -> dict[str, Any]:

@@ -10,13 +10,15 @@ from gradmeta.meta.config import MetaConfig
 from gradmeta.meta.estimators import THRESHOLD
 
 
-def expand_patterns(patterns: tuple[str, ...], columns: list[str], where: str) -> list[str]:
-    """Columns matching any pattern (fnmatch), in table order; a pattern matching nothing is an error."""
+def expand_patterns(patterns: tuple[str, ...], columns: list[str], where: str,
+                    params_file: str = "params.yaml") -> list[str]:
+    """Columns matching any pattern (fnmatch), in table order; a pattern matching nothing is an
+    error naming ``params_file`` and the parameter ``where``."""
     chosen: list[str] = []
     for pattern in patterns:
         hits = [c for c in columns if fnmatch.fnmatchcase(c, pattern)]
         if not hits:
-            raise GradmetaError(f"params.yaml: {where}: {pattern!r} matches no feature column")
+            raise GradmetaError(f"{params_file}: {where}: {pattern!r} matches no feature column")
         chosen += [c for c in hits if c not in chosen]
     return [c for c in columns if c in chosen]
 
@@ -43,8 +45,8 @@ class Inputs:
 def resolve_inputs(cfg: MetaConfig, metric_cols: list[str]) -> Inputs:
     """The single metrics and feature sets of ``cfg`` resolved against the metric columns of a
     features table (:func:`gradmeta.features.metric_columns`)."""
-    single = expand_patterns(cfg.single_metrics, metric_cols, "meta.single_metrics")
+    single = expand_patterns(cfg.single_metrics, metric_cols, "meta.single_metrics", cfg.params_file)
     named = [c for c in single if c in cfg.single_metrics]
-    sets = {name: expand_patterns(pats, metric_cols, f"meta.feature_sets.{name}")
+    sets = {name: expand_patterns(pats, metric_cols, f"meta.feature_sets.{name}", cfg.params_file)
             for name, pats in cfg.feature_sets.items()}
     return Inputs(single, named, sets)

@@ -1,35 +1,220 @@
-"""Saving and loading fitted meta classifiers (``models/meta/meta.joblib``), in one place."""
+"""Saving and loading fitted meta classifiers (``models/meta/meta.npz``), without pickle.
+
+A file that a DVC remote hands around must not be able to run code when read. The file is an npz
+read with ``allow_pickle=False``; it holds ``manifest`` (JSON: format, the meta config, the
+inputs, the sources, and per repeat every model's key, kind and scalar state) and plain numeric
+arrays: the splits' row positions and each model's fitted arrays (logistic regression: signed-log
+scales, standardiser, coefficients; XGBoost: the booster in XGBoost's own UBJSON model format; a
+single metric: nothing beyond its scalars). Loading accepts only the known model kinds and checks
+every array's dtype and shape before use; the rebuilt models score exactly as the fitted ones.
+"""
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import zipfile
 from pathlib import Path
+from typing import Any
 
-import joblib
+import numpy as np
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from gradmeta.core.atomic import atomic_path
+from gradmeta.core.atomic import write_bytes
 from gradmeta.core.errors import GradmetaError
+from gradmeta.meta.config import MetaConfig
+from gradmeta.meta.estimators import (
+    THRESHOLD,
+    LogisticMetaClassifier,
+    SignedLog,
+    SingleMetricClassifier,
+    ThresholdedClassifier,
+    XGBoostMetaClassifier,
+    logistic_regression,
+)
 from gradmeta.meta.fitting import FittedMeta
+from gradmeta.meta.inputs import Inputs
+from gradmeta.meta.scenarios import Split
+
+FORMAT = "gradmeta.meta/2"
+KINDS = {THRESHOLD: SingleMetricClassifier, "logistic": LogisticMetaClassifier, "xgboost": XGBoostMetaClassifier}
+
+
+# ------------------------------------------------------------------------------------- saving
+def _model_state(model: ThresholdedClassifier) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(JSON-able scalars, arrays) that rebuild ``model`` exactly."""
+    scalars: dict[str, Any] = {"params": model.get_params(), "n_features_in": int(model.n_features_in_)}
+    arrays = {"classes": np.asarray(model.classes_, dtype=np.int64),
+              "threshold": np.array([model.threshold_], dtype=np.float64)}
+    if isinstance(model, SingleMetricClassifier):
+        scalars["sign"] = float(model.sign_)
+    elif isinstance(model, LogisticMetaClassifier):
+        steps = model.model_.steps
+        lr, scaler = steps[-1][1], steps[-2][1]
+        scalars.update(converged=bool(model.converged_), n_iter=int(model.n_iter_))
+        arrays.update(scaler_mean=scaler.mean_, scaler_scale=scaler.scale_, scaler_var=scaler.var_,
+                      scaler_seen=np.asarray(scaler.n_samples_seen_, dtype=np.int64).reshape(-1),
+                      coef=lr.coef_, intercept=lr.intercept_, lr_n_iter=np.asarray(lr.n_iter_, dtype=np.int64))
+        if model.signed_log:
+            arrays["signed_log_scale"] = steps[0][1].scale_
+    elif isinstance(model, XGBoostMetaClassifier):
+        arrays["booster_ubj"] = np.frombuffer(bytes(model.model_.get_booster().save_raw("ubj")), dtype=np.uint8)
+    else:
+        raise GradmetaError(f"cannot save a {type(model).__name__}")
+    return scalars, arrays
+
+
+def fitted_to_bytes(fitted: FittedMeta) -> bytes:
+    """The npz bytes of ``fitted`` (same fit, same bytes)."""
+    arrays: dict[str, np.ndarray] = {}
+    repeats = []
+    for r, (splits, models) in enumerate(zip(fitted.splits, fitted.models)):
+        for concept, split in splits.items():
+            arrays[f"split/{r}/{concept}/train"] = np.asarray(split.train, dtype=np.int64)
+            arrays[f"split/{r}/{concept}/test"] = np.asarray(split.test, dtype=np.int64)
+        entries = []
+        for i, ((fit, inp, clf), model) in enumerate(models.items()):
+            scalars, model_arrays = _model_state(model)
+            entries.append({"fit": fit, "input": inp, "classifier": clf, **scalars})
+            arrays.update({f"model/{r}/{i}/{k}": v for k, v in model_arrays.items()})
+        repeats.append({"concepts": list(splits), "models": entries})
+    cfg = fitted.config
+    manifest = {"format": FORMAT, "sources": fitted.sources, "repeats": repeats,
+                "inputs": {"single": fitted.inputs.single, "named_single": fitted.inputs.named_single,
+                           "sets": fitted.inputs.sets},
+                "config": {"seed": cfg.seed, "repeats": cfg.repeats, "test_fraction": cfg.test_fraction,
+                           "unknown_concepts": list(cfg.unknown_concepts), "classifiers": list(cfg.classifiers),
+                           "single_metrics": list(cfg.single_metrics),
+                           "feature_sets": {k: list(v) for k, v in cfg.feature_sets.items()},
+                           "known_unknowns": (cfg.known_unknowns if isinstance(cfg.known_unknowns, str)
+                                              else list(cfg.known_unknowns)),
+                           "logistic": cfg.logistic, "xgboost": cfg.xgboost}}
+    buf = io.BytesIO()
+    np.savez(buf, manifest=np.array(json.dumps(manifest, sort_keys=True)), **arrays)
+    return buf.getvalue()
 
 
 def save_fitted(path: str | os.PathLike[str], fitted: FittedMeta) -> None:
-    """Write ``fitted`` atomically (joblib, compressed); the same fit gives the same bytes."""
-    with atomic_path(path) as tmp:
-        joblib.dump(fitted, tmp, compress=3)
+    """Write ``fitted`` atomically as a pickle-free npz (see the module docstring)."""
+    write_bytes(path, fitted_to_bytes(fitted))
+
+
+# ------------------------------------------------------------------------------------ loading
+class _Reader:
+    """Typed access to the arrays of one file; anything unexpected is a GradmetaError naming it."""
+
+    def __init__(self, path: Path, arrays: dict[str, np.ndarray]):
+        self.path, self.arrays = path, arrays
+
+    def fail(self, what: str) -> GradmetaError:
+        return GradmetaError(f"{self.path}: not a valid meta classifier file ({what})")
+
+    def array(self, key: str, kind: str, ndim: int, length: int | None = None) -> np.ndarray:
+        a = self.arrays.get(key)
+        if a is None:
+            raise self.fail(f"array {key} is missing")
+        if a.dtype.kind != kind or a.ndim != ndim or (length is not None and a.shape[-1] != length):
+            raise self.fail(f"array {key} is {a.dtype} {a.shape}")
+        return a
+
+
+def _rebuild(reader: _Reader, entry: dict[str, Any], prefix: str) -> ThresholdedClassifier:
+    kind = entry.get("classifier")
+    if kind not in KINDS or not isinstance(entry.get("params"), dict):
+        raise reader.fail(f"unknown model kind {kind!r}")
+    try:
+        model = KINDS[kind](**entry["params"])
+    except TypeError:
+        raise reader.fail(f"bad parameters for {kind}: {entry['params']}") from None
+    n = int(entry["n_features_in"])
+    model.n_features_in_ = n
+    model.classes_ = reader.array(f"{prefix}/classes", "i", 1, 2)
+    model.threshold_ = float(reader.array(f"{prefix}/threshold", "f", 1, 1)[0])
+    if kind == THRESHOLD:
+        model.sign_ = float(entry["sign"])
+    elif kind == "logistic":
+        _rebuild_logistic(reader, model, entry, prefix, n)
+    else:
+        _rebuild_xgboost(reader, model, prefix)
+    return model
+
+
+def _rebuild_logistic(reader: _Reader, model: LogisticMetaClassifier, entry: dict[str, Any], prefix: str,
+                      n: int) -> None:
+    steps = []
+    if model.signed_log:
+        signed = SignedLog()
+        signed.scale_ = reader.array(f"{prefix}/signed_log_scale", "f", 1, n)
+        steps.append(signed)
+    scaler = StandardScaler()
+    scaler.mean_ = reader.array(f"{prefix}/scaler_mean", "f", 1, n)
+    scaler.scale_ = reader.array(f"{prefix}/scaler_scale", "f", 1, n)
+    scaler.var_ = reader.array(f"{prefix}/scaler_var", "f", 1, n)
+    scaler.n_samples_seen_ = int(reader.array(f"{prefix}/scaler_seen", "i", 1)[0])
+    scaler.n_features_in_ = n
+    lr = logistic_regression(model.C, model.max_iter)
+    lr.coef_ = reader.array(f"{prefix}/coef", "f", 2, n)
+    lr.intercept_ = reader.array(f"{prefix}/intercept", "f", 1, 1)
+    lr.n_iter_ = reader.array(f"{prefix}/lr_n_iter", "i", 1)
+    lr.classes_ = np.array([0, 1])
+    lr.n_features_in_ = n
+    model.model_ = make_pipeline(*steps, scaler, lr)
+    model.converged_, model.n_iter_ = bool(entry["converged"]), int(entry["n_iter"])
+
+
+def _rebuild_xgboost(reader: _Reader, model: XGBoostMetaClassifier, prefix: str) -> None:
+    from xgboost import XGBClassifier
+    from xgboost.core import XGBoostError
+
+    booster = XGBClassifier(n_jobs=model.n_jobs)
+    try:
+        booster.load_model(bytearray(reader.array(f"{prefix}/booster_ubj", "u", 1).tobytes()))
+    except XGBoostError as exc:
+        raise reader.fail(f"XGBoost model {prefix}: {str(exc).splitlines()[0]}") from None
+    model.model_ = booster
+    model.converged_ = True
+
+
+def _config(reader: _Reader, raw: dict[str, Any]) -> MetaConfig:
+    try:
+        return MetaConfig.from_params({"meta": raw})
+    except GradmetaError as exc:
+        raise reader.fail(f"config: {exc}") from None
+
+
+def _fitted_from(reader: _Reader, manifest: dict[str, Any]) -> FittedMeta:
+    cfg = _config(reader, manifest["config"])
+    inputs = Inputs(**manifest["inputs"])
+    splits, models = [], []
+    for r, rep in enumerate(manifest["repeats"]):
+        splits.append({c: Split(reader.array(f"split/{r}/{c}/train", "i", 1), reader.array(f"split/{r}/{c}/test", "i", 1))
+                       for c in rep["concepts"]})
+        models.append({(e["fit"], e["input"], e["classifier"]): _rebuild(reader, e, f"model/{r}/{i}")
+                       for i, e in enumerate(rep["models"])})
+    return FittedMeta(cfg, inputs, splits, models, dict(manifest["sources"]))
 
 
 def load_fitted(path: str | os.PathLike[str]) -> FittedMeta:
-    """Read what :func:`save_fitted` wrote; a missing or unreadable file is a GradmetaError.
-
-    The file is a pickle: load only files you made or trust.
-    """
+    """Read what :func:`save_fitted` wrote; a missing, damaged or foreign file is a GradmetaError.
+    Nothing in the file is executed (no pickle)."""
     p = Path(path)
     if not p.is_file():
         raise GradmetaError(f"{p}: meta classifiers not found (run the meta stage first)")
     try:
-        fitted = joblib.load(p)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a damaged or foreign file
-        raise GradmetaError(f"{p}: not a readable meta classifier file ({type(exc).__name__})") from None
-    if not isinstance(fitted, FittedMeta):
-        raise GradmetaError(f"{p}: not a gradmeta meta classifier file (holds a {type(fitted).__name__})")
-    return fitted
+        with np.load(p, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise GradmetaError(f"{p}: not a readable meta classifier file ({str(exc).splitlines()[0]})") from None
+    reader = _Reader(p, arrays)
+    try:
+        manifest = json.loads(str(reader.array("manifest", "U", 0)))
+    except json.JSONDecodeError:
+        raise reader.fail("manifest is not JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise reader.fail(f"expected format {FORMAT}")
+    try:
+        return _fitted_from(reader, manifest)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise reader.fail(f"manifest: {type(exc).__name__} {exc}") from None

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from gradmeta.cnn.model import to_tensor
 from gradmeta.core.concepts import KNOWN_CONCEPT
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import ParamReader
+from gradmeta.core.params import as_params
 from gradmeta.core.runtime import DEVICES
 from gradmeta.features import GRADNORM_COLUMN
 from gradmeta.prepared import PreparedData
@@ -44,15 +44,17 @@ class ExtractConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> ExtractConfig:
-        r = ParamReader(params.get("extract"), "extract")
+        r = as_params(params).reader("extract")
         d = cls()
         stats = r.str_list("statistics", list(d.statistics), choices=ALL_STATISTICS)
         try:
             validate_statistics(stats)
         except GradmetaError as exc:
-            raise GradmetaError(f"params.yaml: extract.statistics: {exc}") from None
-        return cls(statistics=tuple(stats), chunk_size=r.int("chunk_size", d.chunk_size, min=1),
-                   device=r.str("device", d.device, choices=DEVICES), threads=r.int("threads", d.threads, min=1))
+            raise r.error("statistics", str(exc)) from None
+        cfg = cls(statistics=tuple(stats), chunk_size=r.int("chunk_size", d.chunk_size, min=1),
+                  device=r.str("device", d.device, choices=DEVICES), threads=r.int("threads", d.threads, min=1))
+        r.done()
+        return cfg
 
     def to_dict(self) -> dict[str, Any]:
         return {"statistics": list(self.statistics), "chunk_size": self.chunk_size, "device": self.device}

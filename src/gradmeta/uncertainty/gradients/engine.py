@@ -22,6 +22,7 @@ import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
@@ -176,21 +177,52 @@ def chunk_features(result: ChunkResult, statistics: Sequence[str]) -> dict[str, 
     return dict(zip(names, values.unbind(0)))
 
 
-def _checked_arguments(statistics: Sequence[str], chunk_size: int, labels: torch.Tensor | str,
-                       n: int) -> tuple[tuple[str, ...], torch.Tensor | None]:
-    """Validated statistics, and the labels: None for ``"predicted"``, else a LongTensor (n,).
-    Bad values raise a GradmetaError naming them."""
-    stats = validate_statistics(statistics)
-    if chunk_size < 1:
-        raise GradmetaError(f"chunk_size must be a positive integer, got {chunk_size}")
+def _check_images(images: object) -> torch.Tensor:
+    """``images`` must be a tensor (N, ...): floating point with finite values (the first bad image is
+    named), or integer indices for a model that embeds them (not uint8: that is undecoded pixels)."""
+    if not isinstance(images, torch.Tensor):
+        hint = " (use torch.from_numpy)" if type(images).__module__ == "numpy" else ""
+        raise GradmetaError(f"images must be a torch.Tensor (N, ...), got {type(images).__name__}{hint}")
+    if images.dim() < 1 or images.dtype in (torch.uint8, torch.bool) or images.is_complex():
+        raise GradmetaError(f"images must be a floating-point tensor (N, ...) (or integer token ids), got "
+                            f"{images.dtype} of shape {tuple(images.shape)}; convert pixels with x.float() / 255")
+    if images.is_floating_point():
+        finite = torch.isfinite(images).reshape(len(images), -1).all(1) if images.numel() else images.new_ones(0).bool()
+        if not bool(finite.all()):
+            first = int((~finite).nonzero()[0, 0])
+            raise GradmetaError(f"image {first} has non-finite values (NaN or inf); gradients of it are undefined")
+    return images
+
+
+def _check_labels(labels: torch.Tensor | str, n: int) -> torch.Tensor | None:
+    """None for ``"predicted"``, else an integer LongTensor (n,) of non-negative classes."""
     if isinstance(labels, str):
         if labels != "predicted":
             raise GradmetaError(f"labels must be 'predicted' or a tensor of class indices, got {labels!r}")
-        return stats, None
-    label_tensor = torch.as_tensor(labels, dtype=torch.long)
+        return None
+    label_tensor = torch.as_tensor(labels)
+    if label_tensor.is_floating_point() or label_tensor.is_complex() or label_tensor.dtype == torch.bool:
+        raise GradmetaError(f"labels must be integer class indices, got {label_tensor.dtype}")
+    label_tensor = label_tensor.long()
     if label_tensor.shape != (n,):
         raise GradmetaError(f"labels must have shape ({n},), got {tuple(label_tensor.shape)}")
-    return stats, label_tensor
+    if n and int(label_tensor.min()) < 0:
+        raise GradmetaError(f"labels must be class indices >= 0, got {int(label_tensor.min())}")
+    return label_tensor
+
+
+def _checked_arguments(model: nn.Module, images: object, statistics: Sequence[str], chunk_size: int,
+                       labels: torch.Tensor | str) -> tuple[tuple[str, ...], torch.Tensor | None]:
+    """Validated statistics, and the labels: None for ``"predicted"``, else a LongTensor (n,).
+    Bad arguments raise a GradmetaError naming them (class indices are checked against the
+    model's outputs once its plan is made)."""
+    stats = validate_statistics(statistics)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, Integral) or chunk_size < 1:
+        raise GradmetaError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if not isinstance(model, nn.Module) or next(model.parameters(), None) is None:
+        raise GradmetaError("model must be a torch.nn.Module with parameters (there is no gradient to measure)")
+    images = _check_images(images)
+    return stats, _check_labels(labels, len(images))
 
 
 def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...], labels: torch.Tensor | None,
@@ -202,6 +234,9 @@ def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...
     device = next(model.parameters()).device
     with _eval_with_grads(model):
         plan = plan_layers(model, images[:1].to(device))
+        if labels is not None and int(labels.max()) >= plan.num_classes:
+            raise GradmetaError(f"labels must be class indices < {plan.num_classes} (the model's outputs), "
+                                f"got {int(labels.max())}")
         for start in range(0, len(images), chunk_size):
             x = images[start: start + chunk_size].to(device)
             if plan.channels_last:
@@ -216,7 +251,7 @@ def iterate_chunks(model: nn.Module, images: torch.Tensor, statistics: Sequence[
                    on_chunk: Callable[[int], None] | None = None) -> Iterator[tuple[ChunkResult, dict[str, torch.Tensor]]]:
     """Process ``images`` chunk by chunk; yields (ChunkResult, chunk features as in
     :func:`chunk_features`). Arguments as :func:`gradient_statistics`; validated before any work."""
-    stats, label_tensor = _checked_arguments(statistics, chunk_size, labels, len(images))
+    stats, label_tensor = _checked_arguments(model, images, statistics, chunk_size, labels)
     for result in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm):
         yield result, chunk_features(result, stats)
         if on_chunk is not None:
@@ -242,7 +277,10 @@ def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequ
         warnings.warn("gradient_statistics(label=...) is renamed labels=...; label= will be removed",
                       DeprecationWarning, stacklevel=2)
         labels = label
-    stats, label_tensor = _checked_arguments(statistics, chunk_size, labels, len(images))
+    stats, label_tensor = _checked_arguments(model, images, statistics, chunk_size, labels)
+    if len(images) == 0:  # no rows, but the columns a caller expects
+        names = [f"grad/{name}/{st}" for name, _ in model.named_parameters() for st in stats]
+        return {k: torch.empty(0) for k in names + [f"grad/all/{st}" for st in stats]}
     names: list[str] = []
     table = torch.empty(0)
     start = 0

@@ -3,6 +3,7 @@
 Made once per call on one probe image (:func:`plan_layers`):
 - every module that owns parameters becomes a :class:`Layer`, with the rule of its type
   (:mod:`gradmeta.uncertainty.gradients.rules`) or none (the generic exact path);
+- a BatchNorm that normalises with batch statistics is refused (samples interact);
 - a module called more or less than once per forward, or sharing a parameter with another
   module, goes through the generic path (a rule sees one call's input and output);
 - a layer whose output is modified in place downstream (e.g. ``ReLU(inplace=True)``) passes a
@@ -19,6 +20,7 @@ from torch import nn
 
 from gradmeta.uncertainty.gradients.layout import accepts_channels_last
 from gradmeta.uncertainty.gradients.rules import Rule, rule_for
+from gradmeta.uncertainty.gradients.rules.batchnorm import refuse_batch_statistics
 
 GENERIC = "generic"
 
@@ -47,6 +49,7 @@ class Plan:
 
     layers: list[Layer]
     channels_last: bool = False
+    num_classes: int = 0  # the model's outputs per sample (from the probe)
     fast: list[Layer] = field(init=False)
     generic_params: list[str] = field(init=False)
 
@@ -68,6 +71,7 @@ def _owned_layers(model: nn.Module) -> list[Layer]:
             owners[id(t)] = owners.get(id(t), 0) + 1
     layers, seen = [], set()
     for name, module in model.named_modules():
+        refuse_batch_statistics(name, module)
         all_own = list(module.named_parameters(recurse=False))
         own = [(f"{name}.{p}" if name else p, p) for p, t in all_own if id(t) not in seen]
         seen.update(id(t) for _, t in all_own)
@@ -111,4 +115,4 @@ def plan_layers(model: nn.Module, probe: torch.Tensor) -> Plan:
     channels_last = accepts_channels_last(model, [layer.module for layer in convs], probe, standard)
     for layer in convs:
         layer.channels_last = channels_last
-    return Plan(layers, channels_last)
+    return Plan(layers, channels_last, int(standard.shape[-1]) if standard.dim() > 1 else 1)

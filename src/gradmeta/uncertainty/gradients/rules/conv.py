@@ -1,4 +1,4 @@
-"""Rule for ``nn.Conv2d`` (zero padding given as numbers; any stride, dilation, groups).
+"""Rules for ``nn.Conv1d/2d/3d`` (zero padding given as numbers; any stride, dilation, groups).
 
 The per-sample weight gradients are materialised a few samples at a time and reduced in float32
 passes, so memory stays bounded whatever the batch:
@@ -6,7 +6,7 @@ passes, so memory stays bounded whatever the batch:
 - grouped formulation (:func:`grouped_conv_weight_grads`): the m samples become the groups of one
   grouped convolution whose weight gradient, computed by the backend's convolution kernels, is
   exactly the stack of per-sample gradients;
-- swapped formulation (:func:`swapped_conv_weight_grads`), for groups=1, stride-1 layers with at
+- swapped formulation (:func:`swapped_conv_weight_grads`), for Conv2d with groups=1, stride 1 and at
   most ``SWAPPED_MAX_IN_CHANNELS`` input channels (typically a first layer): the padded input
   convolved with each sample's output gradient as the kernel; faster there.
 
@@ -19,18 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradmeta.uncertainty.gradients.moments import (
-    RAW_ROWS,
-    Moments,
-    Needs,
-    concat_samples,
-    moments_from_raw,
-    moments_of,
-    raw_sums_into,
-)
+from gradmeta.uncertainty.gradients.moments import Moments, Needs, moments_of
+from gradmeta.uncertainty.gradients.rules.blocks import blockwise_moments
 from gradmeta.uncertainty.gradients.rules.registry import register_rule
 
-CONV_BLOCK_BYTES = 13 << 18  # per-sample gradients materialised at once: a few MB stay in cache
 SWAPPED_MAX_IN_CHANNELS = 4  # stride-1 convs with this few inputs: the swapped formulation is faster
 
 
@@ -47,27 +39,28 @@ def conv2d_moments(module: nn.Conv2d, a: torch.Tensor, g: torch.Tensor, needs: N
     return out
 
 
-def uses_swapped(conv: nn.Conv2d) -> bool:
+@register_rule(nn.Conv1d, nn.Conv3d, applies=_covered, name="conv")
+def conv_nd_moments(module: nn.Conv1d | nn.Conv3d, a: torch.Tensor, g: torch.Tensor,
+                    needs: Needs) -> dict[str, Moments]:
+    """Moments of the per-sample ``weight`` and ``bias`` gradients of a Conv1d or Conv3d layer."""
+    out = {"weight": conv2d_weight_moments(module, a, g, needs)}
+    if module.bias is not None:
+        out["bias"] = moments_of(g.sum(dim=tuple(range(2, g.dim()))), needs)
+    return out
+
+
+def uses_swapped(conv: nn.Module) -> bool:
     """Whether the swapped formulation computes this layer's per-sample weight gradients."""
-    return conv.groups == 1 and conv.in_channels <= SWAPPED_MAX_IN_CHANNELS and all(s == 1 for s in conv.stride)
+    return (isinstance(conv, nn.Conv2d) and conv.groups == 1 and conv.in_channels <= SWAPPED_MAX_IN_CHANNELS
+            and all(s == 1 for s in conv.stride))
 
 
-def conv2d_weight_moments(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor, needs: Needs) -> Moments:
-    """Per-sample weight-gradient moments of a Conv2d from its input a and output gradient g,
-    materialised in blocks of at most ``CONV_BLOCK_BYTES``."""
+def conv2d_weight_moments(conv: nn.Module, a: torch.Tensor, g: torch.Tensor, needs: Needs) -> Moments:
+    """Per-sample weight-gradient moments of a convolution from its input a and output gradient g,
+    materialised in blocks (:func:`blockwise_moments`)."""
     per_sample_gradients = swapped_conv_weight_grads if uses_swapped(conv) else grouped_conv_weight_grads
-    n = a.shape[0]
-    most = max(1, CONV_BLOCK_BYTES // (conv.weight.numel() * conv.weight.element_size()))
-    block = -(-n // -(-n // most))  # equal blocks of at most `most` samples
-    starts = range(0, n, block)
-    if needs.higher:  # central moments need each block's values: reduce block by block
-        return concat_samples([moments_of(per_sample_gradients(conv, a[i: i + block], g[i: i + block]), needs,
-                                          scratch=True) for i in starts])
-    raw = a.new_empty(len(RAW_ROWS), n)
-    for i in starts:
-        raw_sums_into(per_sample_gradients(conv, a[i: i + block], g[i: i + block]), needs, raw[:, i: i + block],
-                      scratch=True)
-    return moments_from_raw(raw, conv.weight.numel(), needs)
+    return blockwise_moments(a.shape[0], conv.weight.numel(), a,
+                             lambda i, j: per_sample_gradients(conv, a[i:j], g[i:j]), needs)
 
 
 def grouped_conv_weight_grads(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -80,7 +73,7 @@ def grouped_conv_weight_grads(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor)
     shape_only = _shape_tensor(conv.weight, (m * conv.out_channels, *conv.weight.shape[1:]))
     per_sample = torch.ops.aten.convolution_backward(
         g.reshape(1, m * g.shape[1], *g.shape[2:]), a.reshape(1, m * a.shape[1], *a.shape[2:]),
-        shape_only, None, conv.stride, conv.padding, conv.dilation, False, (0, 0), m * conv.groups,
+        shape_only, None, conv.stride, conv.padding, conv.dilation, False, (0,) * len(conv.stride), m * conv.groups,
         (False, True, False))[1]
     return per_sample.reshape(m, -1)
 

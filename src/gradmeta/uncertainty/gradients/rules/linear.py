@@ -2,7 +2,8 @@
 
 With a 2-D input (n, in) the weight gradient of sample k is the outer product g_k (x) a_k, whose
 moments factorise (:func:`moments_of_outer`) and which is never materialised. With extra
-dimensions (n, T, in) it is the sum over T of outer products, materialised by one batched matmul.
+dimensions (n, T, in) it is the sum over T of outer products, materialised a block of samples at a
+time by a batched matmul.
 The bias gradient is g_k (summed over the extra dimensions).
 """
 
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from gradmeta.uncertainty.gradients.moments import Moments, Needs, moments_of, moments_of_outer
+from gradmeta.uncertainty.gradients.rules.blocks import blockwise_moments
 from gradmeta.uncertainty.gradients.rules.registry import register_rule
 
 
@@ -22,8 +24,9 @@ def linear_moments(module: nn.Linear, a: torch.Tensor, g: torch.Tensor, needs: N
     a2 = a.reshape(a.shape[0], -1, a.shape[-1])
     if g2.shape[1] == 1:
         out = {"weight": moments_of_outer(g2[:, 0], a2[:, 0], needs)}
-    else:  # extra dimensions: a sum of outer products over positions, materialised
-        out = {"weight": moments_of(torch.bmm(g2.transpose(1, 2), a2).flatten(1), needs)}
+    else:  # extra dimensions: a sum of outer products over positions, materialised blockwise
+        out = {"weight": blockwise_moments(len(g2), module.weight.numel(), g2,
+                                           lambda i, j: torch.bmm(g2[i:j].transpose(1, 2), a2[i:j]).flatten(1), needs)}
     if module.bias is not None:
         out["bias"] = moments_of(g2.sum(1), needs)
     return out

@@ -1,0 +1,60 @@
+"""The train stage's work: fit the CNN on the known concept's train split and measure it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from gradmeta.cnn.model import CNN, build_cnn, to_tensor
+from gradmeta.cnn.training import TrainConfig, accuracy, predict_logits, train_cnn, train_val_split
+from gradmeta.core.errors import GradmetaError
+from gradmeta.core.runtime import configure, resolve_device
+from gradmeta.prepared import PreparedData
+
+
+@dataclass
+class TrainedCNN:
+    """The trained model (on the CPU), its metrics (``metrics/train.json``) and per-epoch curve."""
+
+    model: CNN
+    metrics: dict[str, Any]
+    curve: list[dict[str, float]]
+    train_size: int
+
+
+def train_on(data: PreparedData, cfg: TrainConfig, log: logging.Logger, where: str = "data") -> TrainedCNN:
+    """Train a fresh CNN on ``data``'s train split (minus ``cfg.val_fraction`` for validation) and
+    evaluate it on the test split; threads, seeds and determinism are set from ``cfg`` first."""
+    device = resolve_device(cfg.device)
+    configure(cfg.threads, cfg.seed)
+    train, test = data.select("train"), data.select("test")
+    if len(train) < 2 or len(test) < 1:
+        raise GradmetaError(f"{where}: need a train split of at least 2 images and a test split, "
+                            f"got {len(train)} train and {len(test)} test")
+    train_idx, val_idx = train_val_split(len(train), cfg.val_fraction, cfg.seed)
+    x, y = to_tensor(train.images), torch.from_numpy(train.labels)
+    x_test, y_test = to_tensor(test.images), torch.from_numpy(test.labels)
+    log.info("%d train / %d validation / %d test images (%s source) on %s", len(train_idx), len(val_idx),
+             len(test), data.source, device)
+    model = build_cnn(cfg.architecture, seed=cfg.seed)
+    start = time.perf_counter()
+    curve = train_cnn(model, x[train_idx], y[train_idx], x[val_idx], y[val_idx], cfg, device)
+    seconds = time.perf_counter() - start
+    log.info("trained %d epochs in %.1f s (%.0f images/s)", cfg.epochs, seconds, cfg.epochs * len(train_idx) / seconds)
+    model.cpu()
+    test_errors = int((predict_logits(model, x_test).argmax(1) != y_test).sum())
+    metrics = {
+        "source": data.source,
+        "epochs": cfg.epochs,
+        "train_accuracy": accuracy(model, x[train_idx], y[train_idx]),
+        "val_accuracy": curve[-1]["val_accuracy"] if len(val_idx) else None,
+        "test_accuracy": 1.0 - test_errors / len(test),
+        "test_errors": test_errors,
+        "test_size": len(test),
+    }
+    log.info("test accuracy %.4f (%d errors of %d)", metrics["test_accuracy"], test_errors, len(test))
+    return TrainedCNN(model, metrics, curve, len(train_idx))
