@@ -1,6 +1,8 @@
 """Benchmark of gradmeta's gradient engine against the alternatives, in one process.
 
-Methods, interleaved over several rounds (best-of per method), on the default CNN:
+Methods, interleaved over several rounds (best-of per method), on one model (``--model``: the
+paper's default CNN, a conv-heavier variant, a small ResNet with BatchNorm, a small transformer;
+see architectures.py):
   (a) plain batched forward + backward of the same model (summed loss; the reference); shown for
       context, not as targets: (a') the same at chunk 256, (a'') the same on a channels-last copy
       of the model (the layout the engine runs the convolutions' outputs in on the CPU)
@@ -14,7 +16,7 @@ ratio to (a) in the same round (methods of one round run back to back, so a slow
 shared machine hits both sides of that ratio); then the peak memory of the engine at two values of
 N, each measured in a fresh subprocess.
 
-    python benchmarks/gradient_engine.py [--n 2048] [--rounds 5] [--threads 2] [--chunk-size 128]
+    python benchmarks/gradient_engine.py [--model resnet] [--n 2048] [--rounds 5] [--threads 2] [--chunk-size 128]
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ import time
 import click
 import torch
 import torch.nn.functional as F
+from architectures import MODELS, build
 
-from gradmeta.cnn.model import CNNConfig, build_cnn
 from gradmeta.uncertainty.gradients import (
     DEFAULT_CHUNK_SIZE,
     PAPER_STATISTICS,
@@ -38,9 +40,8 @@ from gradmeta.uncertainty.gradients import (
 )
 
 
-def make_inputs(n: int) -> tuple[torch.nn.Module, torch.Tensor]:
-    torch.manual_seed(0)
-    model = build_cnn(CNNConfig(), seed=0).eval()
+def make_inputs(n: int, model_name: str = "default") -> tuple[torch.nn.Module, torch.Tensor]:
+    model = build(model_name)
     # stroke-like sparse images in [0, 1]
     images = (torch.rand(n, 1, 28, 28) > 0.8).float() * torch.rand(n, 1, 28, 28)
     return model, images
@@ -107,11 +108,11 @@ def _status_mb(field: str) -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def peak_memory_child(n: int, chunk: int, threads: int) -> dict:
+def peak_memory_child(n: int, chunk: int, threads: int, model_name: str) -> dict:
     """Peak resident memory of one engine call on n images, in a fresh process (Linux: VmHWM reset
     through /proc/self/clear_refs just before the call, so inputs made earlier do not count as peak)."""
     torch.set_num_threads(threads)
-    model, images = make_inputs(n)
+    model, images = make_inputs(n, model_name)
     gradient_statistics(model, images[:chunk], PAPER_STATISTICS, chunk_size=chunk)  # warm up allocator
     before = _status_mb("VmRSS")
     with open("/proc/self/clear_refs", "w") as fh:
@@ -129,13 +130,16 @@ def peak_memory_child(n: int, chunk: int, threads: int) -> dict:
 @click.option("--naive-n", default=128, show_default=True, help="Images for the naive loop (it is slow).")
 @click.option("--vmap-chunk", default=16, show_default=True, help="Chunk for vmap (it materialises fc1).")
 @click.option("--memory-n", default=(4096, 16384), multiple=True, show_default=True)
+@click.option("--model", "model_name", type=click.Choice(MODELS), default="default", show_default=True,
+              help="default: the paper's CNN; conv-heavy: 5x5 convs without padding, dense 200; "
+                   "resnet: 3 residual blocks with BatchNorm; transformer: patch Linear, LayerNorm, attention, MLP.")
 @click.option("--memory-child", type=int, default=None, hidden=True)
-def main(n, rounds, threads, chunk_size, naive_n, vmap_chunk, memory_n, memory_child):
+def main(n, rounds, threads, chunk_size, naive_n, vmap_chunk, memory_n, model_name, memory_child):
     if memory_child is not None:
-        print(json.dumps(peak_memory_child(memory_child, chunk_size, threads)))
+        print(json.dumps(peak_memory_child(memory_child, chunk_size, threads, model_name)))
         return
     torch.set_num_threads(threads)
-    model, images = make_inputs(n)
+    model, images = make_inputs(n, model_name)
     model_channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
     methods = {
         "a plain forward+backward": (plain, model, images, chunk_size),
@@ -157,7 +161,7 @@ def main(n, rounds, threads, chunk_size, naive_n, vmap_chunk, memory_n, memory_c
     best = {k: min(v) for k, v in per_image.items()}
     plain_rounds = per_image["a plain forward+backward"]
     ref = 1.0 / best["a plain forward+backward"]
-    print(f"gradient engine benchmark: default CNN, N={n}, chunk={chunk_size}, threads={threads}, "
+    print(f"gradient engine benchmark: {model_name} model, N={n}, chunk={chunk_size}, threads={threads}, "
           f"best of {rounds} rounds, torch {torch.__version__}")
     print(f"{'method':34s} {'images/s':>10s} {'vs (a)':>8s} {'median per round':>17s}")
     for name, sec in best.items():
@@ -171,7 +175,8 @@ def main(n, rounds, threads, chunk_size, naive_n, vmap_chunk, memory_n, memory_c
     print("peak memory of the engine (paper statistics), fresh process per N:")
     for mn in memory_n:
         out = subprocess.run([sys.executable, __file__, "--memory-child", str(mn), "--chunk-size", str(chunk_size),
-                              "--threads", str(threads)], capture_output=True, text=True, check=True)
+                              "--threads", str(threads), "--model", model_name], capture_output=True, text=True,
+                             check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"  N={r['n']:6d}: RSS before {r['rss_before_mb']:6.1f} MB (process + model + images), "
               f"peak during the call {r['peak_rss_mb']:6.1f} MB, increase {r['engine_increase_mb']:6.1f} MB")

@@ -1,0 +1,99 @@
+"""The models the engine benchmark measures, besides the paper's CNN (28x28 grey inputs, 10 classes)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gradmeta.cnn.model import CNNConfig, build_cnn
+
+
+class Block(nn.Module):
+    """A ResNet basic block: conv3x3 + BN + ReLU, conv3x3 + BN, plus the (projected) input, ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class SmallResNet(nn.Module):
+    """Stem conv3x3 16 + BN, three residual blocks (16, 32, 64; the last two stride 2), global
+    average pooling, a linear head; BatchNorm in eval mode with non-trivial running statistics."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.blocks = nn.Sequential(Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2))
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)).mean(dim=(2, 3)))
+
+
+class SmallViT(nn.Module):
+    """7x7 patches (16 tokens) embedded by a Linear, a learned position table, one pre-norm
+    transformer block (LayerNorm, 4-head attention, LayerNorm, MLP 2x), LayerNorm, mean pooling, head."""
+
+    def __init__(self, dim: int = 64, heads: int = 4, patch: int = 7):
+        super().__init__()
+        self.patch, self.heads = patch, heads
+        self.embed = nn.Linear(patch * patch, dim)
+        self.position = nn.Embedding((28 // patch) ** 2, dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, p = len(x), self.patch
+        tokens = x.unfold(2, p, p).unfold(3, p, p).reshape(n, -1, p * p)
+        positions = torch.arange(tokens.shape[1], device=x.device).expand(n, -1)
+        h = self.embed(tokens) + self.position(positions)
+        q, k, v = self.qkv(self.norm1(h)).reshape(n, -1, 3, self.heads, h.shape[-1] // self.heads).unbind(2)
+        att = torch.softmax(torch.einsum("nthd,nshd->nhts", q, k) / q.shape[-1] ** 0.5, dim=-1)
+        h = h + self.proj(torch.einsum("nhts,nshd->nthd", att, v).reshape(h.shape))
+        h = h + self.mlp(self.norm2(h))
+        return self.head(self.norm(h).mean(1))
+
+
+def _randomise_norms(model: nn.Module) -> nn.Module:
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    return model
+
+
+def build(name: str) -> nn.Module:
+    """A seeded model in eval mode: ``default`` (the paper's CNN), ``conv-heavy`` (5x5 convolutions
+    without padding, 32 and 64 channels, dense 200), ``resnet``, ``transformer``."""
+    torch.manual_seed(0)
+    if name == "default":
+        return build_cnn(CNNConfig(), seed=0).eval()
+    if name == "conv-heavy":
+        return build_cnn(CNNConfig(conv_channels=(32, 64), kernel_size=5, padding=0, hidden=200), seed=0).eval()
+    if name == "resnet":
+        return _randomise_norms(SmallResNet()).eval()
+    if name == "transformer":
+        return SmallViT().eval()
+    raise ValueError(f"unknown model {name!r}")
+
+
+MODELS = ("default", "conv-heavy", "resnet", "transformer")
