@@ -41,14 +41,15 @@ class SmallResNet(nn.Module):
 
 
 class SmallViT(nn.Module):
-    """7x7 patches (16 tokens) embedded by a Linear, a learned position table, one pre-norm
-    transformer block (LayerNorm, 4-head attention, LayerNorm, MLP 2x), LayerNorm, mean pooling, head."""
+    """7x7 patches (16 tokens) embedded by a Linear, one pre-norm transformer block (LayerNorm,
+    4-head attention, LayerNorm, MLP 2x), LayerNorm, mean pooling, a linear head (the issue's
+    "patch embedding Linear, LayerNorm, one attention block, MLP"; no position table, so every
+    parameter is a Linear or a LayerNorm)."""
 
     def __init__(self, dim: int = 64, heads: int = 4, patch: int = 7):
         super().__init__()
         self.patch, self.heads = patch, heads
         self.embed = nn.Linear(patch * patch, dim)
-        self.position = nn.Embedding((28 // patch) ** 2, dim)
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -60,8 +61,7 @@ class SmallViT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, p = len(x), self.patch
         tokens = x.unfold(2, p, p).unfold(3, p, p).reshape(n, -1, p * p)
-        positions = torch.arange(tokens.shape[1], device=x.device).expand(n, -1)
-        h = self.embed(tokens) + self.position(positions)
+        h = self.embed(tokens)
         q, k, v = self.qkv(self.norm1(h)).reshape(n, -1, 3, self.heads, h.shape[-1] // self.heads).unbind(2)
         att = torch.softmax(torch.einsum("nthd,nshd->nhts", q, k) / q.shape[-1] ** 0.5, dim=-1)
         h = h + self.proj(torch.einsum("nhts,nshd->nthd", att, v).reshape(h.shape))

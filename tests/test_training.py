@@ -76,3 +76,32 @@ def test_train_val_split_is_disjoint_and_complete():
     assert sorted(np.concatenate([tr, va]).tolist()) == list(range(100))
     _, va2 = train_val_split(100, 0.2, seed=5)
     assert (va == va2).all()
+
+
+class ViewAfterConv(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3)
+        self.fc = torch.nn.Linear(4 * 26 * 26, 10)
+
+    def forward(self, x):
+        h = self.conv(x)
+        return self.fc(h.view(len(h), -1))  # needs the standard layout
+
+
+def test_training_layout_is_channels_last_only_where_the_forward_accepts_it():
+    from gradmeta.cnn.training import _training_layout
+    from gradmeta.core.runtime import configure
+
+    probe = torch.rand(4, 1, 28, 28)
+    assert _training_layout(build_cnn(SMALL, seed=0), probe) == torch.channels_last
+    assert _training_layout(ViewAfterConv(), probe) == torch.contiguous_format
+    assert _training_layout(build_cnn(SMALL, seed=0), probe.flatten(1)) == torch.contiguous_format  # no images
+    x, y = torch.rand(200, 1, 28, 28), torch.randint(0, 10, (200,))
+    weights = []
+    for model in (build_cnn(SMALL, seed=0), build_cnn(SMALL, seed=0), ViewAfterConv()):
+        configure(1, 0)
+        train_cnn(model, x, y, x[:8], y[:8], TrainConfig(epochs=1, batch_size=32), torch.device("cpu"), progress=False)
+        assert all(p.is_contiguous() for p in model.parameters())  # handed back in the standard layout
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(weights[0], weights[1])  # deterministic in channels-last layout too

@@ -50,11 +50,12 @@ def _sparse_moments(rows: torch.Tensor, owner: torch.Tensor, n: int, count: int,
                     needs: Needs) -> Moments:
     """Moments of n tensors of ``count`` entries each, given their non-implicit rows (owner per row)."""
     m = Moments(count)
-    p = [None] + [_segment(rows.pow(k).sum(1), owner, n, "sum") for k in (1, 2, 3, 4)]
+    powers = {k: _segment(rows.pow(k).sum(1) if k > 1 else rows.sum(1), owner, n, "sum")
+              for k, wanted in ((1, needs.mean), (2, needs.sumsq), (3, needs.higher), (4, needs.higher)) if wanted}
     if needs.l1:
         m.l1 = _segment(rows.abs().sum(1), owner, n, "sum")
     if needs.sumsq:
-        m.sumsq = p[2]
+        m.sumsq = powers[2]
     if needs.extremes:
         zero = torch.zeros(n, dtype=rows.dtype, device=rows.device)
         m.max = torch.where(has_zeros, torch.maximum(_segment(rows.amax(1), owner, n, "amax"), zero),
@@ -62,12 +63,13 @@ def _sparse_moments(rows: torch.Tensor, owner: torch.Tensor, n: int, count: int,
         m.min = torch.where(has_zeros, torch.minimum(_segment(rows.amin(1), owner, n, "amin"), zero),
                             _segment(rows.amin(1), owner, n, "amin"))
     if needs.mean:
-        mean = p[1] / count
+        mean = powers[1] / count
         m.mean = mean
-        e2, e3, e4 = p[2] / count, p[3] / count, p[4] / count
         if needs.sumsq:
+            e2 = powers[2] / count
             m.m2 = (e2 - mean * mean).clamp_min(0.0)
         if needs.higher:
+            e3, e4 = powers[3] / count, powers[4] / count
             m.m3 = e3 - 3 * mean * e2 + 2 * mean**3
             m.m4 = e4 - 4 * mean * e3 + 6 * mean**2 * e2 - 3 * mean**4
     return m
