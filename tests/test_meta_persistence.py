@@ -59,12 +59,12 @@ class RunsCode:
 def test_a_pickle_posing_as_the_meta_file_runs_no_code(tmp_path):
     marker = tmp_path / "pwned"
     (tmp_path / "meta.npz").write_bytes(pickle.dumps(RunsCode(marker)))
-    with pytest.raises(GradmetaError, match="not a readable meta classifier file"):
+    with pytest.raises(GradmetaError, match="not a readable meta classifiers file"):
         load_fitted(tmp_path / "meta.npz")
     buf = io.BytesIO()  # an npz whose manifest is an object array (a pickle inside)
     np.savez(buf, manifest=np.array([RunsCode(marker)], dtype=object))
     (tmp_path / "meta.npz").write_bytes(buf.getvalue())
-    with pytest.raises(GradmetaError, match="meta.npz: not a readable meta classifier file"):
+    with pytest.raises(GradmetaError, match="meta.npz: not a readable meta classifiers file"):
         load_fitted(tmp_path / "meta.npz")
     write_params(tmp_path / "params.yaml")
     proc = run_stage("evaluate", tmp_path, "--meta", "meta.npz")

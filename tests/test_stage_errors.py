@@ -50,7 +50,7 @@ def test_train_with_truncated_npz(tmp_path):
     write_params(tmp_path / "params.yaml")
     (tmp_path / "digits.npz").write_bytes(b"PK\x03\x04" + bytes(50))
     proc = run_stage("train", tmp_path, "--data", "digits.npz")
-    assert_one_line_error(proc, "digits.npz: not a readable prepared npz")
+    assert_one_line_error(proc, "digits.npz: not a readable prepared data file")
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
 
 
@@ -127,5 +127,5 @@ def test_meta_unknown_concept_feature_set_and_empty_scenario(tmp_path):
 def test_evaluate_without_meta_models(tmp_path):
     write_params(tmp_path / "params.yaml")
     write_feature_files(tmp_path / "data" / "features")
-    assert_one_line_error(run_stage("evaluate", tmp_path), "meta.npz: meta classifiers not found")
+    assert_one_line_error(run_stage("evaluate", tmp_path), "meta.npz: meta classifiers file not found")
     assert not (tmp_path / "metrics").exists()

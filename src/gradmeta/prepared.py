@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 from gradmeta.core.atomic import write_bytes
 from gradmeta.core.concepts import IMAGE_SIZE
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.npzfile import read_npz
 
 FORMAT = "gradmeta.prepared/1"
 
@@ -71,13 +71,7 @@ def save_prepared(path: str | os.PathLike[str], data: PreparedData) -> None:
 def load_prepared(path: str | os.PathLike[str]) -> PreparedData:
     """Read a prepared npz, failing with one line that names the file if it is missing or damaged."""
     p = Path(path)
-    if not p.is_file():
-        raise GradmetaError(f"{p}: prepared data file not found (run the download stage first)")
-    try:
-        with np.load(p, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise GradmetaError(f"{p}: not a readable prepared npz (truncated or corrupted: {exc})") from None
+    arrays = read_npz(p, "prepared data file", "run the download stage first")
     missing = {"format", "concept", "source", "provenance", "images", "labels", "split", "source_index"} - set(arrays)
     if missing:
         raise GradmetaError(f"{p}: not a gradmeta prepared file, missing arrays {sorted(missing)}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from gradmeta.core.atomic import write_bytes
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.npzfile import read_npz
 from gradmeta.meta.config import MetaConfig
 from gradmeta.meta.estimators import (
     THRESHOLD,
@@ -200,14 +200,7 @@ def load_fitted(path: str | os.PathLike[str]) -> FittedMeta:
     """Read what :func:`save_fitted` wrote; a missing, damaged or foreign file is a GradmetaError.
     Nothing in the file is executed (no pickle)."""
     p = Path(path)
-    if not p.is_file():
-        raise GradmetaError(f"{p}: meta classifiers not found (run the meta stage first)")
-    try:
-        with np.load(p, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise GradmetaError(f"{p}: not a readable meta classifier file ({str(exc).splitlines()[0]})") from None
-    reader = _Reader(p, arrays)
+    reader = _Reader(p, read_npz(p, "meta classifiers file", "run the meta stage first"))
     try:
         manifest = json.loads(str(reader.array("manifest", "U", 0)))
     except json.JSONDecodeError:
