@@ -102,17 +102,18 @@ def inputs(shape, n=6, seed=1):
     return x
 
 
-@pytest.mark.parametrize("factory, shape, paths", [
-    (resnet_like, (1, 8, 8), {"batchnorm", "groupnorm", "instancenorm", "conv2d", "linear"}),
-    (TinyTransformer, (1, 14, 14), {"linear", "layernorm"}),
-    (Conv1d3d, (3, 10, 10), {"conv", "batchnorm", "linear"}),
+@pytest.mark.parametrize("factory, shape, paths, channels_last", [
+    (resnet_like, (1, 8, 8), {"batchnorm", "groupnorm", "instancenorm", "conv2d", "linear"}, True),
+    (TinyTransformer, (1, 14, 14), {"linear", "layernorm"}, False),
+    (Conv1d3d, (3, 10, 10), {"conv", "batchnorm", "linear"}, False),
 ])
-def test_models_with_new_rules_match_the_naive_loop(factory, shape, paths):
+def test_models_with_new_rules_match_the_naive_loop(factory, shape, paths, channels_last):
     torch.manual_seed(0)
     model = randomise(factory()).double().eval()
     x = inputs(shape)
     plan = plan_layers(model, x[:1])
     assert set(plan.paths().values()) == paths and not plan.generic_params  # no parameter left to vmap
+    assert plan.channels_last is channels_last  # residual additions and norms run channels-last, exactly
     result = gradient_statistics(model, x, ALL_STATISTICS, chunk_size=4)
     assert_matches_reference(result, naive_gradient_stats(model, x), ALL_STATISTICS)
 

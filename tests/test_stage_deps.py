@@ -153,3 +153,21 @@ def test_openmp_threads_wait_passively_from_the_first_import(stage):
                           text=True, timeout=300, check=True, cwd=ROOT, env=env)
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen and set(seen.values()) == {"PASSIVE"}, seen
+
+
+def test_every_plot_is_declared_once():
+    """A file that is both a stage's plot output and in the top-level plots is drawn twice by
+    ``dvc plots show``; each plot file appears in one of the two places only."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    stage_plots = {next(iter(p)) if isinstance(p, dict) else p
+                   for stage in spec["stages"].values() for p in stage.get("do", stage).get("plots", [])}
+    top = set()
+    for entry in spec.get("plots", []):
+        name, body = (next(iter(entry.items())) if isinstance(entry, dict) else (entry, None))
+        ys = (body or {}).get("y")
+        top |= set(ys) if isinstance(ys, dict) else {name}
+    assert top, "the top-level plots draw nothing"
+    twice = {p for p in stage_plots if any(p == t or t.startswith(p.rstrip("/") + "/") or p.startswith(t + "/")
+                                               for t in top)}
+    assert twice == set()
+    assert "/dvc_plots/" in (ROOT / ".gitignore").read_text().splitlines()

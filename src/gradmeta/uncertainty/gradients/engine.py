@@ -19,6 +19,7 @@ and is returned as 0, not as float rounding noise.
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from gradmeta.uncertainty.gradients.plan import Layer, Plan, plan_layers
 from gradmeta.uncertainty.gradnorm import gradnorm_scores
 
 DEFAULT_CHUNK_SIZE = 64
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -234,6 +236,7 @@ def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...
     device = next(model.parameters()).device
     with _eval_with_grads(model):
         plan = plan_layers(model, images[:1].to(device))
+        log.debug("per-sample gradient paths: %s; channels-last: %s", plan.paths(), plan.channels_last)
         if labels is not None and int(labels.max()) >= plan.num_classes:
             raise GradmetaError(f"labels must be class indices < {plan.num_classes} (the model's outputs), "
                                 f"got {int(labels.max())}")

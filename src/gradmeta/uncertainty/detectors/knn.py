@@ -1,0 +1,42 @@
+"""KNN (Sun, Ming, Zhu & Li, "Out-of-Distribution Detection with Deep Nearest Neighbors", ICML 2022).
+
+Features are L2-normalised; the outlier score is the Euclidean distance to the k-th nearest training
+feature (paper: the score -r_k is higher for in-distribution; ``score_features`` returns -r_k,
+``predict_features`` r_k). A brute-force search over the bank, in chunks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gradmeta.core.errors import GradmetaError
+from gradmeta.uncertainty.detectors.base import FeatureDetector
+
+
+def _normalised(z: torch.Tensor) -> torch.Tensor:
+    z = z.double()
+    return z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+class KNN(FeatureDetector):
+    """k-th nearest-neighbour distance of normalised features to a bank of training features."""
+
+    def __init__(self, k: int = 50, chunk_size: int = 1024):
+        if k < 1:
+            raise GradmetaError(f"KNN: k must be a positive integer, got {k}")
+        self.k, self.chunk_size = k, chunk_size
+
+    def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> KNN:
+        """z (n, D) training features (the bank); n must be at least k."""
+        if len(z) < self.k:
+            raise GradmetaError(f"KNN: the bank has {len(z)} features, fewer than k = {self.k}")
+        self.bank = _normalised(z)
+        self.fitted = True
+        return self
+
+    def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_fitted()
+        z = _normalised(z)
+        out = [torch.cdist(z[i: i + self.chunk_size], self.bank).topk(self.k, dim=1, largest=False).values[:, -1]
+               for i in range(0, len(z), self.chunk_size)]
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)

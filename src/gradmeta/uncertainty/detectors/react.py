@@ -1,0 +1,37 @@
+"""ReAct (Sun, Guo & Li, "ReAct: Out-of-distribution Detection With Rectified Activations",
+NeurIPS 2021), with the energy score.
+
+Fit: c = the ``percentile``-th percentile of the training penultimate activations. Score:
+logits' = W min(z, c) + b; energy score (paper, higher = in-distribution) = logsumexp(logits').
+Here ``predict_features`` = -logsumexp(logits') and ``score_features`` = logsumexp(logits').
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gradmeta.core.errors import GradmetaError
+from gradmeta.uncertainty.detectors.base import FeatureDetector
+
+
+class ReAct(FeatureDetector):
+    """Energy of the logits recomputed from activations clipped at a training percentile."""
+
+    def __init__(self, head: nn.Linear, percentile: float = 90.0):
+        if not 0.0 < percentile <= 100.0:
+            raise GradmetaError(f"ReAct: percentile must be in (0, 100], got {percentile}")
+        self.weight = head.weight.detach().double()
+        self.bias = None if head.bias is None else head.bias.detach().double()
+        self.percentile = percentile
+
+    def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> ReAct:
+        self.clip = float(torch.quantile(z.double().flatten(), self.percentile / 100.0))
+        self.fitted = True
+        return self
+
+    def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_fitted()
+        clipped = z.double().clamp(max=self.clip)
+        out = clipped @ self.weight.T + (0.0 if self.bias is None else self.bias)
+        return -torch.logsumexp(out, dim=1)

@@ -1,0 +1,55 @@
+"""ViM (Wang, Li, Feng & Zhang, "ViM: Out-Of-Distribution with Virtual-logit Matching", CVPR 2022).
+
+Fit, from the training features z and the head (W, b): the origin u = -pinv(W) b; the principal
+subspace P of the covariance of z - u (its ``dim`` leading eigenvectors); alpha = mean over the
+training set of max logit / mean of the norm of the residual (z - u) projected off P.
+Score: the virtual logit v = alpha * ||(z - u) off P||; the paper's OOD score is the softmax
+probability of v among the logits and v. Here ``predict_features`` = v - logsumexp(logits), the
+logit of that probability (monotone in it; higher = out-of-distribution), and ``score_features``
+its negation, logsumexp(logits) - v (energy minus virtual logit).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gradmeta.core.errors import GradmetaError
+from gradmeta.uncertainty.detectors.base import FeatureDetector
+
+
+class ViM(FeatureDetector):
+    """Virtual logit from the feature residual outside the principal subspace, matched to the logits."""
+
+    def __init__(self, head: nn.Linear, dim: int):
+        self.weight = head.weight.detach().double()
+        self.bias = torch.zeros(self.weight.shape[0], dtype=torch.float64) if head.bias is None \
+            else head.bias.detach().double()
+        if not 0 < dim < self.weight.shape[1]:
+            raise GradmetaError(f"ViM: dim must be in [1, {self.weight.shape[1] - 1}] (feature size "
+                                f"{self.weight.shape[1]}), got {dim}")
+        self.dim = dim
+
+    def _logits(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.weight.T + self.bias
+
+    def _residual_norm(self, z: torch.Tensor) -> torch.Tensor:
+        centred = z - self.origin
+        return (centred @ self.null_space).norm(dim=1)
+
+    def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> ViM:
+        z = z.double()
+        self.origin = -(torch.linalg.pinv(self.weight) @ self.bias)
+        centred = z - self.origin
+        covariance = centred.T @ centred / len(z)
+        _, vectors = torch.linalg.eigh(covariance)  # ascending eigenvalues
+        self.null_space = vectors[:, : z.shape[1] - self.dim]  # all but the `dim` leading directions
+        self.alpha = float(self._logits(z).amax(1).mean() / self._residual_norm(z).mean())
+        self.fitted = True
+        return self
+
+    def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_fitted()
+        z = z.double()
+        virtual = self.alpha * self._residual_norm(z)
+        return virtual - torch.logsumexp(self._logits(z), dim=1)
