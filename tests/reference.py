@@ -19,15 +19,17 @@ def plain_stats(values: torch.Tensor) -> dict[str, float]:
             "mean": mean.item(), "std": std.item(), "skew": skew, "kurt": kurt}
 
 
-def naive_gradient_stats(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None):
-    """Per image: forward, backward of CE against the prediction (or ``labels``), statistics of p.grad."""
+def naive_gradient_stats(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
+                         loss=None):
+    """Per image: forward, backward of CE against the prediction (or ``labels``), or of
+    ``loss(logits)`` when given, then the statistics of p.grad."""
     model.eval()
     rows = []
     for i in range(len(images)):
         model.zero_grad(set_to_none=True)
         logits = model(images[i: i + 1])
         y = logits.argmax(1) if labels is None else labels[i: i + 1]
-        F.cross_entropy(logits, y).backward()
+        (F.cross_entropy(logits, y) if loss is None else loss(logits)).backward()
         row, grads = {}, []
         for name, p in model.named_parameters():
             g = p.grad if p.grad is not None else torch.zeros_like(p)

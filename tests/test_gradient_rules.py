@@ -144,3 +144,38 @@ def test_a_registered_rule_is_used(monkeypatch):
     for i, ref in enumerate(naive_gradient_stats(model, x)):
         assert got["grad/0.weight/l2"][i].item() == pytest.approx(ref["grad/0.weight/l2"], rel=1e-5)
         assert got["grad/0.weight/max"][i].item() == pytest.approx(ref["grad/0.weight/max"], rel=1e-5, abs=1e-7)
+
+
+def kl_uniform(logits):
+    """KL(u || softmax(z)) written out: sum_c (1/C) (log(1/C) - log p_c)."""
+    c = logits.shape[1]
+    return (torch.full_like(logits, 1.0 / c) * (torch.log(torch.tensor(1.0 / c)) - torch.log_softmax(logits, 1))).sum()
+
+
+def bce_ones(logits):
+    return torch.nn.functional.binary_cross_entropy(torch.sigmoid(logits), torch.ones_like(logits), reduction="sum")
+
+
+@pytest.mark.parametrize("target, loss", [("kl_uniform", kl_uniform), ("bce_ones", bce_ones)])
+def test_other_gradient_targets_match_the_naive_loop(target, loss):
+    from reference import assert_matches_reference
+
+    class WithGeneric(nn.Module):  # conv + PReLU (generic path) + linear head
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 3, 3)
+            self.act = nn.PReLU(3)
+            self.fc = nn.Linear(3 * 6 * 6, 4)
+
+        def forward(self, x):
+            return self.fc(self.act(self.conv(x)).flatten(1))
+
+    torch.manual_seed(4)
+    model = WithGeneric().double().eval()
+    x = torch.rand(5, 1, 8, 8, dtype=torch.float64)
+    got = gradient_statistics(model, x, ALL_STATISTICS, chunk_size=2, target=target)
+    assert_matches_reference(got, naive_gradient_stats(model, x, loss=loss), ALL_STATISTICS)
+    mean = got["grad/fc.bias/mean"]
+    assert torch.equal(mean, torch.zeros(5)) is (target == "kl_uniform")  # p - u sums to 0; sigmoid(z) - 1 not
+    with pytest.raises(Exception, match="unknown gradient target 'mse'"):
+        gradient_statistics(model, x, target="mse")

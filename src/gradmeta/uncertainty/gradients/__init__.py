@@ -14,6 +14,7 @@ from gradmeta.uncertainty.gradients.moments import (
 )
 from gradmeta.uncertainty.gradients.plan import Plan, plan_layers
 from gradmeta.uncertainty.gradients.rules import register_rule
+from gradmeta.uncertainty.gradients.targets import TARGETS
 
-__all__ = ["ALL_STATISTICS", "DEFAULT_CHUNK_SIZE", "OPTIONAL_STATISTICS", "PAPER_STATISTICS", "ChunkResult", "Plan",
+__all__ = ["ALL_STATISTICS", "DEFAULT_CHUNK_SIZE", "OPTIONAL_STATISTICS", "PAPER_STATISTICS", "TARGETS", "ChunkResult", "Plan",
            "gradient_statistics", "iterate_chunks", "plan_layers", "register_rule", "validate_statistics"]

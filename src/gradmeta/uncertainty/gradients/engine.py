@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from numbers import Integral
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
@@ -41,6 +40,7 @@ from gradmeta.uncertainty.gradients.moments import (
     validate_statistics,
 )
 from gradmeta.uncertainty.gradients.plan import Layer, Plan, plan_layers
+from gradmeta.uncertainty.gradients.targets import TARGETS, Target, target_named
 from gradmeta.uncertainty.gradnorm import gradnorm_scores
 
 DEFAULT_CHUNK_SIZE = 64
@@ -115,12 +115,12 @@ def _forward_capturing(model: nn.Module, plan: Plan, x: torch.Tensor) -> tuple[t
 
 
 def _ruled_moments(plan: Plan, captured: dict[int, _Captured], logits: torch.Tensor, y: torch.Tensor,
-                   needs: Needs) -> dict[str, Moments]:
-    """Moments of every ruled layer's parameters from one backward of the summed cross-entropy."""
+                   needs: Needs, target: Target) -> dict[str, Moments]:
+    """Moments of every ruled layer's parameters from one backward of the target's summed loss."""
     if not plan.fast:
         return {}
     outputs = [captured[id(layer.module)].output for layer in plan.fast]
-    loss = F.cross_entropy(logits, y, reduction="sum")
+    loss = target.loss(logits, y)
     grads = torch.autograd.grad(loss, outputs, allow_unused=True)
     moments: dict[str, Moments] = {}
     for layer, g, out in zip(plan.fast, grads, outputs):
@@ -137,20 +137,21 @@ def _logits_layer(plan: Plan, captured: dict[int, _Captured], logits: torch.Tens
 
 
 def process_chunk(model: nn.Module, plan: Plan, x: torch.Tensor, labels: torch.Tensor | None,
-                  needs: Needs, with_gradnorm: bool = False) -> ChunkResult:
+                  needs: Needs, with_gradnorm: bool = False,
+                  target: Target = TARGETS["cross_entropy"]) -> ChunkResult:
     """One batched forward + backward of a chunk x (n, ...); exact per-sample moments of every
     parameter. ``labels`` (n,) or None for the model's own prediction."""
     logits, captured = _forward_capturing(model, plan, x)
     y = logits.detach().argmax(1) if labels is None else labels
-    moments = _ruled_moments(plan, captured, logits, y, needs)
+    moments = _ruled_moments(plan, captured, logits, y, needs, target)
     last = _logits_layer(plan, captured, logits)
-    if last is not None and needs.mean:
-        # The logits layer's output gradient p - onehot(y) sums to 0, so the means of its weight
-        # gradient (sum g_i * sum a_j / count) and bias gradient are exactly 0, not rounding noise.
+    if last is not None and needs.mean and target.zero_sum:
+        # The logits layer's output gradient (p - onehot(y), or p - u) sums to 0, so the means of its
+        # weight gradient (sum g_i * sum a_j / count) and bias gradient are exactly 0, not rounding noise.
         for name, _ in last.params:
             moments[name].mean = torch.zeros_like(moments[name].mean)
     if plan.generic_params:
-        moments.update(generic_moments(model, plan.generic_params, x, y, needs))
+        moments.update(generic_moments(model, plan.generic_params, x, y, needs, target))
     gradnorm = None
     if with_gradnorm:
         if last is None:
@@ -228,7 +229,7 @@ def _checked_arguments(model: nn.Module, images: object, statistics: Sequence[st
 
 
 def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...], labels: torch.Tensor | None,
-                   chunk_size: int, with_gradnorm: bool) -> Iterator[ChunkResult]:
+                   chunk_size: int, with_gradnorm: bool, target: Target) -> Iterator[ChunkResult]:
     """``process_chunk`` over consecutive chunks of ``images`` (arguments already validated)."""
     if len(images) == 0:
         return
@@ -245,17 +246,19 @@ def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...
             if plan.channels_last:
                 x = to_channels_last(x)
             y = None if labels is None else labels[start: start + chunk_size].to(device)
-            yield process_chunk(model, plan, x, y, needs, with_gradnorm)
+            yield process_chunk(model, plan, x, y, needs, with_gradnorm, target)
 
 
 def iterate_chunks(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
                    labels: torch.Tensor | str = "predicted", chunk_size: int = DEFAULT_CHUNK_SIZE,
                    with_gradnorm: bool = False,
-                   on_chunk: Callable[[int], None] | None = None) -> Iterator[tuple[ChunkResult, dict[str, torch.Tensor]]]:
+                   on_chunk: Callable[[int], None] | None = None,
+                   target: str = "cross_entropy") -> Iterator[tuple[ChunkResult, dict[str, torch.Tensor]]]:
     """Process ``images`` chunk by chunk; yields (ChunkResult, chunk features as in
     :func:`chunk_features`). Arguments as :func:`gradient_statistics`; validated before any work."""
+    chosen = target_named(target)
     stats, label_tensor = _checked_arguments(model, images, statistics, chunk_size, labels)
-    for result in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm):
+    for result in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm, chosen):
         yield result, chunk_features(result, stats)
         if on_chunk is not None:
             on_chunk(len(result.labels))
@@ -266,12 +269,15 @@ _UNSET = object()
 
 def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
                         labels: torch.Tensor | str = "predicted", chunk_size: int = DEFAULT_CHUNK_SIZE,
-                        *, label: torch.Tensor | str = _UNSET) -> dict[str, torch.Tensor]:  # type: ignore[assignment]
+                        *, target: str = "cross_entropy",
+                        label: torch.Tensor | str = _UNSET) -> dict[str, torch.Tensor]:  # type: ignore[assignment]
     """Exact per-sample gradient statistics of the cross-entropy for a batch of images.
 
     ``images`` (N, ...) as the model takes them; ``labels`` is ``"predicted"`` (the paper's choice,
     argmax of the model's own logits) or a LongTensor (N,) of classes (``label=`` is the old name,
-    accepted with a DeprecationWarning). Returns float32 tensors (N,) on the CPU keyed
+    accepted with a DeprecationWarning). ``target`` is the loss whose gradient is measured:
+    ``cross_entropy`` (the paper's), ``kl_uniform`` or ``bce_ones`` (:mod:`.targets`; these two
+    ignore the labels). Returns float32 tensors (N,) on the CPU keyed
     ``grad/<parameter name>/<statistic>`` for every parameter tensor, in the model's parameter
     order, then ``grad/all/<statistic>`` (rows of one (F, N) tensor). The model is run in eval mode
     on its own device; its mode and requires_grad flags are restored afterwards.
@@ -280,6 +286,7 @@ def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequ
         warnings.warn("gradient_statistics(label=...) is renamed labels=...; label= will be removed",
                       DeprecationWarning, stacklevel=2)
         labels = label
+    chosen = target_named(target)
     stats, label_tensor = _checked_arguments(model, images, statistics, chunk_size, labels)
     if len(images) == 0:  # no rows, but the columns a caller expects
         names = [f"grad/{name}/{st}" for name, _ in model.named_parameters() for st in stats]
@@ -287,7 +294,7 @@ def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequ
     names: list[str] = []
     table = torch.empty(0)
     start = 0
-    for result in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm=False):
+    for result in _chunk_results(model, images, stats, label_tensor, chunk_size, False, chosen):
         names, values = chunk_table(result, stats)
         if start == 0:  # allocated once: per-chunk results never pile up between large temporaries
             table = torch.empty(len(names), len(images), dtype=torch.float32)
