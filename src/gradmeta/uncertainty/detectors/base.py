@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.hooks import forward_with_hooks
 
 
 class FeatureDetector(ABC):
@@ -40,13 +41,7 @@ def logits_layer(model: nn.Module, probe: torch.Tensor) -> nn.Linear:
     need the penultimate features (its input) or the head's weights."""
     outputs: dict[int, torch.Tensor] = {}
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    handles = [m.register_forward_hook(lambda mod, i, o: outputs.__setitem__(id(mod), o)) for m in linears]
-    try:
-        with torch.no_grad():
-            logits = model(probe)
-    finally:
-        for h in handles:
-            h.remove()
+    logits = forward_with_hooks(model, linears, lambda mod, i, o: outputs.__setitem__(id(mod), o), probe)
     for m in linears:
         if outputs.get(id(m)) is logits:
             return m

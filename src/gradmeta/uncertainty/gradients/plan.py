@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from gradmeta.core.hooks import forward_with_hooks
 from gradmeta.uncertainty.gradients.layout import accepts_channels_last
 from gradmeta.uncertainty.gradients.rules import Rule, rule_for
 from gradmeta.uncertainty.gradients.rules.batchnorm import refuse_batch_statistics
@@ -90,13 +91,7 @@ def _probe_calls(model: nn.Module, layers: list[Layer], probe: torch.Tensor) -> 
         calls.setdefault(id(module), []).append((output, output._version))
 
     fast = [layer for layer in layers if layer.rule is not None]
-    handles = [layer.module.register_forward_hook(record) for layer in fast]
-    try:
-        with torch.no_grad():
-            logits = model(probe)
-    finally:
-        for h in handles:
-            h.remove()
+    logits = forward_with_hooks(model, [layer.module for layer in fast], record, probe)
     for layer in fast:
         seen = calls.get(id(layer.module), [])
         if len(seen) != 1:
