@@ -57,11 +57,9 @@ def _sparse_moments(rows: torch.Tensor, owner: torch.Tensor, n: int, count: int,
     if needs.sumsq:
         m.sumsq = powers[2]
     if needs.extremes:
-        zero = torch.zeros(n, dtype=rows.dtype, device=rows.device)
-        m.max = torch.where(has_zeros, torch.maximum(_segment(rows.amax(1), owner, n, "amax"), zero),
-                            _segment(rows.amax(1), owner, n, "amax"))
-        m.min = torch.where(has_zeros, torch.minimum(_segment(rows.amin(1), owner, n, "amin"), zero),
-                            _segment(rows.amin(1), owner, n, "amin"))
+        top, bottom = _segment(rows.amax(1), owner, n, "amax"), _segment(rows.amin(1), owner, n, "amin")
+        m.max = torch.where(has_zeros, top.clamp_min(0.0), top)  # unused rows are zeros
+        m.min = torch.where(has_zeros, bottom.clamp_max(0.0), bottom)
     if needs.mean:
         mean = powers[1] / count
         m.mean = mean
