@@ -7,7 +7,7 @@ import time
 import click
 
 from gradmeta.cnn import file_sha256, load_model
-from gradmeta.core.concepts import CONCEPTS
+from gradmeta.core.concepts import concept_names
 from gradmeta.core.console import reports_errors, setup_logging
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import load_params
@@ -18,7 +18,7 @@ from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
 
 
 @click.command()
-@click.option("--concept", required=True, help=f"One of {', '.join(CONCEPTS)}.")
+@click.option("--concept", required=True, help="A concept of data.concepts or data.user_concepts.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 @click.option("--model", "model_path", default="models/cnn.pt", show_default=True)
 @click.option("--data", "data_path", default=None, help="Prepared npz (default data/prepared/<concept>.npz).")
@@ -26,11 +26,13 @@ from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
 @reports_errors
 def main(concept: str, params_path: str, model_path: str, data_path: str | None, out_path: str | None) -> None:
     log = setup_logging(f"extract@{concept}")
-    if concept not in CONCEPTS:
-        raise GradmetaError(f"--concept must be one of {', '.join(CONCEPTS)}, got {concept!r}")
+    params = load_params(params_path)
+    concepts = concept_names(params)
+    if concept not in concepts.all:
+        raise GradmetaError(f"{params.source}: --concept {concept!r} is not among the concepts ({', '.join(concepts.all)})")
     data_path = data_path or f"data/prepared/{concept}.npz"
     out_path = out_path or f"data/features/{concept}.parquet"
-    cfg = ExtractConfig.from_params(load_params(params_path))
+    cfg = ExtractConfig.from_params(params)
     device = resolve_device(cfg.device)
     configure(cfg.threads)
     data = load_prepared(data_path)
@@ -38,12 +40,13 @@ def main(concept: str, params_path: str, model_path: str, data_path: str | None,
         raise GradmetaError(f"{data_path}: holds concept {data.concept!r}, expected {concept!r}")
     model = load_model(model_path, device)
     start = time.perf_counter()
-    frame = extract_features(model, data, cfg, device)
+    frame = extract_features(model, data, cfg, device, known=concept == concepts.known)
     seconds = time.perf_counter() - start
-    log.info("%d images (%s source), %d metric columns, %.0f images/s on %s", len(frame), data.source,
+    log.info("%d images (%s, %s), %d metric columns, %.0f images/s on %s", len(frame), data.kind, data.source,
              frame.shape[1] - 5, len(frame) / max(seconds, 1e-9), device)
-    write_features(out_path, frame, {"concept": concept, "source": data.source, "model_sha256": file_sha256(model_path),
-                                     "extract": cfg.to_dict()})
+    write_features(out_path, frame, {"concept": concept, "known": concept == concepts.known, "source": data.source,
+                                     "kind": data.kind, "provenance": data.provenance,
+                                     "model_sha256": file_sha256(model_path), "extract": cfg.to_dict()})
 
 
 if __name__ == "__main__":

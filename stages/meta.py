@@ -20,12 +20,13 @@ from gradmeta.meta.scenarios import load_concept_features
 def main(params_path: str, features_dir: str, out_path: str) -> None:
     log = setup_logging("meta")
     cfg = MetaConfig.from_params(load_params(params_path))
-    frames, sources = load_concept_features(features_dir, cfg.unknown_concepts)
+    frames, metas = load_concept_features(features_dir, (cfg.known_concept, *cfg.unknown_concepts))
+    sources = {c: str(m.get("source", "?")) for c, m in metas.items()}
     start = time.perf_counter()
     fitted = fit_all(frames, cfg, sources, log)
     n_models = sum(len(m) for m in fitted.models)
-    log.info("%d meta classifiers over %d repeats in %.1f s (%s source)", n_models, cfg.repeats,
-             time.perf_counter() - start, "/".join(sorted(set(sources.values()))))
+    log.info("%d meta classifiers over %d repeats in %.1f s (data: %s)", n_models, cfg.repeats,
+             time.perf_counter() - start, ", ".join(sorted({str(m.get("kind", "?")) for m in metas.values()})))
     save_fitted(out_path, fitted)
 
 

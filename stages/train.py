@@ -7,7 +7,7 @@ import click
 from gradmeta.cnn import TrainConfig, save_model
 from gradmeta.cnn.stage import train_on
 from gradmeta.core.atomic import round_floats, write_json
-from gradmeta.core.concepts import KNOWN_CONCEPT
+from gradmeta.core.concepts import concept_names
 from gradmeta.core.console import reports_errors, setup_logging
 from gradmeta.core.params import load_params
 from gradmeta.prepared import load_prepared
@@ -15,14 +15,16 @@ from gradmeta.prepared import load_prepared
 
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
-@click.option("--data", "data_path", default=f"data/prepared/{KNOWN_CONCEPT}.npz", show_default=True)
+@click.option("--data", "data_path", default=None, help="Prepared npz (default data/prepared/<data.known>.npz).")
 @click.option("--model-out", default="models/cnn.pt", show_default=True)
 @click.option("--metrics-out", default="metrics/train.json", show_default=True)
 @click.option("--curve-out", default="metrics/train_curve.json", show_default=True)
 @reports_errors
-def main(params_path: str, data_path: str, model_out: str, metrics_out: str, curve_out: str) -> None:
+def main(params_path: str, data_path: str | None, model_out: str, metrics_out: str, curve_out: str) -> None:
     log = setup_logging("train")
-    cfg = TrainConfig.from_params(load_params(params_path))
+    params = load_params(params_path)
+    data_path = data_path or f"data/prepared/{concept_names(params).known}.npz"
+    cfg = TrainConfig.from_params(params)
     trained = train_on(load_prepared(data_path), cfg, log, where=data_path)
     save_model(model_out, trained.model, info={"source": trained.metrics["source"], "train_size": trained.train_size,
                                               "seed": cfg.seed})

@@ -16,7 +16,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         srv = self.server
         srv.requests.append((self.path, self.headers.get("Range")))
-        name = self.path.rsplit("/", 1)[-1]
+        name = self.path.lstrip("/")  # a file registered under its path, else under its name
+        if name not in srv.files:
+            name = self.path.rsplit("/", 1)[-1]
         if name not in srv.files:
             self.send_error(404, "Not Found")
             return

@@ -24,18 +24,22 @@ def main() -> None:
 @click.option("--out-dir", default="data/prepared", show_default=True, type=click.Path(file_okay=False))
 @reports_errors
 def prepare(params_path: str, concepts: tuple[str, ...], out_dir: str) -> None:
-    """Prepare concepts from the data group of a params file (real archives or synthetic) into npz files."""
-    from gradmeta.core.concepts import CONCEPTS
+    """Prepare concepts of a params file's data group (any source: archives, stand-ins, noise, your own
+    files) into npz files, and say what each one is: check a data set before the pipeline uses it."""
     from gradmeta.core.params import load_params
     from gradmeta.datasets import DataConfig, prepare_concept
+    from gradmeta.datasets.registry import KIND_WORDS
     from gradmeta.prepared import save_prepared
 
     cfg = DataConfig.from_params(load_params(params_path))
-    chosen = concepts or CONCEPTS
-    prepared = {c: prepare_concept(c, cfg) for c in chosen}
+    chosen = concepts or tuple(cfg.concepts)
+    prepared = {c: prepare_concept(c, cfg) for c in chosen}  # every concept first: a failure writes nothing
     for concept, data in prepared.items():
         save_prepared(Path(out_dir) / f"{concept}.npz", data)
-        click.echo(f"{concept}: {len(data)} images ({data.source}) -> {Path(out_dir) / f'{concept}.npz'}")
+        splits = ", ".join(f"{s} {int((data.split == s).sum())}" for s in dict.fromkeys(data.split.tolist()))
+        labelled = "labelled" if (data.labels >= 0).all() else "no labels"
+        click.echo(f"{concept}: {len(data)} images ({splits}; {labelled}), {KIND_WORDS[data.kind]}: "
+                   f"{data.provenance['description']} -> {Path(out_dir) / f'{concept}.npz'}")
 
 
 @main.command("readme-results")

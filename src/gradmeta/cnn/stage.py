@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from gradmeta.cnn.model import CNN, build_cnn, to_tensor
@@ -26,6 +27,17 @@ class TrainedCNN:
     train_size: int
 
 
+def check_labels(data: PreparedData, num_classes: int, where: str) -> None:
+    """The known concept needs a label in 0..num_classes-1 on every train and test image."""
+    used = data.labels[np.isin(data.split, ("train", "test"))]
+    if len(used) and used.min() < 0:
+        raise GradmetaError(f"{where}: concept {data.concept!r} has images without labels; data.known must name "
+                            "a concept with labels")
+    if len(used) and used.max() >= num_classes:
+        raise GradmetaError(f"{where}: concept {data.concept!r} has labels up to {int(used.max())}; set "
+                            f"train.architecture.num_classes to {int(used.max()) + 1} (now {num_classes})")
+
+
 def train_on(data: PreparedData, cfg: TrainConfig, log: logging.Logger, where: str = "data") -> TrainedCNN:
     """Train a fresh CNN on ``data``'s train split (minus ``cfg.val_fraction`` for validation) and
     evaluate it on the test split; threads, seeds and determinism are set from ``cfg`` first."""
@@ -35,11 +47,12 @@ def train_on(data: PreparedData, cfg: TrainConfig, log: logging.Logger, where: s
     if len(train) < 2 or len(test) < 1:
         raise GradmetaError(f"{where}: need a train split of at least 2 images and a test split, "
                             f"got {len(train)} train and {len(test)} test")
+    check_labels(data, cfg.architecture.num_classes, where)
     train_idx, val_idx = train_val_split(len(train), cfg.val_fraction, cfg.seed)
     x, y = to_tensor(train.images), torch.from_numpy(train.labels)
     x_test, y_test = to_tensor(test.images), torch.from_numpy(test.labels)
-    log.info("%d train / %d validation / %d test images (%s source) on %s", len(train_idx), len(val_idx),
-             len(test), data.source, device)
+    log.info("%s: %d train / %d validation / %d test images (%s, %s) on %s", data.concept, len(train_idx),
+             len(val_idx), len(test), data.kind, data.source, device)
     model = build_cnn(cfg.architecture, seed=cfg.seed)
     start = time.perf_counter()
     curve = train_cnn(model, x[train_idx], y[train_idx], x[val_idx], y[val_idx], cfg, device)
@@ -48,7 +61,9 @@ def train_on(data: PreparedData, cfg: TrainConfig, log: logging.Logger, where: s
     model.cpu()
     test_errors = int((predict_logits(model, x_test).argmax(1) != y_test).sum())
     metrics = {
+        "concept": data.concept,
         "source": data.source,
+        "kind": data.kind,
         "epochs": cfg.epochs,
         "train_accuracy": accuracy(model, x[train_idx], y[train_idx]),
         "val_accuracy": curve[-1]["val_accuracy"] if len(val_idx) else None,

@@ -115,6 +115,10 @@ class ParamReader:
             return default
         return self._values[key]
 
+    def has(self, key: str) -> bool:
+        """Whether the group sets ``key`` (asking does not count as reading it)."""
+        return key in self._values
+
     def group(self, key: str) -> ParamReader:
         """A reader for the nested mapping ``key`` (missing counts as empty)."""
         child = ParamReader(self.raw(key, None), self.name(key), self._source)

@@ -1,27 +1,65 @@
-"""The ``data`` parameter group, validated."""
+"""The ``data`` parameter group, validated: the concepts, their sources and sizes, where archives live.
+
+``data.concepts`` maps a concept name to a built-in source (:mod:`gradmeta.datasets.sources`) and
+its sizes; ``data.user_concepts`` maps a name to the user's own files (``format: npz | idx | folder``
+and ``path``). Sizes: ``test`` = images the concept is evaluated on (null = all the source has),
+``train`` = images of its train split (only a concept that has one; the known concept needs it).
+"""
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from gradmeta.core.concepts import UNKNOWN_CONCEPTS
+from gradmeta.core.concepts import concept_names
 from gradmeta.core.params import ParamReader, as_params
+from gradmeta.datasets.sources import SOURCES, USER_FORMATS, resolve_source
 
-SOURCES = ("synthetic", "real")
-# Size keys in params.yaml (data.sizes): digits has a train and a test split, unknowns one set each.
-SIZE_KEYS = ("digits_train", "digits_test", *UNKNOWN_CONCEPTS)
+MODES = ("synthetic", "real")
+NO_TRAIN = 0  # ConceptSpec.train when the concept has no train split (a count is >= 1, None = all)
+
+
+def default_raw_dir() -> Path:
+    """The per-user archive cache: ``$XDG_CACHE_HOME/gradmeta`` (``~/.cache/gradmeta`` when unset).
+
+    Outside the workspace, so the temporary copies that ``dvc exp run --queue`` works in share it."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gradmeta"
+
+
+@dataclass(frozen=True)
+class ConceptSpec:
+    """One concept: its source (built-in name or user format), sizes and, for user data, its files."""
+
+    name: str
+    source: str
+    test: int | None = None         # None = every image the source has
+    train: int | None = NO_TRAIN    # NO_TRAIN = no train split; None = all
+    path: str | None = None         # user data: the file or folder
+    invert: bool = False            # user data: black-on-white drawings become white on black
+
+    @property
+    def is_user(self) -> bool:
+        return self.source in USER_FORMATS
+
+    @property
+    def has_train(self) -> bool:
+        return self.train != NO_TRAIN
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which source to use and how many images of each concept to prepare (None = all)."""
+    """The concepts to prepare and how: ``source`` = synthetic replaces every public archive by its
+    offline stand-in, real reads the archives."""
 
     source: str = "synthetic"
     seed: int = 0
-    sizes: dict[str, int | None] = field(default_factory=dict)
-    raw_dir: str = "data/raw"
+    known: str = "digits"
+    concepts: dict[str, ConceptSpec] = field(default_factory=dict)
+    raw_dir: str | None = None
     mirror: str | None = None
     retries: int = 3
     timeout: float = 30.0
@@ -31,15 +69,23 @@ class DataConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DataConfig:
-        """Validate ``params['data']``; an unknown source, size key or a size < 1 is a GradmetaError."""
-        data = as_params(params).reader("data")
-        sizes_reader = data.group("sizes")
+        """Validate ``params['data']``; a bad key or value is a GradmetaError naming it."""
+        params = as_params(params)
+        names = concept_names(params)
+        data = params.reader("data")
+        mode = data.str("source", "synthetic", choices=MODES)
         real, synthetic = data.group("real"), data.group("synthetic")
+        concepts = {}
+        for group, parse in (("concepts", _builtin_concept), ("user_concepts", _user_concept)):
+            reader = data.group(group)
+            for name in data.raw(group, {}) or {}:
+                concepts[name] = parse(reader.group(name), name, mode)
         cfg = cls(
-            source=data.str("source", "synthetic", choices=SOURCES),
+            source=mode,
             seed=data.int("seed", 0, min=0),
-            sizes={k: sizes_reader.int(k, None, min=1, allow_none=True) for k in SIZE_KEYS},
-            raw_dir=real.str("raw_dir", "data/raw"),
+            known=data.str("known", names.known),
+            concepts=concepts,
+            raw_dir=real.str("raw_dir", None, allow_none=True),
             mirror=_mirror(real),
             retries=real.int("retries", 3, min=0),
             timeout=real.float("timeout", 30.0, min=0.0, min_exclusive=True),
@@ -48,7 +94,53 @@ class DataConfig:
             params_file=data.source,
         )
         data.done()
+        _check_known(data, cfg)
         return cfg
+
+    @property
+    def archive_dir(self) -> Path:
+        """Where verified archives are cached: ``data.real.raw_dir``, else :func:`default_raw_dir`."""
+        return Path(self.raw_dir) if self.raw_dir else default_raw_dir()
+
+
+def _sizes(r: ParamReader) -> dict[str, Any]:
+    train = r.int("train", None, min=1, allow_none=True) if r.has("train") else NO_TRAIN
+    return {"test": r.int("test", None, min=1, allow_none=True), "train": train}
+
+
+def _builtin_concept(r: ParamReader, name: str, mode: str) -> ConceptSpec:
+    source = r.str("source", choices=tuple(SOURCES))
+    spec = ConceptSpec(name=name, source=source, **_sizes(r))
+    r.done()  # a misspelt key first: it may be why a value seems missing
+    named, info = SOURCES[source], resolve_source(spec.source, mode, r.name("source"), r.source)
+    if spec.has_train and not (named.has_train and info.has_train):
+        raise r.error("train", f"{named.title} has no train split (only test images)")
+    if info.kind in ("synthetic", "generated") and (spec.test is None or spec.train is None):
+        key = "test" if spec.test is None else "train"
+        raise r.error(key, f"must be a number: {info.title} is generated (null means 'all', which only "
+                      "an archive or your own data has)")
+    return spec
+
+
+def _user_concept(r: ParamReader, name: str, mode: str) -> ConceptSpec:
+    fmt = r.str("format", choices=USER_FORMATS)
+    spec = ConceptSpec(name=name, source=fmt, path=r.str("path"), invert=r.bool("invert", False), **_sizes(r))
+    r.done()
+    if spec.train is None:
+        raise r.fail("train", "a number (how many images to train on; the rest form the test split)", None)
+    return spec
+
+
+def _check_known(data: ParamReader, cfg: DataConfig) -> None:
+    spec = cfg.concepts[cfg.known]
+    if not spec.has_train:
+        raise data.error("known", f"the known concept {cfg.known!r} needs train images "
+                         f"(data.{'user_concepts' if spec.is_user else 'concepts'}.{cfg.known}.train)")
+    if not spec.is_user:
+        info = resolve_source(spec.source, cfg.source, f"data.concepts.{cfg.known}.source", cfg.params_file)
+        if not info.labelled:
+            raise data.error("known", f"the known concept {cfg.known!r} has no labels ({info.title}); "
+                             "name a concept with labels")
 
 
 def _mirror(real: ParamReader) -> str | None:

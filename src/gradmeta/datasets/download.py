@@ -29,11 +29,18 @@ CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class ArchiveSpec:
-    """An upstream archive: its file name, download URL and published MD5."""
+    """An upstream archive: its file name, download URL and published MD5; ``folder`` keeps data sets
+    whose files share names (MNIST and Fashion-MNIST) apart in the cache and on a mirror."""
 
     filename: str
     url: str
     md5: str
+    folder: str = ""
+
+    @property
+    def relpath(self) -> str:
+        """The archive's path below the cache folder and below a mirror's base URL."""
+        return f"{self.folder}/{self.filename}" if self.folder else self.filename
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,24 @@ ARCHIVES = {
     "cifar10": ArchiveSpec("cifar-10-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
                            "c58f30108f718f92721af3b95e74349a"),
 }
+MNIST_BASE = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # the mirror torchvision uses
+FASHION_BASE = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+IDX_FILES = {  # (split, part) -> file name; the same names for MNIST and Fashion-MNIST
+    ("train", "images"): "train-images-idx3-ubyte.gz", ("train", "labels"): "train-labels-idx1-ubyte.gz",
+    ("test", "images"): "t10k-images-idx3-ubyte.gz", ("test", "labels"): "t10k-labels-idx1-ubyte.gz",
+}
+IDX_MD5 = {  # the published checksums of each data set's four files
+    "mnist": {("train", "images"): "f68b3c2dcbeaaa9fbdd348bbdeb94873", ("train", "labels"): "d53e105ee54ea40749a09fcbcd1e9432",
+              ("test", "images"): "9fb629c4189551a2d022fa330f9573f3", ("test", "labels"): "ec29112dd5afa0611ce80d1b7f02629c"},
+    "fashion_mnist": {("train", "images"): "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                      ("train", "labels"): "25c81989df183df01b3e8a0aad5dffbe",
+                      ("test", "images"): "bef4ecab320f06d8554ea6380940ec79",
+                      ("test", "labels"): "bb300cfdad3c16e7a12a480ee83cd310"},
+}
+IDX_BASES = {"mnist": MNIST_BASE, "fashion_mnist": FASHION_BASE}
+ARCHIVES.update({f"{name}_{split}_{part}": ArchiveSpec(file, IDX_BASES[name] + file, IDX_MD5[name][(split, part)],
+                                                       folder=name)
+                 for name in IDX_MD5 for (split, part), file in IDX_FILES.items()})
 
 
 def file_checksums(path: str | os.PathLike[str]) -> tuple[str, str]:
@@ -77,8 +102,8 @@ def file_checksums(path: str | os.PathLike[str]) -> tuple[str, str]:
 
 
 def archive_url(spec: ArchiveSpec, mirror: str | None) -> str:
-    """The URL to fetch ``spec`` from: the upstream URL, or ``<mirror>/<filename>``."""
-    return f"{mirror.rstrip('/')}/{spec.filename}" if mirror else spec.url
+    """The URL to fetch ``spec`` from: the upstream URL, or ``<mirror>/<relpath>``."""
+    return f"{mirror.rstrip('/')}/{spec.relpath}" if mirror else spec.url
 
 
 class _Transient(Exception):
@@ -156,13 +181,13 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
 def ensure_archive(spec: ArchiveSpec, raw_dir: str | os.PathLike[str], *, mirror: str | None = None,
                    retries: int = 3, timeout: float = 30.0, backoff: float = 0.5,
                    progress: bool = True) -> ArchiveRecord:
-    """Return the verified archive ``raw_dir/<filename>``, downloading it only if it is not there.
+    """Return the verified archive ``raw_dir/<relpath>``, downloading it only if it is not there.
 
     Raises :class:`GradmetaError` with one line on a checksum mismatch (naming the file, expected
     and actual MD5), an HTTP error, or when every attempt failed (no network): never falls back.
     """
     raw = Path(raw_dir)
-    target = raw / spec.filename
+    target = raw / spec.relpath
     if target.exists():
         md5, sha = file_checksums(target)
         if md5 != spec.md5:
@@ -172,7 +197,7 @@ def ensure_archive(spec: ArchiveSpec, raw_dir: str | os.PathLike[str], *, mirror
 
     url = archive_url(spec, mirror)
     _check_reachable(url, min(timeout, CONNECT_TIMEOUT))
-    part = raw / (spec.filename + ".part")
+    part = raw / (spec.relpath + ".part")
     attempts = retries + 1
     for attempt in range(attempts):
         try:
@@ -182,7 +207,7 @@ def ensure_archive(spec: ArchiveSpec, raw_dir: str | os.PathLike[str], *, mirror
             if attempt + 1 == attempts:
                 raise GradmetaError(
                     f"download of {url} failed after {attempts} attempts ({exc}); no network? "
-                    f"place {spec.filename} in {raw} by hand or set data.real.mirror") from None
+                    f"place {spec.filename} in {target.parent} by hand or set data.real.mirror") from None
             time.sleep(backoff * 2**attempt)
     md5, sha = file_checksums(part)
     if md5 != spec.md5:

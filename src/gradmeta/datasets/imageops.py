@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
+
+from gradmeta.core.atomic import atomic_path
 
 
 def area_resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -34,3 +39,10 @@ def montage(images: np.ndarray, columns: int = 16, scale: int = 2) -> np.ndarray
         r, c = divmod(i, columns)
         canvas[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = img
     return np.kron(canvas, np.ones((scale, scale), dtype=np.uint8))
+
+
+def save_montage(path: str | os.PathLike[str], images: np.ndarray, count: int = 128) -> None:
+    """A PNG montage of ``count`` images spread evenly over ``images`` (N, H, W), written atomically."""
+    sample = images[np.linspace(0, len(images) - 1, min(len(images), count)).astype(int)]
+    with atomic_path(Path(path)) as tmp:
+        Image.fromarray(montage(sample, columns=16)).save(tmp, format="PNG")

@@ -82,8 +82,10 @@ def claim_b(summary: pd.DataFrame, unknowns: list[str], classifier: str) -> Verd
                    + f" (better on {wins} of {len(unknowns)} concepts)")
 
 
-def claim_c(summary: pd.DataFrame, unknowns: list[str], classifier: str, margin: float = 0.02) -> Verdict:
-    statement = f"Digits-only meta classifiers ({COMBINED}, {classifier}) are uneven across unknown concepts."
+def claim_c(summary: pd.DataFrame, unknowns: list[str], classifier: str, margin: float = 0.02, *,
+            known: str = "digits") -> Verdict:
+    statement = (f"{known[:1].upper()}{known[1:]}-only meta classifiers ({COMBINED}, {classifier}) are uneven "
+                 "across unknown concepts.")
     rows = [summary_row(summary, "unknown", c, "", COMBINED, classifier) for c in unknowns]
     if any(r is None for r in rows) or len(rows) < 2:
         return Verdict("c", statement, None, f"needs {COMBINED}/{classifier} and at least two unknown concepts")
@@ -109,8 +111,9 @@ def _improvement(summary: pd.DataFrame, remote: list[str], classifier: str, grou
     return all_ok, "; ".join(parts)
 
 
-def claim_d(summary: pd.DataFrame, remote: list[str], classifier: str, margin: float = 0.01) -> tuple[Verdict, str]:
-    statement = (f"Known unknowns improve concepts remote from digits ({', '.join(remote)}) considerably "
+def claim_d(summary: pd.DataFrame, remote: list[str], classifier: str, margin: float = 0.01, *,
+            known: str = "digits") -> tuple[Verdict, str]:
+    statement = (f"Known unknowns improve concepts remote from {known} ({', '.join(remote)}) considerably "
                  f"({COMBINED}, {classifier}).")
     if not remote:
         return Verdict("d", statement, None, "no remote concepts configured"), ""

@@ -12,6 +12,7 @@ from gradmeta.core.atomic import round_floats, write_bytes
 from gradmeta.core.errors import GradmetaError
 from gradmeta.evaluation.claims import COMBINED, ENTROPY, Verdict
 from gradmeta.evaluation.measures import MEASURES
+from gradmeta.evaluation.provenance import DATA_END, DATA_START
 from gradmeta.evaluation.summary import select, summary_row
 from gradmeta.meta.estimators import THRESHOLD
 
@@ -67,16 +68,13 @@ def single_metric_table(summary: pd.DataFrame, known: str, unknowns: list[str]) 
     return "\n".join(lines)
 
 
-def render_report(*, source: str, summary: pd.DataFrame, context: dict, main_rows: list[tuple[str, str]],
+def render_report(*, data_lines: list[str], summary: pd.DataFrame, context: dict, main_rows: list[tuple[str, str]],
                   known: str, unknowns: list[str], verdicts: list[Verdict], notes: list[str], repeats: int,
                   test_fraction: float, figures: list[str]) -> str:
     """The whole report as markdown."""
-    banner = ("**Data source: SYNTHETIC** (offline stand-ins rendered from fonts, strokes and photos; "
-              "not EMNIST, Omniglot or CIFAR-10). These numbers show the method works, not the paper's values."
-              if source == "synthetic" else "**Data source: REAL** (EMNIST, Omniglot, CIFAR-10 original archives).")
     cnn = context[known]
     out = [
-        "# gradmeta report: meta classification from gradient metrics", "", banner, "",
+        "# gradmeta report: meta classification from gradient metrics", "", *data_lines, "",
         f"CNN on `{known}` test split: accuracy {cnn['cnn_accuracy']:.4f}, {cnn['cnn_errors']} wrong of {cnn['rows']}. "
         + "Unknown concepts: " + ", ".join(f"`{c}` ({context[c]['rows']} images)" for c in unknowns) + ".",
         "",
@@ -84,7 +82,7 @@ def render_report(*, source: str, summary: pd.DataFrame, context: dict, main_row
          f"({test_fraction:.0%} of each concept's rows held out for meta-test)."),
         "",
         "## Main table", "",
-        ("Accuracy uses the threshold chosen on meta-train. Unknown-concept columns: digits-only meta "
+        (f"Accuracy uses the threshold chosen on meta-train. Unknown-concept columns: {known}-only meta "
          "classifier, known-correct rows vs that concept. Known unknowns: AUROC averaged over the unknown "
          "concepts, `seen` = trained with meta-train rows of that concept, `unseen` = left out."), "",
         MAIN_TABLE_START, main_table(summary, main_rows, known, unknowns), MAIN_TABLE_END, "",
@@ -113,8 +111,9 @@ def measures_csv(summary: pd.DataFrame) -> str:
 
 
 def readme_section(report_text: str) -> str:
-    """The README results block: the report's source banner, main table and claims, between markers."""
-    banner = next((line for line in report_text.splitlines() if line.startswith("**Data source")), "")
+    """The README results block: the report's data section, main table and claims, between markers."""
+    data = re.search(re.escape(DATA_START) + r"\n(.*?)\n" + re.escape(DATA_END), report_text, re.DOTALL)
+    banner = data.group(1) if data else ""
     table = re.search(re.escape(MAIN_TABLE_START) + r"\n(.*?)\n" + re.escape(MAIN_TABLE_END), report_text, re.DOTALL)
     claims = re.search(r"## The paper's claims\n\n(.*?)\n\n## ", report_text, re.DOTALL)
     if table is None or claims is None:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from gradmeta.core.atomic import write_bytes, write_json
-from gradmeta.core.concepts import KNOWN_CONCEPT
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
 from gradmeta.evaluation.claims import Verdict, claim_a, claim_b, claim_c, claim_d
 from gradmeta.evaluation.plots import write_auroc_bars, write_histograms, write_roc
+from gradmeta.evaluation.provenance import data_section
 from gradmeta.evaluation.report import measures_csv, render_report, scenarios_json
 from gradmeta.evaluation.scoring import score_all
 from gradmeta.evaluation.summary import cnn_context, summarize_results
@@ -42,7 +42,9 @@ class EvaluateConfig:
         cfg = fitted.config
         unknowns = list(cfg.unknown_concepts)
         primary = r.str("primary_classifier", None, choices=cfg.classifiers, allow_none=True) or cfg.classifiers[0]
-        remote = r.str_list("remote_concepts", [c for c in DEFAULT_REMOTE if c in unknowns], choices=unknowns)
+        listed = r.raw("remote_concepts", None)
+        remote = ([c for c in DEFAULT_REMOTE if c in unknowns] if listed is None
+                  else r.str_list("remote_concepts", choices=unknowns))
         out = cls(primary_classifier=primary, remote_concepts=tuple(remote),
                   histogram_metrics=tuple(r.str_list("histogram_metrics", ["softmax/entropy", "grad/all/l2"])),
                   min_metrics=r.int("min_metrics", 2, min=1), margin=r.float("margin", 0.01, min=0.0),
@@ -51,12 +53,12 @@ class EvaluateConfig:
         return out
 
 
-def judge_claims(summary, unknowns: list[str], cfg: EvaluateConfig) -> tuple[list[Verdict], list[str]]:
+def judge_claims(summary, known: str, unknowns: list[str], cfg: EvaluateConfig) -> tuple[list[Verdict], list[str]]:
     """The verdicts on claims (a)-(d) and the notes that go with them."""
     primary = cfg.primary_classifier
-    verdict_d, note_d = claim_d(summary, list(cfg.remote_concepts), primary, cfg.margin)
-    verdicts = [claim_a(summary, KNOWN_CONCEPT, cfg.min_metrics), claim_b(summary, unknowns, primary),
-                claim_c(summary, unknowns, primary, 2 * cfg.margin), verdict_d]
+    verdict_d, note_d = claim_d(summary, list(cfg.remote_concepts), primary, cfg.margin, known=known)
+    verdicts = [claim_a(summary, known, cfg.min_metrics), claim_b(summary, unknowns, primary),
+                claim_c(summary, unknowns, primary, 2 * cfg.margin, known=known), verdict_d]
     return verdicts, [note_d]
 
 
@@ -68,12 +70,11 @@ def run(params: dict[str, Any], features_dir: str, meta_path: str, metrics_dir: 
     fitted = load_fitted(meta_path)
     cfg = EvaluateConfig.from_params(params, fitted)
     meta_cfg = fitted.config
-    unknowns = list(meta_cfg.unknown_concepts)
-    frames, sources = load_concept_features(features_dir, meta_cfg.unknown_concepts)
-    missing = [m for m in cfg.histogram_metrics if m not in frames[KNOWN_CONCEPT].columns]
+    known, unknowns = meta_cfg.known_concept, list(meta_cfg.unknown_concepts)
+    frames, metas = load_concept_features(features_dir, (known, *unknowns))
+    missing = [m for m in cfg.histogram_metrics if m not in frames[known].columns]
     if missing:
         raise GradmetaError(f"{cfg.params_file}: evaluate.histogram_metrics: no feature column {missing[0]!r}")
-    source = "synthetic" if "synthetic" in sources.values() else "real"
 
     composite = [(name, clf) for name in fitted.inputs.sets for clf in meta_cfg.classifiers]
     headline = [(m, THRESHOLD) for m in fitted.inputs.named_single] + composite
@@ -87,19 +88,21 @@ def run(params: dict[str, Any], features_dir: str, meta_path: str, metrics_dir: 
     plots_dir, figures_dir = metrics / "plots", metrics / "figures"
     for d in (plots_dir, figures_dir):  # outputs of this stage only: start clean, no stale files
         shutil.rmtree(d, ignore_errors=True)
-    write_roc(roc, curves, KNOWN_CONCEPT, plots_dir, figures_dir)
-    write_auroc_bars(summary, headline, KNOWN_CONCEPT, plots_dir, figures_dir)
-    write_histograms(frames, list(cfg.histogram_metrics), KNOWN_CONCEPT, figures_dir)
+    write_roc(roc, curves, known, plots_dir, figures_dir)
+    write_auroc_bars(summary, headline, known, plots_dir, figures_dir)
+    write_histograms(frames, list(cfg.histogram_metrics), known, figures_dir)
 
-    verdicts, notes = judge_claims(summary, unknowns, cfg)
+    verdicts, notes = judge_claims(summary, known, unknowns, cfg)
     figures = sorted(p.name for p in figures_dir.glob("*.png"))
-    report = render_report(source=source, summary=summary, context=context, main_rows=headline, known=KNOWN_CONCEPT,
-                           unknowns=unknowns, verdicts=verdicts, notes=notes, repeats=meta_cfg.repeats,
+    report = render_report(data_lines=data_section(metas, known), summary=summary, context=context,
+                           main_rows=headline, known=known, unknowns=unknowns, verdicts=verdicts, notes=notes,
+                           repeats=meta_cfg.repeats,
                            test_fraction=meta_cfg.test_fraction, figures=figures)
-    write_json(metrics / "scenarios.json", scenarios_json(summary, context, KNOWN_CONCEPT, unknowns, cfg.primary_classifier,
+    write_json(metrics / "scenarios.json", scenarios_json(summary, context, known, unknowns, cfg.primary_classifier,
                                                           list(fitted.inputs.sets), verdicts))
     write_bytes(metrics / "measures.csv", measures_csv(summary).encode())
     write_bytes(metrics / "report.md", report.encode())
     for v in verdicts:
         log.info("claim (%s) %s", v.claim, v.word)
-    log.info("%d result rows (%s source) -> %s", len(results), source, metrics / "report.md")
+    log.info("%d result rows (%s) -> %s", len(results), ", ".join(sorted({m.get("kind", "?") for m in metas.values()})),
+             metrics / "report.md")

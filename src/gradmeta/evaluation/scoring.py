@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gradmeta.core.concepts import KNOWN_CONCEPT
 from gradmeta.core.errors import GradmetaError
 from gradmeta.evaluation.measures import measure_all
 from gradmeta.features import metric_columns
@@ -17,12 +16,13 @@ def score_all(frames: dict[str, pd.DataFrame], fitted: FittedMeta,
     """Long table of measures (one row per repeat x scenario x test set x input x classifier), and
     the scores of repeat 0 for ``roc_inputs`` (input, classifier) on each test set, for ROC plots."""
     cfg = fitted.config
-    cols = metric_columns(frames[KNOWN_CONCEPT])
+    known = cfg.known_concept
+    cols = metric_columns(frames[known])
     col_index = {c: i for i, c in enumerate(cols)}
-    arrays = as_arrays({c: frames[c] for c in (KNOWN_CONCEPT, *cfg.unknown_concepts)}, cols)
+    arrays = as_arrays({c: frames[c] for c in (known, *cfg.unknown_concepts)}, cols)
     rows, roc = [], {}
     for repeat, (splits, models) in enumerate(zip(fitted.splits, fitted.models)):
-        for ev in evaluations(frames, list(cfg.unknown_concepts), cfg.known_unknowns, splits):
+        for ev in evaluations(frames, known, list(cfg.unknown_concepts), cfg.known_unknowns, splits):
             X_all, y = ev.rows.gather(arrays)
             for (fit_name, name, clf), model in models.items():
                 if fit_name != ev.fit:

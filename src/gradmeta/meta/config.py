@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gradmeta.core.concepts import UNKNOWN_CONCEPTS
+from gradmeta.core.concepts import DEFAULT_KNOWN, Concepts, concept_names
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import ParamReader, as_params
 from gradmeta.meta.estimators import (
@@ -27,12 +27,13 @@ def _default_feature_sets() -> dict[str, tuple[str, ...]]:
 
 @dataclass(frozen=True)
 class MetaConfig:
-    """The ``meta`` parameter group."""
+    """The ``meta`` parameter group, with the known concept from ``data.known``."""
 
     seed: int = 0
     repeats: int = 5
     test_fraction: float = 0.5
-    unknown_concepts: tuple[str, ...] = UNKNOWN_CONCEPTS
+    known_concept: str = DEFAULT_KNOWN
+    unknown_concepts: tuple[str, ...] = ("letters", "omniglot", "cifar10", "noise")
     classifiers: tuple[str, ...] = CLASSIFIERS
     single_metrics: tuple[str, ...] = ("softmax/entropy", "softmax/max_prob", "softmax/energy", "baseline/gradnorm",
                                        "grad/*")
@@ -44,12 +45,20 @@ class MetaConfig:
     params_file: str = field(default="params.yaml", compare=False)  # named in errors raised later
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> MetaConfig:
-        """Validate ``params['meta']``; a bad value is a GradmetaError naming the parameter."""
-        r = as_params(params).reader("meta")
+    def from_params(cls, params: dict[str, Any], concepts: Concepts | None = None) -> MetaConfig:
+        """Validate ``params['meta']``; a bad value is a GradmetaError naming the parameter.
+
+        ``meta.unknown_concepts`` (null = every concept but the known one) is checked against the
+        concepts of ``params['data']``, or against ``concepts`` when given (a saved config)."""
+        params = as_params(params)
+        concepts = concepts or concept_names(params)
+        r = params.reader("meta")
         d = cls()
-        unknowns = tuple(r.str_list("unknown_concepts", list(d.unknown_concepts), choices=UNKNOWN_CONCEPTS))
+        listed = r.raw("unknown_concepts", None)
+        unknowns = (concepts.unknowns if listed is None
+                    else tuple(r.str_list("unknown_concepts", choices=concepts.unknowns)))
         cfg = cls(
+            known_concept=concepts.known,
             seed=r.int("seed", d.seed, min=0),
             repeats=r.int("repeats", d.repeats, min=1),
             test_fraction=r.float("test_fraction", d.test_fraction, min=0.0, max=1.0, min_exclusive=True,

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from gradmeta.core.concepts import KNOWN_CONCEPT
 from gradmeta.core.errors import GradmetaError
 from gradmeta.features import metric_columns
 from gradmeta.meta.config import MetaConfig
@@ -31,17 +30,18 @@ class FittedMeta:
 
 def check_frames(frames: dict[str, pd.DataFrame], cfg: MetaConfig) -> None:
     """The known concept must have correct and wrong rows; every used concept must have rows."""
-    for c in (KNOWN_CONCEPT, *cfg.unknown_concepts):
+    known = cfg.known_concept
+    for c in (known, *cfg.unknown_concepts):
         if c not in frames or len(frames[c]) == 0:
             raise GradmetaError(f"scenario rows for concept {c!r} are empty (no features)")
-    correct = frames[KNOWN_CONCEPT]["correct"].to_numpy()
+    correct = frames[known]["correct"].to_numpy()
     if correct.all() or not correct.any():
         kind = "correct" if correct.all() else "wrong"
-        raise GradmetaError(f"misclassification scenario is empty: every {KNOWN_CONCEPT} test prediction is {kind}")
-    columns = list(frames[KNOWN_CONCEPT].columns)
+        raise GradmetaError(f"misclassification scenario is empty: every {known} test prediction is {kind}")
+    columns = list(frames[known].columns)
     for c, f in frames.items():
         if list(f.columns) != columns:
-            raise GradmetaError(f"features of {c!r} have other columns than {KNOWN_CONCEPT!r} (extracted by another model?)")
+            raise GradmetaError(f"features of {c!r} have other columns than {known!r} (extracted by another model?)")
 
 
 def fit_all(frames: dict[str, pd.DataFrame], cfg: MetaConfig, sources: dict[str, str],
@@ -49,17 +49,17 @@ def fit_all(frames: dict[str, pd.DataFrame], cfg: MetaConfig, sources: dict[str,
     """Fit every (fit, input, classifier) of every repeat; a fit that fails is a GradmetaError
     naming the repeat, fit and input."""
     check_frames(frames, cfg)
-    metric_cols = metric_columns(frames[KNOWN_CONCEPT])
+    metric_cols = metric_columns(frames[cfg.known_concept])
     inputs = resolve_inputs(cfg, metric_cols)
-    used = {c: frames[c] for c in (KNOWN_CONCEPT, *cfg.unknown_concepts)}
+    used = {c: frames[c] for c in (cfg.known_concept, *cfg.unknown_concepts)}
     col_index = {c: i for i, c in enumerate(metric_cols)}
     arrays = as_arrays(used, metric_cols)
     all_splits, all_models = [], []
     for repeat in range(cfg.repeats):
         seed = cfg.seed + repeat
-        splits = make_splits(used, cfg.test_fraction, seed)
+        splits = make_splits(used, cfg.test_fraction, seed, cfg.known_concept)
         models: dict[ModelKey, ThresholdedClassifier] = {}
-        for fit_name, rows in fit_sets(list(cfg.unknown_concepts), cfg.known_unknowns, splits).items():
+        for fit_name, rows in fit_sets(cfg.known_concept, list(cfg.unknown_concepts), cfg.known_unknowns, splits).items():
             X_all, y = rows.gather(arrays)
             for name, clf, cols in inputs.models(cfg.classifiers, fit_name):
                 where = f"repeat {repeat}, fit {fit_name}, {name}/{clf}"

@@ -22,6 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from gradmeta.core.atomic import write_bytes
+from gradmeta.core.concepts import Concepts
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.npzfile import read_npz
 from gradmeta.meta.config import MetaConfig
@@ -38,7 +39,7 @@ from gradmeta.meta.fitting import FittedMeta
 from gradmeta.meta.inputs import Inputs
 from gradmeta.meta.scenarios import Split
 
-FORMAT = "gradmeta.meta/2"
+FORMAT = "gradmeta.meta/3"
 KINDS = {THRESHOLD: SingleMetricClassifier, "logistic": LogisticMetaClassifier, "xgboost": XGBoostMetaClassifier}
 
 
@@ -84,6 +85,7 @@ def fitted_to_bytes(fitted: FittedMeta) -> bytes:
     manifest = {"format": FORMAT, "sources": fitted.sources, "repeats": repeats,
                 "inputs": {"single": fitted.inputs.single, "named_single": fitted.inputs.named_single,
                            "sets": fitted.inputs.sets},
+                "known_concept": cfg.known_concept,
                 "config": {"seed": cfg.seed, "repeats": cfg.repeats, "test_fraction": cfg.test_fraction,
                            "unknown_concepts": list(cfg.unknown_concepts), "classifiers": list(cfg.classifiers),
                            "single_metrics": list(cfg.single_metrics),
@@ -177,15 +179,18 @@ def _rebuild_xgboost(reader: _Reader, model: XGBoostMetaClassifier, prefix: str)
     model.converged_ = True
 
 
-def _config(reader: _Reader, raw: dict[str, Any]) -> MetaConfig:
+def _config(reader: _Reader, raw: dict[str, Any], known: Any) -> MetaConfig:
     try:
-        return MetaConfig.from_params({"meta": raw})
+        unknowns = raw.get("unknown_concepts")
+        if not isinstance(known, str) or not isinstance(unknowns, list):
+            raise GradmetaError("no known concept or no list of unknown concepts")
+        return MetaConfig.from_params({"meta": raw}, Concepts(known, tuple(map(str, unknowns))))
     except GradmetaError as exc:
         raise reader.fail(f"config: {exc}") from None
 
 
 def _fitted_from(reader: _Reader, manifest: dict[str, Any]) -> FittedMeta:
-    cfg = _config(reader, manifest["config"])
+    cfg = _config(reader, manifest["config"], manifest.get("known_concept"))
     inputs = Inputs(**manifest["inputs"])
     splits, models = [], []
     for r, rep in enumerate(manifest["repeats"]):

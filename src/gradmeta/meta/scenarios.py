@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from gradmeta.core.concepts import KNOWN_CONCEPT
 from gradmeta.core.errors import GradmetaError
 from gradmeta.features import read_features
 
@@ -50,9 +49,10 @@ def split_concept(frame: pd.DataFrame, test_fraction: float, seed: int, stratify
     return Split(np.sort(train), np.sort(test))
 
 
-def make_splits(frames: dict[str, pd.DataFrame], test_fraction: float, seed: int) -> dict[str, Split]:
-    """One split per concept for one repeat; each concept's split uses its own seed offset."""
-    return {c: split_concept(f, test_fraction, seed + 1000 * i, stratify=(c == KNOWN_CONCEPT))
+def make_splits(frames: dict[str, pd.DataFrame], test_fraction: float, seed: int, known: str) -> dict[str, Split]:
+    """One split per concept for one repeat; each concept's split uses its own seed offset (by sorted
+    name); the ``known`` concept's split is stratified by correctness."""
+    return {c: split_concept(f, test_fraction, seed + 1000 * i, stratify=(c == known))
             for i, (c, f) in enumerate(sorted(frames.items()))}
 
 
@@ -74,9 +74,10 @@ class RowSet:
         return np.concatenate(xs), np.concatenate(ys)
 
 
-def fit_sets(unknowns: list[str], known_unknowns: str | list[str], splits: dict[str, Split]) -> dict[str, RowSet]:
+def fit_sets(known_concept: str, unknowns: list[str], known_unknowns: str | list[str],
+             splits: dict[str, Split]) -> dict[str, RowSet]:
     """The training row sets of one repeat, by name (``known``, ``without_<c>``, ``all_seen`` or ``listed``)."""
-    known = (KNOWN_CONCEPT, splits[KNOWN_CONCEPT].train)
+    known = (known_concept, splits[known_concept].train)
     out = {"known": RowSet((known,))}
     if known_unknowns == LEAVE_ONE_OUT:
         for c in unknowns:
@@ -98,17 +99,17 @@ class Evaluation:
     rows: RowSet
 
 
-def evaluations(frames: dict[str, pd.DataFrame], unknowns: list[str], known_unknowns: str | list[str],
+def evaluations(frames: dict[str, pd.DataFrame], known: str, unknowns: list[str], known_unknowns: str | list[str],
                 splits: dict[str, Split]) -> list[Evaluation]:
     """Every (scenario, test set) of one repeat with the fit that serves it and its meta-test rows."""
-    known_test = splits[KNOWN_CONCEPT].test
-    correct = frames[KNOWN_CONCEPT]["correct"].to_numpy()
+    known_test = splits[known].test
+    correct = frames[known]["correct"].to_numpy()
     known_correct = known_test[correct[known_test]]
-    out = [Evaluation("misclassification", KNOWN_CONCEPT, None, "known", RowSet(((KNOWN_CONCEPT, known_test),)))]
-    per_concept = {c: RowSet(((KNOWN_CONCEPT, known_correct), (c, splits[c].test))) for c in unknowns}
+    out = [Evaluation("misclassification", known, None, "known", RowSet(((known, known_test),)))]
+    per_concept = {c: RowSet(((known, known_correct), (c, splits[c].test))) for c in unknowns}
     out += [Evaluation("unknown", c, None, "known", rows) for c, rows in per_concept.items()]
     if unknowns:
-        pooled = RowSet(((KNOWN_CONCEPT, known_test), *((c, splits[c].test) for c in unknowns)))
+        pooled = RowSet(((known, known_test), *((c, splits[c].test) for c in unknowns)))
         out.append(Evaluation("unknown", "pooled", None, "known", pooled))
         fit, group = ("all_seen", "seen") if known_unknowns == LEAVE_ONE_OUT else ("listed", "listed")
         out.append(Evaluation("known_unknowns", "pooled", group, fit, pooled))
@@ -122,14 +123,14 @@ def evaluations(frames: dict[str, pd.DataFrame], unknowns: list[str], known_unkn
     return out
 
 
-def load_concept_features(features_dir: str, unknowns: tuple[str, ...]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-    """Features of the known concept and of ``unknowns`` from ``<dir>/<concept>.parquet``, and each one's
-    source; every file must come from the same model (same sha256 in its metadata)."""
-    frames, sources, models = {}, {}, {}
-    for concept in (KNOWN_CONCEPT, *unknowns):
+def load_concept_features(features_dir: str, concepts: tuple[str, ...]) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:
+    """Features of ``concepts`` from ``<dir>/<concept>.parquet`` and each file's metadata (source, kind,
+    provenance); every file must come from the same model (same sha256 in its metadata)."""
+    frames, metas, models = {}, {}, {}
+    for concept in concepts:
         frame, meta = read_features(Path(features_dir) / f"{concept}.parquet")
-        frames[concept], sources[concept], models[concept] = frame, meta.get("source", "?"), meta.get("model_sha256")
+        frames[concept], metas[concept], models[concept] = frame, meta, meta.get("model_sha256")
     if len(set(models.values())) > 1:
         listing = ", ".join(f"{c}: {str(h)[:12]}" for c, h in models.items())
         raise GradmetaError(f"{features_dir}: features come from different models ({listing}); rerun extract")
-    return frames, sources
+    return frames, metas

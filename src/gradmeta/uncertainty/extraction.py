@@ -17,7 +17,6 @@ from torch import nn
 from tqdm import tqdm
 
 from gradmeta.cnn.model import to_tensor
-from gradmeta.core.concepts import KNOWN_CONCEPT
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
 from gradmeta.core.runtime import DEVICES
@@ -61,15 +60,16 @@ class ExtractConfig:
 
 
 def evaluation_rows(data: PreparedData) -> np.ndarray:
-    """Positions of the images a concept is evaluated on: the known concept's test split, else all."""
-    if data.concept == KNOWN_CONCEPT:
-        return np.nonzero(data.split == "test")[0]
-    return np.arange(len(data))
+    """Positions of the images a concept is evaluated on: every image outside its train split."""
+    return np.nonzero(data.split != "train")[0]
 
 
 def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
-                     device: torch.device | str = "cpu", progress: bool = True) -> pd.DataFrame:
-    """The features table of ``data``'s evaluation rows, computed by ``model`` (moved to ``device``)."""
+                     device: torch.device | str = "cpu", progress: bool = True, *, known: bool) -> pd.DataFrame:
+    """The features table of ``data``'s evaluation rows, computed by ``model`` (moved to ``device``).
+
+    ``known``: ``data`` is the concept the CNN learnt, so ``correct`` = prediction equals label;
+    for an unknown concept every prediction is wrong (``correct`` all False)."""
     rows = evaluation_rows(data)
     model = model.to(device)
     images = to_tensor(data.images[rows])
@@ -89,7 +89,7 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
                 columns[k][start: start + n] = v.double().numpy()
             start += n
     labels = data.labels[rows]
-    correct = (pred == labels) if data.concept == KNOWN_CONCEPT else np.zeros(len(rows), dtype=bool)
+    correct = (pred == labels) if known else np.zeros(len(rows), dtype=bool)
     table = {"concept": np.full(len(rows), data.concept, dtype=object), "index": rows.astype(np.int64),
              "label": labels.astype(np.int64), "pred": pred.astype(np.int64), "correct": correct}
     for k, values in columns.items():
