@@ -41,8 +41,8 @@ def main(n: int, chunk_size: int) -> None:
         click.echo("error: no CUDA device", err=True)
         sys.exit(1)
     dev = torch.device("cuda")
-    sizes = {"digits_train": 6000, "digits_test": 1000, "letters": 1, "omniglot": 1, "cifar10": 1, "noise": 1}
-    data = prepare_concept("digits", DataConfig(sizes=sizes))
+    concepts = {"digits": {"source": "synthetic_digits", "train": 6000, "test": 1000}}
+    data = prepare_concept("digits", DataConfig.from_params({"data": {"concepts": concepts}}))
     train, test = data.select("train"), data.select("test")
     model = build_cnn(CNNConfig(), seed=0)
     x, y = to_tensor(train.images), torch.from_numpy(train.labels)

@@ -84,15 +84,20 @@ def make_cifar_tarball(path: Path, n: int = 6) -> tuple[np.ndarray, np.ndarray]:
 
 def make_idx_dataset(folder: Path, counts: dict[str, int], seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """MNIST-style gzipped IDX files (train-/t10k-images-idx3-ubyte.gz and -labels-idx1-ubyte.gz) in
-    ``folder``; each image carries its position in a marker pixel. Returns (images, labels) per split."""
+    ``folder``: dim noise with a bright bar whose row says the class (learnable; a fifth of the images
+    show a random class's bar instead, so a CNN makes mistakes), and each image's position in a marker
+    pixel. Returns (images, labels) per split."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     truth = {}
     for split, n in counts.items():
         prefix = "train" if split == "train" else "t10k"
-        images = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
-        images[:, 0, 0] = np.arange(n) % 256
         labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        shown = np.where(rng.random(n) < 0.2, rng.integers(0, 10, n), labels)
+        for i, k in enumerate(shown):
+            images[i, 4 + 2 * k: 6 + 2 * k, 4:24] = 255
+        images[:, 0, 0] = np.arange(n) % 256
         (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
         (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
         truth[split] = (images, labels.astype(np.int64))

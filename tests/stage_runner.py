@@ -24,5 +24,5 @@ def write_params(path: Path, **overrides) -> Path:
     params = {k: dict(v) for k, v in TINY.items()}
     for group, values in overrides.items():
         params.setdefault(group, {}).update(values)
-    path.write_text(yaml.safe_dump(params))
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path

@@ -14,7 +14,8 @@ def test_prepare_writes_the_requested_concept(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["prepare", "--concept", "noise", "--out-dir", "out"])
     assert result.exit_code == 0, result.output
     data = load_prepared(tmp_path / "out" / "noise.npz")
-    assert data.images.shape == (60, 28, 28) and data.source == "synthetic"
+    assert data.images.shape == (60, 28, 28) and (data.source, data.kind) == ("uniform_noise", "generated")
+    assert "noise: 60 images (test 60; no labels), generated: uniform noise -> out/noise.npz" in result.output
     assert np.array_equal(data.labels, np.full(60, -1))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["noise.npz"]
 
@@ -24,7 +25,7 @@ def test_prepare_rejects_an_unknown_concept(tmp_path, monkeypatch):
     write_params(tmp_path / "params.yaml")
     result = CliRunner().invoke(main, ["prepare", "--concept", "shapes"])
     assert result.exit_code == 1
-    assert "error: unknown concept 'shapes'" in result.output
+    assert "error: params.yaml: no concept 'shapes' in data.concepts or data.user_concepts" in result.output
     assert not (tmp_path / "data").exists()
 
 

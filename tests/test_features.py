@@ -37,14 +37,14 @@ def test_softmax_metrics_hand_computed():
 def prepared(concept, n=7, seed=0):
     rng = np.random.default_rng(seed)
     split = np.array(["train", "test"] * n)[:n] if concept == "digits" else np.full(n, "test")
-    return PreparedData(concept, "synthetic", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+    return PreparedData(concept, "synthetic_digits", "synthetic", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
                         rng.integers(0, 10, n), split, np.arange(n))
 
 
 def test_table_columns_types_and_values():
     model = build_cnn(SMALL, seed=0)
     data = prepared("digits", n=9)
-    frame = extract_features(model, data, ExtractConfig(chunk_size=2), progress=False)
+    frame = extract_features(model, data, ExtractConfig(chunk_size=2), progress=False, known=True)
     test_rows = np.nonzero(data.split == "test")[0]
     assert list(frame["index"]) == list(test_rows)
     names = [n for n, _ in model.named_parameters()]
@@ -70,13 +70,23 @@ def test_table_columns_types_and_values():
 
 def test_unknown_concept_is_never_correct():
     model = build_cnn(SMALL, seed=0)
-    frame = extract_features(model, prepared("letters", n=5), ExtractConfig(), progress=False)
+    data = prepared("letters", n=5)
+    data.labels[:] = 0  # the same labels an unknown concept's predictions may hit
+    frame = extract_features(model, data, ExtractConfig(), progress=False, known=False)
     assert len(frame) == 5 and not frame["correct"].any()
+
+
+def test_evaluation_rows_are_every_image_outside_the_train_split():
+    data = prepared("digits", n=6)
+    data.split[:] = ["train", "test", "background", "train", "evaluation", "test"]
+    frame = extract_features(build_cnn(SMALL, seed=0), data, ExtractConfig(), progress=False, known=False)
+    assert list(frame["index"]) == [1, 2, 4, 5]
 
 
 def test_write_read_round_trip_is_byte_identical(tmp_path):
     model = build_cnn(SMALL, seed=0)
-    frame = extract_features(model, prepared("noise", n=6), ExtractConfig(statistics=("l2", "skew")), progress=False)
+    frame = extract_features(model, prepared("noise", n=6), ExtractConfig(statistics=("l2", "skew")), progress=False,
+                             known=False)
     meta = {"concept": "noise", "model_sha256": "ab" * 32, "extract": {"chunk_size": 128}}
     write_features(tmp_path / "a.parquet", frame, meta)
     write_features(tmp_path / "b.parquet", frame, meta)
@@ -94,7 +104,7 @@ def test_read_errors(tmp_path):
     with pytest.raises(GradmetaError, match="not a readable Parquet file"):
         read_features(tmp_path / "bad.parquet")
     model = build_cnn(SMALL, seed=0)
-    frame = extract_features(model, prepared("noise", n=3), ExtractConfig(), progress=False)
+    frame = extract_features(model, prepared("noise", n=3), ExtractConfig(), progress=False, known=False)
     write_features(tmp_path / "f.parquet", frame.drop(columns=["pred"]), {})
     with pytest.raises(GradmetaError, match="f.parquet: missing column 'pred'"):
         read_features(tmp_path / "f.parquet")

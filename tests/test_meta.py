@@ -38,9 +38,9 @@ def frames():
 
 
 def test_splits_are_disjoint_stratified_reproducible(frames):
-    s1 = make_splits(frames, 0.5, seed=3)
-    s2 = make_splits(frames, 0.5, seed=3)
-    s3 = make_splits(frames, 0.5, seed=4)
+    s1 = make_splits(frames, 0.5, seed=3, known="digits")
+    s2 = make_splits(frames, 0.5, seed=3, known="digits")
+    s3 = make_splits(frames, 0.5, seed=4, known="digits")
     for c, split in s1.items():
         assert set(split.train).isdisjoint(split.test)
         assert sorted([*split.train, *split.test]) == list(range(len(frames[c])))
@@ -53,17 +53,17 @@ def test_splits_are_disjoint_stratified_reproducible(frames):
 
 
 def test_scenario_rows(frames):
-    splits = make_splits(frames, 0.5, seed=0)
-    fits = fit_sets(UNKNOWNS, "leave_one_out", splits)
+    splits = make_splits(frames, 0.5, seed=0, known="digits")
+    fits = fit_sets("digits", UNKNOWNS, "leave_one_out", splits)
     assert set(fits) == {"known", "all_seen", *(f"without_{c}" for c in UNKNOWNS)}
     assert [c for c, _ in fits["without_cifar10"].parts] == ["digits", "letters", "omniglot", "noise"]
-    evs = evaluations(frames, UNKNOWNS, "leave_one_out", splits)
+    evs = evaluations(frames, "digits", UNKNOWNS, "leave_one_out", splits)
     letters_unknown = next(e for e in evs if e.scenario == "unknown" and e.test_set == "letters")
     known_part = dict(letters_unknown.rows.parts)["digits"]
     assert frames["digits"]["correct"].to_numpy()[known_part].all()  # known-correct rows only
     unseen = next(e for e in evs if e.scenario == "known_unknowns" and e.test_set == "noise" and e.group == "unseen")
     assert unseen.fit == "without_noise"
-    listed = evaluations(frames, UNKNOWNS, ("letters",), splits)
+    listed = evaluations(frames, "digits", UNKNOWNS, ("letters",), splits)
     groups = {e.test_set: e.group for e in listed if e.scenario == "known_unknowns" and e.test_set != "pooled"}
     assert groups == {"letters": "seen", "omniglot": "unseen", "cifar10": "unseen", "noise": "unseen"}
 

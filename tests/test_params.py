@@ -11,9 +11,13 @@ from gradmeta.uncertainty.extraction import ExtractConfig
 
 @pytest.mark.parametrize("data, message", [
     ({"source": "web"}, "data.source must be one of synthetic, real, got 'web'"),
-    ({"sizes": {"letters": -3}}, "data.sizes.letters must be a positive integer or null, got -3"),
-    ({"sizes": {"noise": 0}}, "data.sizes.noise must be a positive integer or null, got 0"),
-    ({"sizes": {"shapes": 10}}, "data.sizes.shapes is not a parameter; expected one of"),
+    ({"concepts": {"digits": {"source": "emnist_digits", "train": 5, "test": 5}, "letters": {"source": "emnist_letters", "test": -3}}},
+     "data.concepts.letters.test must be a positive integer or null, got -3"),
+    ({"concepts": {"digits": {"source": "emnist_digits", "train": 0, "test": 5}}},
+     "data.concepts.digits.train must be a positive integer or null, got 0"),
+    ({"sizes": {"letters": 10}}, "data.sizes: sizes are now per concept: data.concepts.<name>.test"),
+    ({"concepts": {}}, "data.concepts: no concepts defined"),
+    ({"concepts": ["digits"]}, "data.concepts must be a mapping of concept name to its source"),
     ({"real": {"mirror": "not a url"}}, "data.real.mirror must be null or a base URL"),
     ({"seed": "x"}, "data.seed must be an integer >= 0, got 'x'"),
     ({"real": {"timeout": 0}}, "data.real.timeout must be a number > 0.0"),

@@ -4,53 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from dvc_repo import dvc, new_repo, outputs_digest, sh
+from PIL import Image
 from stage_runner import ROOT
 
 from gradmeta.features import read_features
 
 pytestmark = pytest.mark.slow
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-
-
-def sh(repo: Path, *cmd: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **GIT_ENV, "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(list(cmd), cwd=repo, env=env, capture_output=True, text=True, timeout=900, check=False)
-    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-def outputs_digest(repo: Path) -> dict[str, str]:
-    folders = ("data/prepared", "data/features", "models", "metrics")
-    files = [p for d in folders for p in sorted((repo / d).rglob("*")) if p.is_file()]
-    return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
-
-
 @pytest.fixture(scope="module")
 def pipeline_repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("pipeline")
-    for item in ("dvc.yaml", "stages", "src"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / item)
-    shutil.copy(ROOT / "tests" / "profiles" / "tiny.yaml", repo / "params.yaml")
-    (repo / ".gitignore").write_text("/data/\n/models/\n__pycache__/\n")
-    sh(repo, "git", "init", "-q")
-    sh(repo, sys.executable, "-m", "dvc", "init", "-q")
-    shutil.copy(ROOT / ".dvcignore", repo / ".dvcignore")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "init")
-    sh(repo, sys.executable, "-m", "dvc", "repro")
+    repo = new_repo(tmp_path_factory.mktemp("pipeline"), (ROOT / "tests" / "profiles" / "tiny.yaml").read_text())
+    dvc(repo, "repro")
     return repo
 
 
@@ -60,13 +32,15 @@ def test_repro_writes_every_output(pipeline_repo):
         assert (repo / "data" / "prepared" / f"{concept}.npz").is_file()
         assert (repo / "metrics" / "samples" / f"{concept}.png").is_file()
     train = json.loads((repo / "metrics" / "train.json").read_text())
-    assert train["source"] == "synthetic" and train["test_size"] == 200
+    assert (train["concept"], train["kind"], train["source"]) == ("digits", "synthetic", "synthetic_digits")
+    assert train["test_size"] == 200
     assert train["test_errors"] == round((1 - train["test_accuracy"]) * 200)
     assert train["test_accuracy"] > 0.2  # two epochs of a tiny CNN on 900 images (0.37 here); chance is 0.1
     curve = json.loads((repo / "metrics" / "train_curve.json").read_text())
     assert [r["epoch"] for r in curve] == [1, 2]
     digits, meta = read_features(repo / "data" / "features" / "digits.parquet")
-    assert len(digits) == 200 and meta["source"] == "synthetic"
+    assert len(digits) == 200 and (meta["kind"], meta["known"]) == ("synthetic", True)
+    assert meta["provenance"]["generator"].startswith("gradmeta.synthetic/")
     assert meta["model_sha256"] == hashlib.sha256((repo / "models" / "cnn.pt").read_bytes()).hexdigest()
     assert int((~digits["correct"]).sum()) == train["test_errors"]
     for concept in ("letters", "omniglot", "cifar10", "noise"):
@@ -88,7 +62,9 @@ def test_repro_writes_every_output(pipeline_repo):
     numbers = [v for v in pd.json_normalize(scenarios).iloc[0]]
     assert 20 <= len(numbers) <= 80  # headline numbers only; measures.csv has the rest
     report = (repo / "metrics" / "report.md").read_text()
-    assert "Data source: SYNTHETIC" in report
+    assert "- `digits` (known): SYNTHETIC stand-in — digits rendered from fonts, standing in for EMNIST digits" in report
+    assert "- `noise`: generated — uniform noise; uniform U[0,1] per pixel, seed 0" in report
+    assert "**Data:** SYNTHETIC stand-in: `digits`, `letters`, `omniglot`, `cifar10`; generated: `noise`." in report
     verdicts = re.findall(r"\*\*\((a|b|c|d)\) (holds|does not hold)\.\*\*", report)
     assert len(verdicts) == 4
     assert {c: int(word == "holds") for c, word in verdicts} == scenarios["claims"]
@@ -103,23 +79,23 @@ def test_exp_run_of_a_meta_param_reruns_only_meta_and_evaluate(pipeline_repo):
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "baseline")
     try:
-        out = sh(repo, sys.executable, "-m", "dvc", "exp", "run", "-S", "meta.classifiers=[xgboost]").stdout
+        out = dvc(repo, "exp", "run", "-S", "meta.classifiers=[xgboost]").stdout
         assert re.findall(r"Running stage '([^']+)'", out) == ["meta", "evaluate"]
         scenarios = json.loads((repo / "metrics" / "scenarios.json").read_text())
         assert set(scenarios["misclassification"]["digits"]["gradient"]) == {"xgboost"}
-        diff = sh(repo, sys.executable, "-m", "dvc", "metrics", "diff").stdout
+        diff = dvc(repo, "metrics", "diff").stdout
         assert "misclassification.digits.gradient.logistic.auroc" in diff
     finally:
         (repo / "params.yaml").write_text(params)
-        sh(repo, sys.executable, "-m", "dvc", "repro")
+        dvc(repo, "repro")
 
 
 def test_second_repro_is_a_no_op_and_forced_repro_is_byte_identical(pipeline_repo):
     repo = pipeline_repo
     before = outputs_digest(repo)
-    again = sh(repo, sys.executable, "-m", "dvc", "repro")
+    again = dvc(repo, "repro")
     assert "Running stage" not in again.stdout
-    sh(repo, sys.executable, "-m", "dvc", "repro", "-f")
+    dvc(repo, "repro", "-f")
     assert outputs_digest(repo) == before
 
 
@@ -131,9 +107,41 @@ def test_a_change_to_the_meta_code_makes_meta_and_evaluate_stale(pipeline_repo):
     try:
         estimators.write_text(original.replace("return self.sign_ * self._metric(X)", "return -self.sign_ * self._metric(X)"))
         assert estimators.read_text() != original
-        stale = json.loads(sh(repo, sys.executable, "-m", "dvc", "status", "--json").stdout)
+        stale = json.loads(dvc(repo, "status", "--json").stdout)
         assert {"meta", "evaluate"} <= set(stale)
-        assert not {"download", "train"} & set(stale) and not any(s.startswith("extract") for s in stale)
+        assert not any(s.startswith(("download", "train", "extract")) for s in stale)
     finally:
         estimators.write_text(original)
-    assert json.loads(sh(repo, sys.executable, "-m", "dvc", "status", "--json").stdout) == {}
+    assert json.loads(dvc(repo, "status", "--json").stdout) == {}
+
+
+def test_user_concepts_from_params_alone_join_every_scenario(pipeline_repo):
+    """A seventh concept from an npz and an eighth from a folder of drawings, through params.yaml only."""
+    repo = pipeline_repo
+    rng = np.random.default_rng(7)
+    np.savez(repo / "mine.npz", images=rng.integers(0, 256, (30, 28, 28)).astype(np.uint8))
+    for i in range(12):  # black-on-white drawings of several sizes, in two class folders
+        img = np.full((40 + 4 * i, 40), 255, np.uint8)
+        img[5:20, 5 + i: 10 + i] = 0
+        (repo / "drawings" / f"class{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(repo / "drawings" / f"class{i % 2}" / f"{i:02d}.png")
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params.replace("  user_concepts: {}\n", (
+        "  user_concepts:\n"
+        "    mine: {format: npz, path: mine.npz, test: 20}\n"
+        "    drawings: {format: folder, path: drawings, invert: true}\n")))
+    out = dvc(repo, "repro").stdout
+    ran = set(re.findall(r"Running stage '([^']+)'", out))
+    assert ran == {"import@mine", "import@drawings", "extract_user@mine", "extract_user@drawings", "meta", "evaluate"}
+    scenarios = json.loads((repo / "metrics" / "scenarios.json").read_text())
+    assert {"mine", "drawings"} <= set(scenarios["unknown"])
+    assert len(read_features(repo / "data" / "features" / "mine.parquet")[0]) == 20
+    assert len(read_features(repo / "data" / "features" / "drawings.parquet")[0]) == 12
+    report = (repo / "metrics" / "report.md").read_text()
+    assert "- `mine`: user data — your own data (npz at mine.npz)" in report
+    assert "- `drawings`: user data — your own data (folder at drawings)" in report
+    assert "| `softmax/entropy` | threshold |" in report and "mine AUROC" in report and "drawings AUROC" in report
+    # editing one user file reruns exactly its own chain
+    np.savez(repo / "mine.npz", images=rng.integers(0, 256, (30, 28, 28)).astype(np.uint8))
+    out = dvc(repo, "repro").stdout
+    assert set(re.findall(r"Running stage '([^']+)'", out)) == {"import@mine", "extract_user@mine", "meta", "evaluate"}

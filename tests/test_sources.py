@@ -195,7 +195,6 @@ def test_two_concepts_of_one_source_get_their_own_images():
     ({"strokes": {"source": "synthetic_strokes", "test": 5}}, {"known": "strokes"}, "data.known: the known concept 'strokes' needs train"),
     ({}, {"known": "fashion"}, "data.known must be one of the concepts (digits, letters"),
     ({"digits": {"source": "emnist_digits", "train": 5, "tset": 5}}, {}, "data.concepts.digits.tset is not a parameter; did you mean"),
-    ({}, {"sizes": {"letters": 4}}, "data.sizes is not a parameter"),
 ])
 def test_bad_concepts_are_named(concepts, data, message):
     with pytest.raises(GradmetaError) as err:

@@ -15,22 +15,42 @@ def assert_one_line_error(proc, *fragments):
         assert fragment in lines[0], lines[0]
 
 
+CONCEPTS = TINY["data"]["concepts"]
+
+
 @pytest.mark.parametrize("data, fragment", [
     ({"source": "web"}, "data.source must be one of synthetic, real"),
-    ({"sizes": {**TINY["data"]["sizes"], "letters": -5}}, "data.sizes.letters must be a positive integer"),
-    ({"sizes": {**TINY["data"]["sizes"], "digits_test": 0}}, "data.sizes.digits_test"),
+    ({"concepts": {**CONCEPTS, "letters": {"source": "emnist_letters", "test": -5}}},
+     "data.concepts.letters.test must be a positive integer"),
+    ({"concepts": {**CONCEPTS, "digits": {"source": "emnist_digits", "train": 10, "test": 0}}},
+     "data.concepts.digits.test"),
 ])
 def test_download_bad_params(tmp_path, data, fragment):
     write_params(tmp_path / "params.yaml", data=data)
-    proc = run_stage("download", tmp_path)
+    proc = run_stage("download", tmp_path, "--concept", "letters")
     assert_one_line_error(proc, "params.yaml", fragment)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_download_of_an_undefined_concept(tmp_path):
+    write_params(tmp_path / "params.yaml")
+    proc = run_stage("download", tmp_path, "--concept", "shapes")
+    assert_one_line_error(proc, "no concept 'shapes' in data.concepts or data.user_concepts")
+
+
+def test_download_of_user_data_that_does_not_decode_leaves_nothing(tmp_path):
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "broken.png").write_bytes(b"\x89PNG not really")
+    write_params(tmp_path / "params.yaml", data={"user_concepts": {"pics": {"format": "folder", "path": "pics"}}})
+    proc = run_stage("download", tmp_path, "--concept", "pics")
+    assert_one_line_error(proc, "pics/broken.png: cannot decode the image")
     assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
 
 
 def test_download_real_without_network_or_archive(tmp_path):
     write_params(tmp_path / "params.yaml", data={"source": "real", "real": {
         "raw_dir": "data/raw", "mirror": "http://127.0.0.1:9", "retries": 0, "timeout": 2}})
-    proc = run_stage("download", tmp_path)
+    proc = run_stage("download", tmp_path, "--concept", "digits")
     assert_one_line_error(proc, "download of http://127.0.0.1:9/gzip.zip failed", "no network")
     assert not (tmp_path / "data").exists()
     assert "synthetic" not in proc.stderr.lower()
@@ -41,7 +61,7 @@ def test_download_real_with_corrupted_hand_placed_archive(tmp_path):
         "raw_dir": "raw", "mirror": None, "retries": 0, "timeout": 2}})
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "gzip.zip").write_bytes(b"PK\x03\x04 truncated")
-    proc = run_stage("download", tmp_path)
+    proc = run_stage("download", tmp_path, "--concept", "letters")
     assert_one_line_error(proc, "raw/gzip.zip: checksum mismatch, expected md5 58c8d27c78d21e728a6bc7b3cc06412e")
     assert not (tmp_path / "data").exists()
 
@@ -64,6 +84,21 @@ def test_train_with_missing_data_and_bad_param(tmp_path):
     assert not (tmp_path / "models").exists()
 
 
+def test_train_on_a_known_concept_without_labels_or_with_too_many_classes(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (12, 28, 28)).astype(np.uint8)
+    np.savez(tmp_path / "mine.npz", images=images)
+    np.savez(tmp_path / "many.npz", images=images, labels=np.arange(12))
+    write_params(tmp_path / "params.yaml", data={"known": "mine", "user_concepts": {
+        "mine": {"format": "npz", "path": "mine.npz", "train": 8}, "many": {"format": "npz", "path": "many.npz", "train": 8}}})
+    assert run_stage("download", tmp_path, "--concept", "mine").returncode == 0
+    proc = run_stage("train", tmp_path)
+    assert_one_line_error(proc, "data/prepared/mine.npz: concept 'mine' has images without labels; data.known must name")
+    assert run_stage("download", tmp_path, "--concept", "many").returncode == 0
+    proc = run_stage("train", tmp_path, "--data", "data/prepared/many.npz")
+    assert_one_line_error(proc, "has labels up to 11; set train.architecture.num_classes to 12 (now 10)")
+    assert not (tmp_path / "models").exists()
+
+
 def test_train_with_npz_missing_arrays(tmp_path):
     write_params(tmp_path / "params.yaml")
     np.savez(tmp_path / "digits.npz", images=np.zeros((3, 28, 28), np.uint8))
@@ -76,12 +111,13 @@ def test_extract_missing_model_and_unknown_concept(tmp_path):
     proc = run_stage("extract", tmp_path, "--concept", "letters", "--data", "x.npz")
     assert_one_line_error(proc, "x.npz: prepared data file not found")
     from gradmeta.datasets import PreparedData, save_prepared
-    save_prepared(tmp_path / "letters.npz", PreparedData("letters", "synthetic", np.zeros((2, 28, 28), np.uint8),
+    save_prepared(tmp_path / "letters.npz", PreparedData("letters", "synthetic_letters", "synthetic",
+                                                         np.zeros((2, 28, 28), np.uint8),
                                                          np.zeros(2), np.full(2, "test"), np.arange(2)))
     proc = run_stage("extract", tmp_path, "--concept", "letters", "--data", "letters.npz", "--model", "none.pt")
     assert_one_line_error(proc, "none.pt: model file not found")
     proc = run_stage("extract", tmp_path, "--concept", "shapes")
-    assert_one_line_error(proc, "--concept must be one of digits, letters, omniglot, cifar10, noise")
+    assert_one_line_error(proc, "--concept 'shapes' is not among the concepts (digits, letters, omniglot, cifar10, noise)")
     proc = run_stage("extract", tmp_path, "--concept", "digits", "--data", "letters.npz")
     assert_one_line_error(proc, "letters.npz: holds concept 'letters', expected 'digits'")
     assert not (tmp_path / "data").exists()
@@ -101,7 +137,8 @@ def write_feature_files(directory, digits_correct=None, drop=None):
             f[col] = rng.random(n).astype(np.float32)
         if drop and concept == "digits":
             f = f.drop(columns=[drop])
-        write_features(directory / f"{concept}.parquet", f, {"model_sha256": "x", "source": "synthetic"})
+        write_features(directory / f"{concept}.parquet", f, {"model_sha256": "x", "source": "synthetic_digits",
+                                                             "kind": "synthetic"})
 
 
 def test_meta_features_missing_a_column(tmp_path):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from data_params import data_config
 
 from gradmeta.cnn import (
     CNNConfig,
@@ -14,14 +15,13 @@ from gradmeta.cnn import (
     train_val_split,
 )
 from gradmeta.core.errors import GradmetaError
-from gradmeta.datasets import DataConfig, prepare_concept
+from gradmeta.datasets import prepare_concept
 
 SMALL = CNNConfig(conv_channels=(8, 16), hidden=64)
 
 
 def test_cnn_learns_synthetic_digits_well_above_chance():
-    sizes = {"digits_train": 1500, "digits_test": 400, "letters": 1, "omniglot": 1, "cifar10": 1, "noise": 1}
-    data = prepare_concept("digits", DataConfig(sizes=sizes))
+    data = prepare_concept("digits", data_config({"digits": {"source": "emnist_digits", "train": 1500, "test": 400}}))
     train, test = data.select("train"), data.select("test")
     cfg = TrainConfig(epochs=3, batch_size=32, learning_rate=2e-3, architecture=SMALL)
     torch.manual_seed(0)

@@ -18,6 +18,8 @@ IMAGE_SIZE = 28
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 NAME_RULE = "a lower-case letter, then up to 39 lower-case letters, digits or '_'"
 DEFAULT_KNOWN = "digits"
+# The paper's concepts: what a params file without data.concepts and data.user_concepts means.
+PAPER_CONCEPTS = ("digits", "letters", "omniglot", "cifar10", "noise")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ def concept_names(params: dict[str, Any]) -> Concepts:
 
     Only the names are read here (the datasets package validates each concept's source)."""
     data = as_params(params).reader("data")
+    if data.raw("concepts", None) is None and data.raw("user_concepts", None) is None:
+        known = data.str("known", DEFAULT_KNOWN, choices=PAPER_CONCEPTS)
+        return Concepts(known, tuple(c for c in PAPER_CONCEPTS if c != known))
     names: list[str] = []
     for group in ("concepts", "user_concepts"):
         mapping = data.raw(group, {}) or {}

@@ -115,6 +115,10 @@ class ParamReader:
             return default
         return self._values[key]
 
+    def keys(self) -> list[str]:
+        """The keys the group sets, in file order."""
+        return [str(k) for k in self._values]
+
     def has(self, key: str) -> bool:
         """Whether the group sets ``key`` (asking does not count as reading it)."""
         return key in self._values

@@ -20,6 +20,14 @@ from gradmeta.datasets.sources import SOURCES, USER_FORMATS, resolve_source
 
 MODES = ("synthetic", "real")
 NO_TRAIN = 0  # ConceptSpec.train when the concept has no train split (a count is >= 1, None = all)
+# data.concepts when a params file has neither data.concepts nor data.user_concepts: the paper's concepts
+DEFAULT_CONCEPTS = {
+    "digits": {"source": "emnist_digits", "train": 20000, "test": 5000},
+    "letters": {"source": "emnist_letters", "test": 2000},
+    "omniglot": {"source": "omniglot", "test": 2000},
+    "cifar10": {"source": "cifar10_grey", "test": 2000},
+    "noise": {"source": "uniform_noise", "test": 2000},
+}
 
 
 def default_raw_dir() -> Path:
@@ -71,15 +79,18 @@ class DataConfig:
     def from_params(cls, params: dict[str, Any]) -> DataConfig:
         """Validate ``params['data']``; a bad key or value is a GradmetaError naming it."""
         params = as_params(params)
-        names = concept_names(params)
         data = params.reader("data")
+        if data.has("sizes"):
+            raise data.error("sizes", "sizes are now per concept: data.concepts.<name>.test (and .train for the "
+                             "known concept); see params.yaml")
+        names = concept_names(params)
         mode = data.str("source", "synthetic", choices=MODES)
         real, synthetic = data.group("real"), data.group("synthetic")
-        concepts = {}
-        for group, parse in (("concepts", _builtin_concept), ("user_concepts", _user_concept)):
-            reader = data.group(group)
-            for name in data.raw(group, {}) or {}:
-                concepts[name] = parse(reader.group(name), name, mode)
+        default = data.raw("concepts", None) is None and data.raw("user_concepts", None) is None
+        builtin = ParamReader(DEFAULT_CONCEPTS, "data.concepts", data.source) if default else data.group("concepts")
+        user = data.group("user_concepts")
+        concepts = {name: _builtin_concept(builtin.group(name), name, mode) for name in builtin.keys()}
+        concepts.update({name: _user_concept(user.group(name), name, mode) for name in user.keys()})
         cfg = cls(
             source=mode,
             seed=data.int("seed", 0, min=0),

@@ -1,0 +1,52 @@
+"""Throw-away git + DVC repositories of this project for the end-to-end tests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from stage_runner import ROOT
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+FIXTURE_SITE = ROOT / "tests" / "fixture_site"  # see its sitecustomize.py
+
+
+def sh(repo: Path, *cmd: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in ``repo`` (this interpreter's environment first on PATH); fail the test on rc != 0."""
+    full = {**os.environ, **GIT_ENV, "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    proc = subprocess.run(list(cmd), cwd=repo, env=full, capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def dvc(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return sh(repo, sys.executable, "-m", "dvc", *args, env=env)
+
+
+def new_repo(repo: Path, params_text: str) -> Path:
+    """The project's pipeline and code in a fresh git + DVC repository with ``params_text`` as
+    params.yaml, committed."""
+    repo.mkdir(parents=True, exist_ok=True)
+    for item in ("dvc.yaml", "stages", "src"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / item)
+    (repo / "params.yaml").write_text(params_text)
+    (repo / ".gitignore").write_text("/data/\n/models/\n__pycache__/\n")
+    sh(repo, "git", "init", "-q")
+    dvc(repo, "init", "-q")
+    shutil.copy(ROOT / ".dvcignore", repo / ".dvcignore")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "init")
+    return repo
+
+
+def outputs_digest(repo: Path) -> dict[str, str]:
+    folders = ("data/prepared", "data/features", "models", "metrics")
+    files = [p for d in folders for p in sorted((repo / d).rglob("*")) if p.is_file()]
+    return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
