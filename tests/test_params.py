@@ -11,7 +11,8 @@ from gradmeta.uncertainty.extraction import ExtractConfig
 
 @pytest.mark.parametrize("data, message", [
     ({"source": "web"}, "data.source must be one of synthetic, real, got 'web'"),
-    ({"concepts": {"digits": {"source": "emnist_digits", "train": 5, "test": 5}, "letters": {"source": "emnist_letters", "test": -3}}},
+    ({"concepts": {"digits": {"source": "emnist_digits", "train": 5, "test": 5},
+                   "letters": {"source": "emnist_letters", "test": -3}}},
      "data.concepts.letters.test must be a positive integer or null, got -3"),
     ({"concepts": {"digits": {"source": "emnist_digits", "train": 0, "test": 5}}},
      "data.concepts.digits.train must be a positive integer or null, got 0"),

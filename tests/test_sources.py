@@ -184,17 +184,24 @@ def test_two_concepts_of_one_source_get_their_own_images():
     assert not np.array_equal(prepare_concept("noise_a", cfg).images, prepare_concept("noise_b", cfg).images)
 
 
+NOISE_WITH_TRAIN = {"noise": {"source": "uniform_noise", "train": 5, "test": 5}}
+
+
 @pytest.mark.parametrize("concepts, data, message", [
     ({"letters": {"source": "emnist_letters", "test": None}}, {}, "data.concepts.letters.test: must be a number"),
-    ({"omniglot": {"source": "omniglot", "train": 5, "test": 5}}, {}, "data.concepts.omniglot.train: Omniglot has no train split"),
+    ({"omniglot": {"source": "omniglot", "train": 5, "test": 5}}, {},
+     "data.concepts.omniglot.train: Omniglot has no train split"),
     ({"shapes": {"source": "shapes", "test": 5}}, {}, "data.concepts.shapes.source must be one of emnist_digits"),
-    ({"fashion": {"source": "fashion_mnist", "test": 5}}, {}, "data.concepts.fashion.source: fashion_mnist has no synthetic stand-in"),
+    ({"fashion": {"source": "fashion_mnist", "test": 5}}, {},
+     "data.concepts.fashion.source: fashion_mnist has no synthetic stand-in"),
     ({"Bad-Name": {"source": "uniform_noise", "test": 5}}, {}, "concept name 'Bad-Name' must be a lower-case letter"),
     ({}, {"known": "noise"}, "data.known: the known concept 'noise' needs train images"),
-    ({"noise": {"source": "uniform_noise", "train": 5, "test": 5}}, {"known": "noise"}, "data.concepts.noise.train: uniform noise has no train split"),
-    ({"strokes": {"source": "synthetic_strokes", "test": 5}}, {"known": "strokes"}, "data.known: the known concept 'strokes' needs train"),
+    (NOISE_WITH_TRAIN, {"known": "noise"}, "data.concepts.noise.train: uniform noise has no train split"),
+    ({"strokes": {"source": "synthetic_strokes", "test": 5}}, {"known": "strokes"},
+     "data.known: the known concept 'strokes' needs train"),
     ({}, {"known": "fashion"}, "data.known must be one of the concepts (digits, letters"),
-    ({"digits": {"source": "emnist_digits", "train": 5, "tset": 5}}, {}, "data.concepts.digits.tset is not a parameter; did you mean"),
+    ({"digits": {"source": "emnist_digits", "train": 5, "tset": 5}}, {},
+     "data.concepts.digits.tset is not a parameter; did you mean"),
 ])
 def test_bad_concepts_are_named(concepts, data, message):
     with pytest.raises(GradmetaError) as err:
