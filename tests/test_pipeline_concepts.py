@@ -86,12 +86,16 @@ def test_a_queued_experiment_reuses_a_hand_placed_archive(fashion_repo):
     env = {**env, "XDG_CACHE_HOME": str(base / "cache-by-hand")}
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "baseline")
-    dvc(repo, "exp", "run", "--queue", "-S", "data.concepts.digits.test=40", "-S", "data.real.mirror=http://127.0.0.1:9",
-        env=env)
+    # only the stage that reads the archive: the queued copy must find it in the per-user cache, since
+    # the mirror is dead and the workspace copy holds no archive
+    dvc(repo, "exp", "run", "--queue", "download@digits", "-S", "data.concepts.digits.test=40",
+        "-S", "data.real.mirror=http://127.0.0.1:9", env=env)
     out = dvc(repo, "exp", "run", "--run-all", env=env)
     shown = json.loads(dvc(repo, "exp", "show", "--json", env=env).stdout)
-    text = json.dumps(shown)
-    assert '"digits": {"source": "emnist_digits", "test": 40}' in text.replace("\n", ""), out.stdout + out.stderr
-    runs = [exp for entry in shown for exp in (entry.get("experiments") or [])]
-    assert runs and all(run["revs"][0]["data"].get("status") != "Failed" for run in runs if run.get("revs"))
+    baseline = next(entry for entry in shown if entry["rev"] == "workspace")["data"]["outs"]["data/prepared/digits.npz"]
+    runs = [rev["data"] for entry in shown for exp in (entry.get("experiments") or []) for rev in exp["revs"]]
+    assert len(runs) == 1, out.stdout + out.stderr
+    assert runs[0]["params"]["params.yaml"]["data"]["data"]["concepts"]["digits"] == {"source": "emnist_digits", "test": 40}
+    digits = runs[0]["outs"]["data/prepared/digits.npz"]
+    assert digits["hash"] != baseline["hash"] and digits["size"] < baseline["size"]  # 40 images now, not 60
     assert re.search(r"Failed", out.stdout + out.stderr) is None

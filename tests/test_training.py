@@ -105,3 +105,15 @@ def test_training_layout_is_channels_last_only_where_the_forward_accepts_it():
         assert all(p.is_contiguous() for p in model.parameters())  # handed back in the standard layout
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(weights[0], weights[1])  # deterministic in channels-last layout too
+
+
+def test_labels_beyond_the_output_layer_name_the_parameter_to_set():
+    from gradmeta.cnn.stage import check_labels
+    from gradmeta.prepared import PreparedData
+
+    data = PreparedData("many", "npz", "user", np.zeros((4, 28, 28), np.uint8), np.array([0, 11, 3, -1]),
+                        np.array(["train", "test", "train", "other"]), np.arange(4))
+    with pytest.raises(GradmetaError, match=r"x.npz: concept 'many' has labels up to 11; set "
+                                            r"train.architecture.num_classes to 12 \(now 10\)"):
+        check_labels(data, 10, "x.npz")
+    check_labels(data, 12, "x.npz")  # the unlabelled image is outside train and test: not checked
