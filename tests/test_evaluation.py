@@ -53,6 +53,8 @@ def test_measures_match_brute_force(case):
     assert m["aupr_correct_positive"] == pytest.approx(brute_average_precision(scores, target))
     assert m["aupr_wrong_positive"] == pytest.approx(brute_average_precision(-scores, 1 - target))
     assert m["fpr_at_95tpr_correct_positive"] == pytest.approx(brute_fpr_at_95(scores, target))
+    # OOD positive: flag low scores; the share of correct rows flagged when 95% of wrong ones are
+    assert m["fpr_at_95tpr_wrong_positive"] == pytest.approx(brute_fpr_at_95(-scores, 1 - target))
     assert m["accuracy"] == pytest.approx(((scores >= 0.5) == target.astype(bool)).mean())
 
 
@@ -62,6 +64,10 @@ def test_hand_computed_values():
     # 5 correct, 5 wrong; pairs correct > wrong: 0.9,0.8 beat 5 each, 0.6,0.55 beat 4, 0.4 beats 3 -> 21/25
     assert m["auroc"] == pytest.approx(21 / 25)
     assert m["accuracy"] == pytest.approx(0.7)  # accepts 0.9-0.6 (3 correct), rejects 4 of the 6 others rightly
+    # in-distribution positive: 95% of the 5 correct rows needs all 5 (down to 0.4): wrong 0.7, 0.5 pass -> 2/5
+    assert m["fpr_at_95tpr_correct_positive"] == pytest.approx(2 / 5)
+    # OOD positive: rejecting all 5 wrong rows needs the threshold at 0.7: correct 0.6, 0.55, 0.4 rejected -> 3/5
+    assert m["fpr_at_95tpr_wrong_positive"] == pytest.approx(3 / 5)
     constant = measure_all(*CASES["constant"], threshold=3.0)
     assert constant["auroc"] == 0.5 and constant["fpr_at_95tpr_correct_positive"] == 1.0
 

@@ -20,7 +20,7 @@ import yaml
 
 from gradmeta.core.errors import GradmetaError
 
-GROUPS = ("data", "train", "extract", "meta", "evaluate")  # the top-level groups of params.yaml
+GROUPS = ("data", "train", "extract", "detectors", "meta", "evaluate")  # the top-level groups of params.yaml
 
 
 class Params(dict):

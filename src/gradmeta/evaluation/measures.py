@@ -7,9 +7,12 @@ wrong one (every image of an unknown concept is wrong). All measures use scikit-
 |---|---|
 | ``accuracy`` | share of meta-test rows classified right with the threshold chosen on meta-train |
 | ``auroc`` | area under the ROC curve (``roc_curve`` + ``auc``; the same whichever class is positive) |
-| ``aupr_wrong_positive`` | average precision with wrong / unknown as the positive class (score negated) |
-| ``aupr_correct_positive`` | average precision with correct as the positive class |
-| ``fpr_at_95tpr_correct_positive`` | share of wrong rows accepted at the first threshold that accepts 95% of correct rows |
+| ``aupr_wrong_positive`` | average precision with wrong / unknown as the positive class (score negated): AUPR-Out |
+| ``aupr_correct_positive`` | average precision with correct as the positive class: AUPR-In |
+| ``fpr_at_95tpr_correct_positive`` | share of wrong rows accepted at the first threshold that accepts 95% of |
+| | correct rows (in-distribution positive: Hendrycks & Gimpel, ODIN) |
+| ``fpr_at_95tpr_wrong_positive`` | share of correct rows rejected at the first threshold that rejects 95% of |
+| | wrong rows (OOD positive: OpenOOD, pytorch-ood's ``OODMetrics``) |
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from sklearn.metrics import accuracy_score, auc, average_precision_score, roc_cu
 
 from gradmeta.core.errors import GradmetaError
 
-MEASURES = ("accuracy", "auroc", "aupr_wrong_positive", "aupr_correct_positive", "fpr_at_95tpr_correct_positive")
+MEASURES = ("accuracy", "auroc", "aupr_wrong_positive", "aupr_correct_positive", "fpr_at_95tpr_correct_positive",
+            "fpr_at_95tpr_wrong_positive")
 
 
 def measure_all(scores: np.ndarray, target: np.ndarray, threshold: float, where: str = "test set") -> dict[str, float]:
@@ -36,11 +40,13 @@ def measure_all(scores: np.ndarray, target: np.ndarray, threshold: float, where:
         raise GradmetaError(f"{where}: scores must be finite")
     with config_context(assume_finite=True):  # checked above; skips repeated validation
         fpr, tpr, _ = roc_curve(target, scores)
+        fpr_out, tpr_out, _ = roc_curve(1 - target, -scores)
         return {
             "accuracy": float(accuracy_score(target, (scores >= threshold).astype(int))),
             "auroc": float(auc(fpr, tpr)),
             "aupr_wrong_positive": float(average_precision_score(1 - target, -scores)),
             "aupr_correct_positive": float(average_precision_score(target, scores)),
             "fpr_at_95tpr_correct_positive": float(fpr[np.searchsorted(tpr, 0.95, side="left")]),
+            "fpr_at_95tpr_wrong_positive": float(fpr_out[np.searchsorted(tpr_out, 0.95, side="left")]),
         }
 

@@ -11,6 +11,7 @@ import pandas as pd
 from gradmeta.core.atomic import round_floats, write_bytes
 from gradmeta.core.errors import GradmetaError
 from gradmeta.evaluation.claims import COMBINED, ENTROPY, Verdict
+from gradmeta.evaluation.field import FIELD_TABLE_END, FIELD_TABLE_START
 from gradmeta.evaluation.measures import MEASURES
 from gradmeta.evaluation.provenance import DATA_END, DATA_START
 from gradmeta.evaluation.summary import select, summary_row
@@ -68,7 +69,8 @@ def single_metric_table(summary: pd.DataFrame, known: str, unknowns: list[str]) 
     return "\n".join(lines)
 
 
-def render_report(*, data_lines: list[str], summary: pd.DataFrame, context: dict, main_rows: list[tuple[str, str]],
+def render_report(*, data_lines: list[str], field_lines: list[str], summary: pd.DataFrame, context: dict,
+                  main_rows: list[tuple[str, str]],
                   known: str, unknowns: list[str], verdicts: list[Verdict], notes: list[str], repeats: int,
                   test_fraction: float, figures: list[str]) -> str:
     """The whole report as markdown."""
@@ -91,14 +93,17 @@ def render_report(*, data_lines: list[str], summary: pd.DataFrame, context: dict
     for v in verdicts:
         out += [f"- **({v.claim}) {v.word}.** {v.statement} {v.evidence}."]
     out += [f"- {n}" for n in notes if n]
-    out += ["", "## Every single metric (no training: sign and threshold from meta-train)", "",
+    out += ["", *field_lines]
+    out += ["## Every single metric (no training: sign and threshold from meta-train)", "",
             single_metric_table(summary, known, unknowns), "",
             "## Measures", "",
             ("Target 1 = the CNN's prediction is correct, 0 = wrong (every unknown-concept image is wrong). "
              "Scores are higher = more likely correct. `auroc`: area under the ROC curve. "
              "`aupr_wrong_positive` / `aupr_correct_positive`: average precision with that class positive. "
              "`fpr_at_95tpr_correct_positive`: share of wrong rows accepted at the first threshold accepting "
-             "95% of correct rows. All measures of every cell are in `metrics/measures.csv`."), "",
+             "95% of correct rows (in-distribution positive); `fpr_at_95tpr_wrong_positive`: share of correct "
+             "rows rejected at the first threshold rejecting 95% of wrong rows (OOD positive, as OpenOOD). "
+             "All measures of every cell are in `metrics/measures.csv`."), "",
             "## Figures", ""]
     out += [f"![{Path(f).stem}](figures/{Path(f).name})" for f in figures]
     return "\n".join(out) + "\n"
@@ -118,7 +123,11 @@ def readme_section(report_text: str) -> str:
     claims = re.search(r"## The paper's claims\n\n(.*?)\n\n## ", report_text, re.DOTALL)
     if table is None or claims is None:
         raise GradmetaError("metrics/report.md: main table or claims section not found")
-    return "\n".join([RESULTS_START, "", banner, "", table.group(1), "", claims.group(1), "",
+    field = re.search(re.escape(FIELD_TABLE_START) + r"\n(.*?)\n" + re.escape(FIELD_TABLE_END), report_text, re.DOTALL)
+    field_part = ["**Gradient metrics vs the field** (pooled: all known meta-test rows and every unknown row, "
+                  "correct vs wrong; full description in the report):", "",
+                  field.group(1), ""] if field else []
+    return "\n".join([RESULTS_START, "", banner, "", table.group(1), "", claims.group(1), "", *field_part,
                       "Full report with figures: [metrics/report.md](metrics/report.md).", "", RESULTS_END])
 
 

@@ -12,6 +12,7 @@ from gradmeta.core.atomic import write_bytes, write_json
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
 from gradmeta.evaluation.claims import Verdict, claim_a, claim_b, claim_c, claim_d
+from gradmeta.evaluation.field import field_rows, field_section
 from gradmeta.evaluation.plots import write_auroc_bars, write_histograms, write_roc
 from gradmeta.evaluation.provenance import data_section
 from gradmeta.evaluation.report import measures_csv, render_report, scenarios_json
@@ -94,7 +95,9 @@ def run(params: dict[str, Any], features_dir: str, meta_path: str, metrics_dir: 
 
     verdicts, notes = judge_claims(summary, known, unknowns, cfg)
     figures = sorted(p.name for p in figures_dir.glob("*.png"))
-    report = render_report(data_lines=data_section(metas, known), summary=summary, context=context,
+    rows = field_rows(fitted.inputs.single, list(fitted.inputs.sets), cfg.primary_classifier)
+    report = render_report(data_lines=data_section(metas, known),
+                           field_lines=field_section(summary, rows, known, unknowns), summary=summary, context=context,
                            main_rows=headline, known=known, unknowns=unknowns, verdicts=verdicts, notes=notes,
                            repeats=meta_cfg.repeats,
                            test_fraction=meta_cfg.test_fraction, figures=figures)

@@ -1,8 +1,10 @@
 """The extract stage's work: the features table of one prepared concept, computed by the CNN.
 
-Per evaluation image (the known concept's test split, every image of an unknown concept): the
-softmax metrics (:mod:`.softmax`), the gradient statistics of every parameter (:mod:`.gradients`)
-and the GradNorm baseline (:mod:`.gradnorm`), in the column order of :mod:`gradmeta.features`.
+Per evaluation image (every image outside the concept's train split): the softmax metrics
+(:mod:`.softmax`), the gradient statistics of every parameter (:mod:`.gradients`), the GradNorm
+baseline (:mod:`.gradnorm`), then the gradient statistics of each further target
+(``grad_<target>/...``) and the field's detectors (``detector/<name>``, :mod:`.detectors`), in the
+column order of :mod:`gradmeta.features`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from gradmeta.core.params import as_params
 from gradmeta.core.runtime import DEVICES
 from gradmeta.features import GRADNORM_COLUMN
 from gradmeta.prepared import PreparedData
+from gradmeta.uncertainty.detectors.base import FeatureDetector
+from gradmeta.uncertainty.detectors.columns import detector_columns
+from gradmeta.uncertainty.detectors.config import DetectorsConfig
 from gradmeta.uncertainty.gradients import (
     ALL_STATISTICS,
     DEFAULT_CHUNK_SIZE,
@@ -64,30 +69,51 @@ def evaluation_rows(data: PreparedData) -> np.ndarray:
     return np.nonzero(data.split != "train")[0]
 
 
+def _engine_columns(model: nn.Module, images: torch.Tensor, cfg: ExtractConfig, target: str, first: bool,
+                    desc: str, progress: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Predictions and float64 metric columns of one engine pass over ``images``: with ``first`` the
+    softmax metrics, the paper's gradient statistics and GradNorm; else the gradient statistics of
+    ``target`` as the column group ``grad_<target>/``."""
+    n = len(images)
+    columns: dict[str, np.ndarray] = {}  # allocated once, filled chunk by chunk
+    pred = np.empty(n, dtype=np.int64)
+    start = 0
+    with tqdm(total=n, desc=desc, unit="img", disable=None if progress else True, leave=False) as bar:
+        for result, grads in iterate_chunks(model, images, cfg.statistics, "predicted", cfg.chunk_size,
+                                            with_gradnorm=first, on_chunk=bar.update, target=target):
+            if first:
+                chunk = {**softmax_metrics(result.logits.cpu()), **grads, GRADNORM_COLUMN: result.gradnorm.cpu()}
+            else:
+                chunk = {f"grad_{target}/{k.removeprefix('grad/')}": v for k, v in grads.items()}
+            if not columns:
+                columns = {k: np.empty(n, dtype=np.float64) for k in chunk}
+            m = len(result.labels)
+            pred[start: start + m] = result.labels.cpu().numpy()
+            for k, v in chunk.items():
+                columns[k][start: start + m] = v.double().numpy()
+            start += m
+    return pred, columns
+
+
 def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
-                     device: torch.device | str = "cpu", progress: bool = True, *, known: bool) -> pd.DataFrame:
+                     device: torch.device | str = "cpu", progress: bool = True, *, known: bool,
+                     detectors: DetectorsConfig | None = None,
+                     fitted: dict[str, FeatureDetector] | None = None) -> pd.DataFrame:
     """The features table of ``data``'s evaluation rows, computed by ``model`` (moved to ``device``).
 
     ``known``: ``data`` is the concept the CNN learnt, so ``correct`` = prediction equals label;
-    for an unknown concept every prediction is wrong (``correct`` all False)."""
+    for an unknown concept every prediction is wrong (``correct`` all False). ``detectors``: add
+    the column groups of its extra gradient targets and the ``detector/<name>`` scores (``fitted``:
+    the state of the feature detectors, from the detectors stage)."""
     rows = evaluation_rows(data)
     model = model.to(device)
     images = to_tensor(data.images[rows])
-    columns: dict[str, np.ndarray] = {}  # allocated once, filled chunk by chunk
-    pred = np.empty(len(rows), dtype=np.int64)
-    start = 0
-    with tqdm(total=len(rows), desc=f"extract {data.concept}", unit="img", disable=None if progress else True,
-              leave=False) as bar:
-        for result, grads in iterate_chunks(model, images, cfg.statistics, "predicted", cfg.chunk_size,
-                                            with_gradnorm=True, on_chunk=bar.update):
-            chunk = {**softmax_metrics(result.logits.cpu()), **grads, GRADNORM_COLUMN: result.gradnorm.cpu()}
-            if not columns:
-                columns = {k: np.empty(len(rows), dtype=np.float64) for k in chunk}
-            n = len(result.labels)
-            pred[start: start + n] = result.labels.cpu().numpy()
-            for k, v in chunk.items():
-                columns[k][start: start + n] = v.double().numpy()
-            start += n
+    pred, columns = _engine_columns(model, images, cfg, "cross_entropy", True, f"extract {data.concept}", progress)
+    if detectors is not None:
+        for target in detectors.targets:
+            columns.update(_engine_columns(model, images, cfg, target, False, f"{target} {data.concept}", progress)[1])
+        scores = detector_columns(model, images.to(device), detectors, fitted or {})
+        columns.update({k: v.cpu().numpy() for k, v in scores.items()})
     labels = data.labels[rows]
     correct = (pred == labels) if known else np.zeros(len(rows), dtype=bool)
     table = {"concept": np.full(len(rows), data.concept, dtype=object), "index": rows.astype(np.int64),

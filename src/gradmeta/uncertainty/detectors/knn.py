@@ -34,6 +34,19 @@ class KNN(FeatureDetector):
         self.fitted = True
         return self
 
+    def state(self) -> dict[str, torch.Tensor]:
+        """The fitted state, to save: the normalised bank (float64)."""
+        self._check_fitted()
+        return {"bank": self.bank}
+
+    def restore(self, state: dict[str, torch.Tensor]) -> KNN:
+        """The detector fitted with a saved :meth:`state`."""
+        if len(state["bank"]) < self.k:
+            raise GradmetaError(f"KNN: the bank has {len(state['bank'])} features, fewer than k = {self.k}")
+        self.bank = state["bank"].double()
+        self.fitted = True
+        return self
+
     def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
         self._check_fitted()
         z = _normalised(z)

@@ -32,6 +32,17 @@ class Mahalanobis(FeatureDetector):
         self.fitted = True
         return self
 
+    def state(self) -> dict[str, torch.Tensor]:
+        """The fitted state, to save (float64 tensors)."""
+        self._check_fitted()
+        return {"means": self.means, "precision": self.precision}
+
+    def restore(self, state: dict[str, torch.Tensor]) -> Mahalanobis:
+        """The detector fitted with a saved :meth:`state`."""
+        self.means, self.precision = state["means"].double(), state["precision"].double()
+        self.fitted = True
+        return self
+
     def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
         self._check_fitted()
         d = z.double()[:, None, :] - self.means[None]  # (n, C, D)

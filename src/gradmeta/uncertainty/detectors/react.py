@@ -30,6 +30,17 @@ class ReAct(FeatureDetector):
         self.fitted = True
         return self
 
+    def state(self) -> dict[str, torch.Tensor]:
+        """The fitted state, to save: the clip value (the head comes from the model)."""
+        self._check_fitted()
+        return {"clip": torch.tensor(self.clip, dtype=torch.float64)}
+
+    def restore(self, state: dict[str, torch.Tensor]) -> ReAct:
+        """The detector fitted with a saved :meth:`state`."""
+        self.clip = float(state["clip"])
+        self.fitted = True
+        return self
+
     def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
         self._check_fitted()
         clipped = z.double().clamp(max=self.clip)

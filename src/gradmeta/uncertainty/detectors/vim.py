@@ -48,6 +48,18 @@ class ViM(FeatureDetector):
         self.fitted = True
         return self
 
+    def state(self) -> dict[str, torch.Tensor]:
+        """The fitted state, to save (the head comes from the model)."""
+        self._check_fitted()
+        return {"origin": self.origin, "null_space": self.null_space, "alpha": torch.tensor(self.alpha)}
+
+    def restore(self, state: dict[str, torch.Tensor]) -> ViM:
+        """The detector fitted with a saved :meth:`state`."""
+        self.origin, self.null_space = state["origin"].double(), state["null_space"].double()
+        self.alpha = float(state["alpha"])
+        self.fitted = True
+        return self
+
     def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
         self._check_fitted()
         z = z.double()

@@ -1,0 +1,113 @@
+"""The detectors stage's work: fit Mahalanobis, KNN, ViM and ReAct on the penultimate features of the
+known concept's train split, and save their state without pickle (``models/detectors.npz``: a JSON
+manifest plus float64 arrays ``<detector>/<name>``), so the extract stage scores every image with
+exactly the same state."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gradmeta.core.atomic import write_bytes
+from gradmeta.core.errors import GradmetaError
+from gradmeta.core.npzfile import read_npz
+from gradmeta.uncertainty.detectors.base import FeatureDetector, logits_layer, penultimate
+from gradmeta.uncertainty.detectors.config import FITTED, DetectorsConfig
+from gradmeta.uncertainty.detectors.knn import KNN
+from gradmeta.uncertainty.detectors.mahalanobis import Mahalanobis
+from gradmeta.uncertainty.detectors.react import ReAct
+from gradmeta.uncertainty.detectors.vim import ViM
+
+FORMAT = "gradmeta.detectors/1"
+
+
+@dataclass
+class FittedDetectors:
+    """Fitted feature detectors by name, with the config and the model they were fitted on."""
+
+    config: DetectorsConfig
+    detectors: dict[str, FeatureDetector]
+    model_sha256: str
+
+
+def fresh_detector(name: str, model: nn.Module, probe: torch.Tensor, cfg: DetectorsConfig) -> FeatureDetector:
+    """An unfitted feature detector ``name`` (one of FITTED) for ``model``, configured from ``cfg``."""
+    if name == "mahalanobis":
+        return Mahalanobis()
+    if name == "knn":
+        return KNN(k=cfg.knn_k)
+    head = logits_layer(model, probe)
+    if name == "vim":
+        return ViM(head, cfg.vim_dim)
+    return ReAct(head, cfg.react_percentile)
+
+
+def features_of(model: nn.Module, images: torch.Tensor, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Penultimate features (n, D) and logits (n, C), float64, of ``images`` in eval mode."""
+    parts = list(penultimate(model, images, chunk_size))
+    if not parts:
+        raise GradmetaError("no images to compute penultimate features of")
+    return torch.cat([z for z, _ in parts]).double(), torch.cat([lg for _, lg in parts]).double()
+
+
+def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: DetectorsConfig,
+                  model_sha256: str) -> FittedDetectors:
+    """Fit every feature detector of ``cfg.use`` on ``images`` (the known concept's train split, as
+    the model takes them) and their ``labels``; KNN's bank is a seeded subsample of ``knn_bank_size``."""
+    wanted = [n for n in cfg.use if n in FITTED]
+    fitted: dict[str, FeatureDetector] = {}
+    if wanted:
+        z, _ = features_of(model, images, cfg.chunk_size)
+        for name in wanted:
+            detector = fresh_detector(name, model, images[:1], cfg)
+            if name == "knn" and cfg.knn_bank_size is not None and cfg.knn_bank_size < len(z):
+                rng = np.random.Generator(np.random.PCG64(cfg.knn_seed))
+                bank = np.sort(rng.choice(len(z), size=cfg.knn_bank_size, replace=False))
+                detector.fit_features(z[torch.from_numpy(bank)])
+            else:
+                detector.fit_features(z, labels)
+            fitted[name] = detector
+    return FittedDetectors(cfg, fitted, model_sha256)
+
+
+def save_detectors(path: str | os.PathLike[str], fitted: FittedDetectors) -> None:
+    """Write ``fitted`` atomically as a pickle-free npz; same state, same bytes."""
+    arrays: dict[str, np.ndarray] = {}
+    for name, detector in fitted.detectors.items():
+        for key, value in detector.state().items():
+            arrays[f"{name}/{key}"] = value.detach().cpu().double().numpy()
+    manifest = {"format": FORMAT, "config": fitted.config.to_dict(), "detectors": list(fitted.detectors),
+                "model_sha256": fitted.model_sha256}
+    buf = io.BytesIO()
+    np.savez(buf, manifest=np.array(json.dumps(manifest, sort_keys=True)), **arrays)
+    write_bytes(path, buf.getvalue())
+
+
+def load_detectors(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor,
+                   cfg: DetectorsConfig) -> dict[str, FeatureDetector]:
+    """The fitted feature detectors of ``path`` for ``model``; the file must have been fitted with the
+    same detector params (else it is stale: rerun the detectors stage)."""
+    arrays = read_npz(path, "fitted detectors file", "run the detectors stage first")
+    try:
+        manifest: dict[str, Any] = json.loads(str(arrays["manifest"]))
+    except (KeyError, ValueError):
+        raise GradmetaError(f"{path}: not a gradmeta detectors file (no manifest)") from None
+    if manifest.get("format") != FORMAT:
+        raise GradmetaError(f"{path}: expected format {FORMAT}, got {manifest.get('format')!r}")
+    if manifest.get("config") != cfg.to_dict():
+        raise GradmetaError(f"{path}: fitted with other detector params than params.yaml; rerun the detectors stage")
+    out = {}
+    for name in manifest["detectors"]:
+        state = {k.split("/", 1)[1]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith(f"{name}/")}
+        try:
+            out[name] = fresh_detector(name, model, probe, cfg).restore(state)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise GradmetaError(f"{path}: damaged state of {name} ({exc})") from None
+    return out
