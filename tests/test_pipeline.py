@@ -42,6 +42,9 @@ def test_repro_writes_every_output(pipeline_repo):
     assert meta["provenance"]["generator"].startswith("gradmeta.synthetic/")
     assert meta["model_sha256"] == hashlib.sha256((repo / "models" / "cnn.pt").read_bytes()).hexdigest()
     assert int((~digits["correct"]).sum()) == train["test_errors"]
+    assert {"detector/mahalanobis", "detector/odin", "detector/mc_entropy", "grad_kl_uniform/all/l2",
+            "grad_bce_ones/fc2.weight/l2"} <= set(digits.columns)
+    assert (repo / "models" / "detectors.npz").is_file() and meta["detectors"]["use"][0] == "mahalanobis"
     for concept in ("letters", "omniglot", "cifar10", "noise"):
         frame, _ = read_features(repo / "data" / "features" / f"{concept}.parquet")
         assert len(frame) == 60 and not frame["correct"].any()
@@ -68,8 +71,11 @@ def test_repro_writes_every_output(pipeline_repo):
     assert len(verdicts) == 4
     assert {c: int(word == "holds") for c, word in verdicts} == scenarios["claims"]
     assert (repo / "metrics" / "figures" / "roc_misclassification.png").is_file()
+    assert "## Gradient metrics vs the field" in report and "| `detector/knn` | threshold |" in report
+    assert "| `detectors+gradient` | logistic |" in report and "FPR@95 (OOD positive)" in report
     header = (repo / "metrics" / "measures.csv").read_text().splitlines()[0]
     assert header.startswith("scenario,test_set,group,input,classifier,accuracy_mean")
+    assert header.endswith("fpr_at_95tpr_wrong_positive_mean,fpr_at_95tpr_wrong_positive_std")
 
 
 def test_exp_run_of_a_meta_param_reruns_only_meta_and_evaluate(pipeline_repo):
@@ -108,7 +114,7 @@ def test_a_change_to_the_meta_code_makes_meta_and_evaluate_stale(pipeline_repo):
         assert estimators.read_text() != original
         stale = json.loads(dvc(repo, "status", "--json").stdout)
         assert {"meta", "evaluate"} <= set(stale)
-        assert not any(s.startswith(("download", "train", "extract")) for s in stale)
+        assert not any(s.startswith(("download", "train", "detectors", "extract")) for s in stale)
     finally:
         estimators.write_text(original)
     assert json.loads(dvc(repo, "status", "--json").stdout) == {}

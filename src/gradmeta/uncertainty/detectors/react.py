@@ -8,6 +8,7 @@ Here ``predict_features`` = -logsumexp(logits') and ``score_features`` = logsume
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,7 +27,8 @@ class ReAct(FeatureDetector):
         self.percentile = percentile
 
     def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> ReAct:
-        self.clip = float(torch.quantile(z.double().flatten(), self.percentile / 100.0))
+        # numpy's linear-interpolation quantile, as torch.quantile's, without its 16M-element limit
+        self.clip = float(np.quantile(z.double().flatten().cpu().numpy(), self.percentile / 100.0))
         self.fitted = True
         return self
 

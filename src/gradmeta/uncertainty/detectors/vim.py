@@ -51,7 +51,7 @@ class ViM(FeatureDetector):
     def state(self) -> dict[str, torch.Tensor]:
         """The fitted state, to save (the head comes from the model)."""
         self._check_fitted()
-        return {"origin": self.origin, "null_space": self.null_space, "alpha": torch.tensor(self.alpha)}
+        return {"origin": self.origin, "null_space": self.null_space, "alpha": torch.tensor(self.alpha, dtype=torch.float64)}
 
     def restore(self, state: dict[str, torch.Tensor]) -> ViM:
         """The detector fitted with a saved :meth:`state`."""
