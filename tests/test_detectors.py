@@ -115,6 +115,11 @@ def test_mc_dropout_without_dropout_agrees_and_with_it_is_seeded():
     b = mc_dropout_uncertainty(noisy, x, passes=8, seed=3)
     assert all(torch.equal(a[k], b[k]) for k in a) and bool((a["mutual_information"] > 0).any())
     assert not noisy.training and not any(m.training for m in noisy.modules())  # modes restored
+    # the dropout feeds the head: passes rerun only dropout + head, and give T full passes' result exactly
+    full = mc_dropout_uncertainty(noisy, x, passes=8, seed=3, chunk_size=4, reuse_prefix=False)
+    fast = mc_dropout_uncertainty(noisy, x, passes=8, seed=3, chunk_size=4)
+    assert all(torch.equal(full[k], fast[k]) for k in full)
+    assert not any(m.training for m in noisy.modules())
 
 
 def test_penultimate_features_are_the_heads_input():

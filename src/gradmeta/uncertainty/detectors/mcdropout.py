@@ -15,13 +15,19 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.uncertainty.detectors.base import logits_layer
 
 DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
 
 def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 20, seed: int = 0,
-                           chunk_size: int = 256) -> dict[str, torch.Tensor]:
-    """Predictive entropy, mutual information and variation ratio, float64 (n,) each."""
+                           chunk_size: int = 256, reuse_prefix: bool = True) -> dict[str, torch.Tensor]:
+    """Predictive entropy, mutual information and variation ratio, float64 (n,) each.
+
+    When the model's one dropout layer feeds its logits layer directly (dropout -> Linear, as in the
+    paper's CNN and most classifiers), the passes differ only after the dropout: its input is computed
+    once per chunk and each pass runs the dropout and the head alone. The masks are drawn in the same
+    order from the same seed, so the result is the same as T full passes (``reuse_prefix=False``)."""
     if passes < 2:
         raise GradmetaError(f"MC dropout needs at least 2 passes, got {passes}")
     dropouts = [m for m in model.modules() if isinstance(m, DROPOUTS)]
@@ -33,20 +39,63 @@ def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 20, 
         m.train()
     parts: list[dict[str, torch.Tensor]] = []
     try:
+        prefix = _dropout_before_head(model, dropouts, x[:1]) if reuse_prefix and len(x) else None
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(seed)
             for start in range(0, len(x), chunk_size):
-                parts.append(_uncertainty(model, x[start: start + chunk_size], passes))
+                chunk = x[start: start + chunk_size]
+                if prefix is None:
+                    probs = torch.stack([torch.softmax(model(chunk).double(), dim=1) for _ in range(passes)])
+                else:
+                    dropout, head = prefix
+                    h = _captured_input(model, dropout, chunk)
+                    probs = torch.stack([torch.softmax(head(dropout(h)).double(), dim=1) for _ in range(passes)])
+                parts.append(_uncertainty(probs))
     finally:
         model.train(was_training)
     return {k: torch.cat([p[k] for p in parts]) for k in ("entropy", "mutual_information", "variation_ratio")}
 
 
-def _uncertainty(model: nn.Module, x: torch.Tensor, passes: int) -> dict[str, torch.Tensor]:
-    probs = torch.stack([torch.softmax(model(x).double(), dim=1) for _ in range(passes)])  # (T, n, C)
+def _dropout_before_head(model: nn.Module, dropouts: list[nn.Module],
+                         probe: torch.Tensor) -> tuple[nn.Module, nn.Linear] | None:
+    """(dropout, head) when the only dropout's output is exactly the logits layer's input, else None."""
+    if len(dropouts) != 1:
+        return None
+    dropout = dropouts[0]
+    try:
+        head = logits_layer(model, probe)
+    except GradmetaError:
+        return None
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [dropout.register_forward_hook(lambda m, i, o: seen.__setitem__("dropout", o)),
+             head.register_forward_pre_hook(lambda m, i: seen.__setitem__("head", i[0]))]
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            model(probe)
+    finally:
+        for h in hooks:
+            h.remove()
+    return (dropout, head) if seen.get("dropout") is not None and seen.get("dropout") is seen.get("head") else None
+
+
+def _captured_input(model: nn.Module, dropout: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The dropout layer's input on ``x``, from one forward pass with the dropout switched off."""
+    captured: list[torch.Tensor] = []
+    handle = dropout.register_forward_pre_hook(lambda m, i: captured.append(i[0]))
+    dropout.eval()
+    try:
+        model(x)
+    finally:
+        dropout.train()
+        handle.remove()
+    return captured[0]
+
+
+def _uncertainty(probs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The three uncertainties of softmax outputs ``probs`` (T, n, C)."""
     mean = probs.mean(0)
     entropy = -(mean * mean.clamp_min(1e-300).log()).sum(1)
     expected = -(probs * probs.clamp_min(1e-300).log()).sum(2).mean(0)
     votes = torch.nn.functional.one_hot(probs.argmax(2), probs.shape[2]).sum(0)  # (n, C)
     return {"entropy": entropy, "mutual_information": (entropy - expected).clamp_min(0.0),
-            "variation_ratio": 1.0 - votes.amax(1).double() / passes}
+            "variation_ratio": 1.0 - votes.amax(1).double() / probs.shape[0]}
