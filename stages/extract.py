@@ -47,9 +47,11 @@ def main(concept: str, params_path: str, model_path: str, data_path: str | None,
     model = load_model(model_path, device)
     fitted = load_detectors(detectors_path, model, to_tensor(data.images[:1]).to(device), detectors)
     start = time.perf_counter()
+    parts: dict[str, float] = {}
     frame = extract_features(model, data, cfg, device, known=concept == concepts.known, detectors=detectors,
-                             fitted=fitted)
+                             fitted=fitted, seconds=parts)
     seconds = time.perf_counter() - start
+    log.info("seconds per part: %s", ", ".join(f"{k} {v:.1f}" for k, v in parts.items()))
     log.info("%d images (%s, %s), %d metric columns, %.0f images/s on %s", len(frame), data.kind, data.source,
              frame.shape[1] - 5, len(frame) / max(seconds, 1e-9), device)
     write_features(out_path, frame, {"concept": concept, "known": concept == concepts.known, "source": data.source,

@@ -9,6 +9,7 @@ column order of :mod:`gradmeta.features`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,21 +99,28 @@ def _engine_columns(model: nn.Module, images: torch.Tensor, cfg: ExtractConfig, 
 def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
                      device: torch.device | str = "cpu", progress: bool = True, *, known: bool,
                      detectors: DetectorsConfig | None = None,
-                     fitted: dict[str, FeatureDetector] | None = None) -> pd.DataFrame:
+                     fitted: dict[str, FeatureDetector] | None = None,
+                     seconds: dict[str, float] | None = None) -> pd.DataFrame:
     """The features table of ``data``'s evaluation rows, computed by ``model`` (moved to ``device``).
 
     ``known``: ``data`` is the concept the CNN learnt, so ``correct`` = prediction equals label;
     for an unknown concept every prediction is wrong (``correct`` all False). ``detectors``: add
     the column groups of its extra gradient targets and the ``detector/<name>`` scores (``fitted``:
-    the state of the feature detectors, from the detectors stage)."""
+    the state of the feature detectors, from the detectors stage). ``seconds``, when given, receives
+    the wall time of each part (``cross_entropy``, each target, each detector) for the stage log."""
+    seconds = {} if seconds is None else seconds
     rows = evaluation_rows(data)
     model = model.to(device)
     images = to_tensor(data.images[rows])
+    start = time.perf_counter()
     pred, columns = _engine_columns(model, images, cfg, "cross_entropy", True, f"extract {data.concept}", progress)
+    seconds["cross_entropy"] = time.perf_counter() - start
     if detectors is not None:
         for target in detectors.targets:
+            start = time.perf_counter()
             columns.update(_engine_columns(model, images, cfg, target, False, f"{target} {data.concept}", progress)[1])
-        scores = detector_columns(model, images.to(device), detectors, fitted or {})
+            seconds[target] = time.perf_counter() - start
+        scores = detector_columns(model, images.to(device), detectors, fitted or {}, seconds)
         columns.update({k: v.cpu().numpy() for k, v in scores.items()})
     labels = data.labels[rows]
     correct = (pred == labels) if known else np.zeros(len(rows), dtype=bool)

@@ -9,6 +9,8 @@ only in the fourth digit and would tie in float32), and for MC dropout ``detecto
 
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 
@@ -22,11 +24,15 @@ PREFIX = "detector/"
 
 
 def detector_columns(model: nn.Module, images: torch.Tensor, cfg: DetectorsConfig,
-                     fitted: dict[str, FeatureDetector]) -> dict[str, torch.Tensor]:
-    """``detector/<name>`` -> float64 scores (n,) for ``images`` (N, C, H, W) in ``cfg.use`` order."""
+                     fitted: dict[str, FeatureDetector],
+                     seconds: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+    """``detector/<name>`` -> float64 scores (n,) for ``images`` (N, C, H, W) in ``cfg.use`` order;
+    ``seconds[name]``, when given, receives each detector's wall time (the first feature detector's
+    includes the penultimate features they share)."""
     out: dict[str, torch.Tensor] = {}
     z = logits = None
     for name in cfg.use:
+        start = time.perf_counter()
         if name in fitted:
             if z is None:
                 z, logits = features_of(model, images, cfg.chunk_size)
@@ -37,4 +43,6 @@ def detector_columns(model: nn.Module, images: torch.Tensor, cfg: DetectorsConfi
         elif name == "mc_dropout":
             mc = mc_dropout_uncertainty(model, images, cfg.mc_passes, cfg.mc_seed, cfg.chunk_size)
             out.update({f"{PREFIX}mc_{k}": -v for k, v in mc.items()})
+        if seconds is not None:
+            seconds[name] = time.perf_counter() - start
     return out
