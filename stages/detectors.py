@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import click
-import torch
 
 from gradmeta.cnn import file_sha256, load_model, to_tensor
 from gradmeta.core.concepts import concept_names
@@ -33,8 +32,7 @@ def main(params_path: str, model_path: str, data_path: str | None, out_path: str
     train = load_prepared(data_path).select("train")
     model = load_model(model_path, "cpu")
     start = time.perf_counter()
-    fitted = fit_detectors(model, to_tensor(train.images), torch.from_numpy(train.labels), cfg,
-                           file_sha256(model_path))
+    fitted = fit_detectors(model, to_tensor(train.images), train.labels, cfg, file_sha256(model_path))
     log.info("fitted %s on %d train images of %s in %.1f s", ", ".join(fitted.detectors) or "nothing", len(train),
              train.concept, time.perf_counter() - start)
     save_detectors(out_path, fitted)

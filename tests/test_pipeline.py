@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +121,30 @@ def test_a_change_to_the_meta_code_makes_meta_and_evaluate_stale(pipeline_repo):
     finally:
         estimators.write_text(original)
     assert json.loads(dvc(repo, "status", "--json").stdout) == {}
+
+
+def test_a_second_clone_pulls_from_a_shared_remote_and_recomputes_nothing(pipeline_repo, tmp_path):
+    """Machine A pushes outputs and run-cache to a remote (a local folder standing in for S3/GCS/SSH);
+    machine B, a fresh clone, pulls them and `dvc repro` has nothing to do, byte-identical outputs."""
+    repo = pipeline_repo
+    remote = tmp_path / "remote"
+    dvc(repo, "remote", "add", "--force", "-d", "shared", str(remote))
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "shared remote", "--allow-empty")
+    dvc(repo, "push", "--run-cache")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    dvc(clone, "pull", "--run-cache")
+    out = dvc(clone, "repro").stdout
+    assert "Running stage" not in out
+    assert outputs_digest(clone) == outputs_digest(repo)
+    # an unreachable remote fails with DVC's own message; nothing is recomputed behind the user's back
+    broken = tmp_path / "clone2"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(broken))
+    dvc(broken, "remote", "modify", "shared", "url", str(tmp_path / "no-such-remote"))
+    proc = subprocess.run([sys.executable, "-m", "dvc", "pull"], cwd=broken, capture_output=True, text=True,
+                          env={**os.environ, "DVC_NO_ANALYTICS": "1"}, timeout=300, check=False)
+    assert proc.returncode != 0 and not (broken / "models" / "cnn.pt").exists()
 
 
 def test_user_concepts_from_params_alone_join_every_scenario(pipeline_repo):

@@ -129,7 +129,8 @@ def write_feature_files(directory, digits_correct=None, drop=None):
             correct[:] = digits_correct
         f = pd.DataFrame({"concept": concept, "index": np.arange(n), "label": 0, "pred": 0, "correct": correct})
         for col in ("softmax/entropy", "softmax/max_prob", "softmax/energy", "softmax/margin", "softmax/max_logit",
-                    "grad/fc.weight/l2", "grad/all/l2", "baseline/gradnorm"):
+                    "grad/fc.weight/l2", "grad/all/l2", "baseline/gradnorm", "grad_kl_uniform/fc.weight/l2",
+                    "grad_bce_ones/fc.weight/l2", "detector/knn"):
             f[col] = rng.random(n).astype(np.float32)
         if drop and concept == "digits":
             f = f.drop(columns=[drop])

@@ -57,11 +57,12 @@ def features_of(model: nn.Module, images: torch.Tensor, chunk_size: int) -> tupl
     return torch.cat([z for z, _ in parts]).double(), torch.cat([lg for _, lg in parts]).double()
 
 
-def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: DetectorsConfig,
+def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | np.ndarray, cfg: DetectorsConfig,
                   model_sha256: str) -> FittedDetectors:
     """Fit every feature detector of ``cfg.use`` on ``images`` (the known concept's train split, as
     the model takes them) and their ``labels``; KNN's bank is a seeded subsample of ``knn_bank_size``."""
     wanted = [n for n in cfg.use if n in FITTED]
+    labels = torch.as_tensor(labels)
     fitted: dict[str, FeatureDetector] = {}
     if wanted:
         z, _ = features_of(model, images, cfg.chunk_size)
