@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
+from gradmeta.core.concepts import KIND_WORDS
 from gradmeta.core.console import reports_errors, setup_logging
 from gradmeta.core.params import load_params
 from gradmeta.core.runtime import configure
 from gradmeta.datasets import DataConfig, prepare_concept
 from gradmeta.datasets.imageops import save_montage
-from gradmeta.datasets.registry import KIND_WORDS
 from gradmeta.prepared import save_prepared
 
 

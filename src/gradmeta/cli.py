@@ -26,9 +26,9 @@ def main() -> None:
 def prepare(params_path: str, concepts: tuple[str, ...], out_dir: str) -> None:
     """Prepare concepts of a params file's data group (any source: archives, stand-ins, noise, your own
     files) into npz files, and say what each one is: check a data set before the pipeline uses it."""
+    from gradmeta.core.concepts import KIND_WORDS
     from gradmeta.core.params import load_params
     from gradmeta.datasets import DataConfig, prepare_concept
-    from gradmeta.datasets.registry import KIND_WORDS
     from gradmeta.prepared import save_prepared
 
     cfg = DataConfig.from_params(load_params(params_path))

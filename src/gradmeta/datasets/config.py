@@ -57,6 +57,10 @@ class ConceptSpec:
     def has_train(self) -> bool:
         return self.train != NO_TRAIN
 
+    def split_counts(self) -> list[tuple[str, int | None]]:
+        """(split, count) to prepare, in order: train first when the concept has one, then test."""
+        return [*([("train", self.train)] if self.has_train else []), ("test", self.test)]
+
 
 @dataclass(frozen=True)
 class DataConfig:

@@ -22,17 +22,11 @@ def _generator(cfg: DataConfig, **extra) -> dict:
     return {"generator": f"gradmeta.synthetic/{synthetic.GENERATOR_VERSION}", "seed": cfg.seed, **extra}
 
 
-def _splits(spec: ConceptSpec) -> list[tuple[str, int]]:
-    """(split, count) to generate: train first when the concept has one, then test. Counts are
-    numbers here: DataConfig refuses null for a generated source."""
-    out = [("train", spec.train)] if spec.has_train else []
-    return [*out, ("test", spec.test)]
-
 
 def _glyphs(chars: str, case_mix: bool):
     def build(spec: ConceptSpec, cfg: DataConfig) -> Built:
         parts = []
-        for split, count in _splits(spec):
+        for split, count in spec.split_counts():
             images, labels = synthetic.render_glyphs(chars, count, stream_rng(cfg.seed, f"{spec.name}/{split}"),
                                                      distortion=cfg.distortion, extra_fonts=cfg.extra_fonts,
                                                      case_mix=case_mix)

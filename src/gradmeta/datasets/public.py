@@ -28,10 +28,6 @@ def _fetch(cfg: DataConfig, key: str, records: list[dict]) -> Path:
     return record.path
 
 
-def _splits(spec: ConceptSpec) -> list[tuple[str, int | None]]:
-    out = [("train", spec.train)] if spec.has_train else []
-    return [*out, ("test", spec.test)]
-
 
 def _subsample(spec: ConceptSpec, cfg: DataConfig, split: str, images: np.ndarray, labels: np.ndarray,
                count: int | None) -> Part:
@@ -45,7 +41,7 @@ def emnist(subset: str):
         records: list[dict] = []
         path = _fetch(cfg, "emnist", records)
         parts = []
-        for split, count in _splits(spec):
+        for split, count in spec.split_counts():
             images, labels = read_emnist(path, subset, split, verify=False)  # _fetch verified it
             parts.append(_subsample(spec, cfg, split, images, labels, count))
         return Built(parts, {"archives": records, "seed": cfg.seed})
@@ -57,7 +53,7 @@ def idx_dataset(name: str):
     def build(spec: ConceptSpec, cfg: DataConfig) -> Built:
         records: list[dict] = []
         parts = []
-        for split, count in _splits(spec):
+        for split, count in spec.split_counts():
             images, labels = read_idx_images(_fetch(cfg, f"{name}_{split}_images", records),
                                              _fetch(cfg, f"{name}_{split}_labels", records))
             parts.append(_subsample(spec, cfg, split, images, labels, count))

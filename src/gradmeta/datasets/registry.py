@@ -11,9 +11,6 @@ from gradmeta.datasets.sources import SOURCES, resolve_source
 from gradmeta.datasets.user import build_user
 from gradmeta.prepared import PreparedData
 
-KIND_WORDS = {"archive": "real archive", "synthetic": "SYNTHETIC stand-in", "generated": "generated",
-              "user": "user data"}
-
 
 def describe(spec: ConceptSpec, cfg: DataConfig) -> tuple[str, str, str]:
     """(source name, kind, one-line description) of what ``spec`` is built from under ``cfg``."""

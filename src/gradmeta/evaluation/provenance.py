@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gradmeta.core.concepts import KIND_WORDS
+
 DATA_START = "<!-- data:start -->"
 DATA_END = "<!-- data:end -->"
-KIND_WORDS = {"archive": "real archive", "synthetic": "SYNTHETIC stand-in", "generated": "generated",
-              "user": "user data"}
 
 
 def _details(kind: str, prov: dict[str, Any]) -> str:
