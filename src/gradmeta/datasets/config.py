@@ -94,7 +94,7 @@ class DataConfig:
         builtin = ParamReader(DEFAULT_CONCEPTS, "data.concepts", data.source) if default else data.group("concepts")
         user = data.group("user_concepts")
         concepts = {name: _builtin_concept(builtin.group(name), name, mode) for name in builtin.keys()}
-        concepts.update({name: _user_concept(user.group(name), name, mode) for name in user.keys()})
+        concepts.update({name: _user_concept(user.group(name), name) for name in user.keys()})
         cfg = cls(
             source=mode,
             seed=data.int("seed", 0, min=0),
@@ -137,7 +137,7 @@ def _builtin_concept(r: ParamReader, name: str, mode: str) -> ConceptSpec:
     return spec
 
 
-def _user_concept(r: ParamReader, name: str, mode: str) -> ConceptSpec:
+def _user_concept(r: ParamReader, name: str) -> ConceptSpec:
     fmt = r.str("format", choices=USER_FORMATS)
     spec = ConceptSpec(name=name, source=fmt, path=r.str("path"), invert=r.bool("invert", False), **_sizes(r))
     r.done()

@@ -128,7 +128,7 @@ def read_folder_concept(path: Path, invert: bool) -> tuple[np.ndarray, np.ndarra
         raise GradmetaError(f"{path}: no images (.png, .jpg, .jpeg) in the folder")
     images = np.stack([_decode(p, invert) for p in files])
     relative = [p.relative_to(path) for p in files]
-    labels = None
+    labels, classes = None, None
     if all(len(r.parts) == 2 for r in relative):
         classes = sorted({r.parts[0] for r in relative})
         labels = np.array([classes.index(r.parts[0]) for r in relative], dtype=np.int64)
@@ -136,8 +136,8 @@ def read_folder_concept(path: Path, invert: bool) -> tuple[np.ndarray, np.ndarra
     for p, r in zip(files, relative, strict=True):
         digest.update(f"{file_checksums(p)[1]}  {r.as_posix()}\n".encode())
     record = {"path": str(path), "sha256": digest.hexdigest(), "files": len(files)}
-    if labels is not None:
-        record["classes"] = sorted({r.parts[0] for r in relative})
+    if classes is not None:
+        record["classes"] = classes
     return images, labels, record
 
 
