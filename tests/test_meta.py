@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -101,6 +103,29 @@ def test_fit_and_score_end_to_end(frames):
     assert set(summary.scenario) == {"misclassification", "unknown", "known_unknowns"}
 
 
+def test_parallel_fits_equal_one_at_a_time_and_a_nonconverged_fit_is_logged(frames, caplog):
+    xgb = {"n_estimators": 8, "max_depth": 2, "learning_rate": 0.3, "subsample": 0.8, "n_jobs": 1}
+    sets = {"gradient": ("grad/*",), "all": ("softmax/*", "grad/*", "baseline/*")}
+    single = ("softmax/entropy", "grad/*")
+    serial = fit_all(frames, MetaConfig(repeats=2, single_metrics=single, feature_sets=sets, xgboost=xgb, n_jobs=1), {})
+    parallel = fit_all(frames, MetaConfig(repeats=2, single_metrics=single, feature_sets=sets, xgboost=xgb, n_jobs=2),
+                       {})
+    X = frames["noise"][metric_columns(frames["digits"])].to_numpy(np.float64)
+    for one, other in zip(serial.models, parallel.models, strict=True):
+        assert list(one) == list(other)  # same models, same order
+        for key, model in one.items():
+            cols = [metric_columns(frames["digits"]).index(c) for c in serial.inputs.columns_of(key[1])]
+            np.testing.assert_array_equal(model.score_samples(X[:, cols]), other[key].score_samples(X[:, cols]))
+            assert model.threshold_ == other[key].threshold_
+    # one Newton step cannot reach the 1e-10 tolerance: the stage's log says which fit, not a bare warning
+    cfg = MetaConfig(repeats=1, classifiers=("logistic",), single_metrics=("softmax/entropy",), feature_sets=sets,
+                     logistic={"C": 1.0, "max_iter": 1, "signed_log": True}, n_jobs=2)
+    with caplog.at_level("WARNING"):
+        fitted = fit_all(frames, cfg, {}, logging.getLogger("test-meta"))
+    assert not fitted.models[0][("known", "gradient", "logistic")].converged_
+    assert "repeat 0, fit known, gradient/logistic: logistic regression did not converge in 1 iterations" in caplog.text
+
+
 def test_bad_params_and_inputs(frames):
     with pytest.raises(GradmetaError, match="meta.unknown_concepts must be a list of names from"):
         MetaConfig.from_params({"meta": {"unknown_concepts": ["letters", "shapes"]}})
@@ -108,6 +133,8 @@ def test_bad_params_and_inputs(frames):
         MetaConfig.from_params({"meta": {"classifiers": ["svm"]}})
     with pytest.raises(GradmetaError, match="meta.known_unknowns must be 'leave_one_out' or a list"):
         MetaConfig.from_params({"meta": {"known_unknowns": ["shapes"]}})
+    with pytest.raises(GradmetaError, match="meta.n_jobs must be a positive integer, got 0"):
+        MetaConfig.from_params({"meta": {"n_jobs": 0}})
     cfg = MetaConfig.from_params({"meta": {"single_metrics": ["softmax/entropy"], "feature_sets": {"odd": ["curvature/*"]}}})
     with pytest.raises(GradmetaError, match="meta.feature_sets.odd: 'curvature/\\*' matches no feature column"):
         resolve_inputs(cfg, metric_columns(frames["digits"]))

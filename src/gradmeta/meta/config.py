@@ -41,7 +41,8 @@ class MetaConfig:
     known_unknowns: str | tuple[str, ...] = LEAVE_ONE_OUT
     logistic: dict[str, Any] = field(default_factory=lambda: {"C": 1.0, "max_iter": 2000, "signed_log": True})
     xgboost: dict[str, Any] = field(default_factory=lambda: {"n_estimators": 100, "max_depth": 3,
-                                                               "learning_rate": 0.1, "subsample": 1.0, "n_jobs": 2})
+                                                               "learning_rate": 0.1, "subsample": 1.0, "n_jobs": 1})
+    n_jobs: int = field(default=1, compare=False)  # fits at once (threads); no effect on the result
     params_file: str = field(default="params.yaml", compare=False)  # named in errors raised later
 
     @classmethod
@@ -70,6 +71,7 @@ class MetaConfig:
             known_unknowns=_known_unknowns(r, unknowns, d.known_unknowns),
             logistic=_logistic(r.group("logistic")),
             xgboost=_xgboost(r.group("xgboost")),
+            n_jobs=r.int("n_jobs", d.n_jobs, min=1),
             params_file=r.source,
         )
         r.done()
@@ -116,4 +118,4 @@ def _xgboost(xg: ParamReader) -> dict[str, Any]:
     return {"n_estimators": xg.int("n_estimators", 100, min=1), "max_depth": xg.int("max_depth", 3, min=1),
             "learning_rate": xg.float("learning_rate", 0.1, min=0.0, min_exclusive=True),
             "subsample": xg.float("subsample", 1.0, min=0.0, max=1.0, min_exclusive=True),
-            "n_jobs": xg.int("n_jobs", 2, min=1)}
+            "n_jobs": xg.int("n_jobs", 1, min=1)}

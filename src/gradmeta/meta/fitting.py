@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.features import metric_columns
@@ -47,30 +53,49 @@ def check_frames(frames: dict[str, pd.DataFrame], cfg: MetaConfig) -> None:
 def fit_all(frames: dict[str, pd.DataFrame], cfg: MetaConfig, sources: dict[str, str],
             log: logging.Logger | None = None) -> FittedMeta:
     """Fit every (fit, input, classifier) of every repeat; a fit that fails is a GradmetaError
-    naming the repeat, fit and input."""
+    naming the repeat, fit and input.
+
+    The models of one (repeat, fit) share its gathered rows and are fitted ``cfg.n_jobs`` at a time
+    in threads (XGBoost and BLAS release the GIL); each model is independent and seeded, so the
+    result does not depend on ``n_jobs``. BLAS is held to one thread per fit while several run, and
+    XGBoost uses ``meta.xgboost.n_jobs`` threads each: the budget is ``n_jobs`` x that.
+    """
     check_frames(frames, cfg)
     metric_cols = metric_columns(frames[cfg.known_concept])
     inputs = resolve_inputs(cfg, metric_cols)
     used = {c: frames[c] for c in (cfg.known_concept, *cfg.unknown_concepts)}
     col_index = {c: i for i, c in enumerate(metric_cols)}
     arrays = as_arrays(used, metric_cols)
+    budget = cfg.n_jobs * int(cfg.xgboost.get("n_jobs", 1))
+    if log is not None and budget > (os.cpu_count() or 1):
+        log.warning("meta.n_jobs x meta.xgboost.n_jobs = %d threads on %d cores: fits will contend",
+                    budget, os.cpu_count() or 1)
     all_splits, all_models = [], []
-    for repeat in range(cfg.repeats):
-        seed = cfg.seed + repeat
-        splits = make_splits(used, cfg.test_fraction, seed, cfg.known_concept)
-        models: dict[ModelKey, ThresholdedClassifier] = {}
-        for fit_name, rows in fit_sets(cfg.known_concept, list(cfg.unknown_concepts), cfg.known_unknowns, splits).items():
-            X_all, y = rows.gather(arrays)
-            for name, clf, cols in inputs.models(cfg.classifiers, fit_name):
-                where = f"repeat {repeat}, fit {fit_name}, {name}/{clf}"
-                models[(fit_name, name, clf)] = _fit_one(cfg.make(clf, seed), X_all[:, [col_index[c] for c in cols]],
-                                                         y, where, log)
-        all_splits.append(splits)
-        all_models.append(models)
+    blas_threads = 1 if cfg.n_jobs > 1 else None
+    with (warnings.catch_warnings(), threadpool_limits(limits=blas_threads),
+          Parallel(n_jobs=cfg.n_jobs, backend="threading") as parallel):
+        # set here, before any worker starts (the filter list is process-wide and not thread-safe to
+        # change); a logistic fit that does not converge is logged by _fit_one instead
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for repeat in range(cfg.repeats):
+            seed = cfg.seed + repeat
+            splits = make_splits(used, cfg.test_fraction, seed, cfg.known_concept)
+            models: dict[ModelKey, ThresholdedClassifier] = {}
+            for fit_name, rows in fit_sets(cfg.known_concept, list(cfg.unknown_concepts), cfg.known_unknowns,
+                                           splits).items():
+                X_all, y = rows.gather(arrays)
+                specs = inputs.models(cfg.classifiers, fit_name)
+                fitted = parallel(delayed(_fit_one)(cfg.make(clf, seed), X_all[:, [col_index[c] for c in cols]], y,
+                                                    f"repeat {repeat}, fit {fit_name}, {name}/{clf}", log)
+                                  for name, clf, cols in specs)
+                models.update({(fit_name, name, clf): m for (name, clf, _), m in zip(specs, fitted, strict=True)})
+            all_splits.append(splits)
+            all_models.append(models)
     return FittedMeta(cfg, inputs, all_splits, all_models, sources)
 
 
-def _fit_one(model: ThresholdedClassifier, X, y, where: str, log: logging.Logger | None) -> ThresholdedClassifier:
+def _fit_one(model: ThresholdedClassifier, X: np.ndarray, y: np.ndarray, where: str,
+             log: logging.Logger | None) -> ThresholdedClassifier:
     try:
         model.fit(X, y)
     except ValueError as exc:
