@@ -8,6 +8,7 @@ total and the peak resident memory of the largest stage process. Several scales 
 how each stage grows with N (measured in one process, one after the other).
 
     python benchmarks/pipeline_scale.py --scale 0.1 --scale 1.0 [--source synthetic] [--json out.json]
+    python benchmarks/pipeline_scale.py --as-is      # params.yaml unchanged: the default run from a fresh clone
 
 The same sizes as a ``dvc exp run`` line are printed with ``--print-command`` (what the README quotes).
 """
@@ -56,22 +57,25 @@ def apply(params_path: Path, scale: float, source: str) -> None:
 @click.option("--source", default="synthetic", type=click.Choice(["synthetic", "real"]), show_default=True)
 @click.option("--json", "json_path", default=None, help="Also write the figures here.")
 @click.option("--print-command", is_flag=True, help="Print the dvc exp run line for the first scale and exit.")
-def main(scales: tuple[float, ...], source: str, json_path: str | None, print_command: bool) -> None:
+@click.option("--as-is", is_flag=True, help="Run params.yaml as committed (no scaling): the default run.")
+def main(scales: tuple[float, ...], source: str, json_path: str | None, print_command: bool, as_is: bool) -> None:
     if print_command:
         print("dvc exp run " + " ".join(f"-S {a}" for a in set_arguments(scales[0], source)))
         return
     results = []
-    for scale in scales:
+    for scale in ((None,) if as_is else scales):
         with tempfile.TemporaryDirectory(prefix="gradmeta-scale-") as tmp:
             repo = Path(tmp)
             copy_repo(repo)
-            apply(repo / "params.yaml", scale, source)
+            if scale is not None:
+                apply(repo / "params.yaml", scale, source)
             total, stages = timed_repro(repo, force=False, echo=True)
             peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-            results.append({"scale": scale, "source": source, "sizes": scaled_sizes(scale), "total_s": round(total, 1),
+            results.append({"scale": scale or "params.yaml", "source": source if scale else "params.yaml",
+                            "sizes": scaled_sizes(scale) if scale else "params.yaml", "total_s": round(total, 1),
                             "stages_s": {k: round(v, 1) for k, v in stages.items()},
                             "peak_rss_gb_so_far": round(peak_gb, 2)})
-        print(f"scale {scale}: {total:.0f} s end to end, peak RSS (largest process so far) {peak_gb:.2f} GB")
+        print(f"scale {scale or 'params.yaml'}: {total:.0f} s end to end, peak RSS (largest process so far) {peak_gb:.2f} GB")
         for name, seconds in stages.items():
             print(f"  {name:24s} {seconds:8.1f} s")
         sys.stdout.flush()

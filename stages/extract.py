@@ -1,4 +1,5 @@
-"""DVC stage `extract@<concept>`: softmax and gradient metrics of every evaluation image, to Parquet."""
+"""DVC stage `extract@<concept>-<k>`: softmax, gradient and detector metrics of shard k of a
+concept's evaluation images (every image with K = 1), to ``data/features/<concept>/part-<k>.parquet``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from gradmeta.core.console import reports_errors, setup_logging
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import load_params
 from gradmeta.core.runtime import configure, resolve_device
-from gradmeta.features import write_features
+from gradmeta.features import part_path, write_features
 from gradmeta.prepared import load_prepared
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
 from gradmeta.uncertainty.detectors.fitted import load_detectors
@@ -24,20 +25,24 @@ from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 @click.option("--model", "model_path", default="models/cnn.pt", show_default=True)
 @click.option("--data", "data_path", default=None, help="Prepared npz (default data/prepared/<concept>.npz).")
-@click.option("--out", "out_path", default=None, help="Parquet file (default data/features/<concept>.parquet).")
+@click.option("--shard", default=0, show_default=True, help="Which of the extract.shards blocks of rows to compute.")
+@click.option("--out", "out_path", default=None,
+              help="Parquet file (default data/features/<concept>/part-<shard>.parquet).")
 @click.option("--detectors", "detectors_path", default="models/detectors.npz", show_default=True,
               help="Fitted detector state (the detectors stage).")
 @reports_errors
-def main(concept: str, params_path: str, model_path: str, data_path: str | None, out_path: str | None,
+def main(concept: str, params_path: str, model_path: str, data_path: str | None, shard: int, out_path: str | None,
          detectors_path: str) -> None:
-    log = setup_logging(f"extract@{concept}")
+    log = setup_logging(f"extract@{concept}-{shard}")
     params = load_params(params_path)
     concepts = concept_names(params)
     if concept not in concepts.all:
         raise GradmetaError(f"{params.source}: --concept {concept!r} is not among the concepts ({', '.join(concepts.all)})")
     data_path = data_path or f"data/prepared/{concept}.npz"
-    out_path = out_path or f"data/features/{concept}.parquet"
+    out_path = out_path or str(part_path("data/features", concept, shard))
     cfg = ExtractConfig.from_params(params)
+    if not 0 <= shard < cfg.shards:
+        raise GradmetaError(f"{params.source}: --shard {shard} is not among extract.shards (0..{cfg.shards - 1})")
     detectors = DetectorsConfig.from_params(params)
     device = resolve_device(cfg.device)
     configure(cfg.threads)
@@ -49,15 +54,16 @@ def main(concept: str, params_path: str, model_path: str, data_path: str | None,
     start = time.perf_counter()
     parts: dict[str, float] = {}
     frame = extract_features(model, data, cfg, device, known=concept == concepts.known, detectors=detectors,
-                             fitted=fitted, seconds=parts)
+                             fitted=fitted, seconds=parts, shard=shard)
     seconds = time.perf_counter() - start
     log.info("seconds per part: %s", ", ".join(f"{k} {v:.1f}" for k, v in parts.items()))
-    log.info("%d images (%s, %s), %d metric columns, %.0f images/s on %s", len(frame), data.kind, data.source,
-             frame.shape[1] - 5, len(frame) / max(seconds, 1e-9), device)
+    log.info("%d images (%s, %s; shard %d of %d), %d metric columns, %.0f images/s on %s", len(frame), data.kind,
+             data.source, shard, cfg.shards, frame.shape[1] - 5, len(frame) / max(seconds, 1e-9), device)
     write_features(out_path, frame, {"concept": concept, "known": concept == concepts.known, "source": data.source,
                                      "kind": data.kind, "provenance": data.provenance,
                                      "model_sha256": file_sha256(model_path), "extract": cfg.to_dict(),
-                                     "detectors": detectors.to_dict()})
+                                     "detectors": detectors.to_dict(), "shard": shard, "shards": cfg.shards,
+                                     "rows": [int(frame["index"].iloc[0]), int(frame["index"].iloc[-1]) + 1]})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from gradmeta.meta.scenarios import load_concept_features
 def main(params_path: str, features_dir: str, out_path: str) -> None:
     log = setup_logging("meta")
     cfg = MetaConfig.from_params(load_params(params_path))
-    frames, metas = load_concept_features(features_dir, (cfg.known_concept, *cfg.unknown_concepts))
+    frames, metas = load_concept_features(features_dir, (cfg.known_concept, *cfg.unknown_concepts), log)
     sources = {c: str(m.get("source", "?")) for c, m in metas.items()}
     start = time.perf_counter()
     fitted = fit_all(frames, cfg, sources, log)

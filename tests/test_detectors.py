@@ -120,6 +120,15 @@ def test_mc_dropout_without_dropout_agrees_and_with_it_is_seeded():
     fast = mc_dropout_uncertainty(noisy, x, passes=8, seed=3, chunk_size=4)
     assert all(torch.equal(full[k], fast[k]) for k in full)
     assert not any(m.training for m in noisy.modules())
+    # the penultimate features handed in (computed once for the feature detectors) replace the prefix pass
+    z = torch.cat([f for f, _ in penultimate(noisy, x, chunk_size=4)]).double()
+    given = mc_dropout_uncertainty(noisy, x, passes=8, seed=3, chunk_size=4, head_inputs=z)
+    assert all(torch.equal(full[k], given[k]) for k in full)
+    # a slice starting at a batch boundary, told its first batch number, gets the whole set's values
+    tail = mc_dropout_uncertainty(noisy, x[4:], passes=8, seed=3, chunk_size=4, reuse_prefix=False, first_batch=1)
+    assert all(torch.equal(full[k][4:], tail[k]) for k in full)
+    assert not torch.equal(mc_dropout_uncertainty(noisy, x[4:], passes=8, seed=3, chunk_size=4)["entropy"],
+                           tail["entropy"])  # batch 0's masks on those images: other values
 
 
 def test_penultimate_features_are_the_heads_input():

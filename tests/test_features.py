@@ -93,7 +93,7 @@ def test_write_read_round_trip_is_byte_identical(tmp_path):
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
     back, got_meta = read_features(tmp_path / "a.parquet")
     pd.testing.assert_frame_equal(back, frame, check_dtype=False)
-    assert got_meta["model_sha256"] == "ab" * 32 and got_meta["format"] == "gradmeta.features/1"
+    assert got_meta["model_sha256"] == "ab" * 32 and got_meta["format"] == "gradmeta.features/2"
     assert pq.read_schema(tmp_path / "a.parquet").field("grad/all/l2").type == "float"
 
 

@@ -17,7 +17,7 @@ from dvc_repo import dvc, new_repo, outputs_digest, sh
 from PIL import Image
 from stage_runner import ROOT
 
-from gradmeta.features import read_features
+from gradmeta.features import read_concept_features
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def test_repro_writes_every_output(pipeline_repo):
     assert train["test_accuracy"] > 0.2  # two epochs of a tiny CNN on 900 images (0.37 here); chance is 0.1
     curve = json.loads((repo / "metrics" / "train_curve.json").read_text())
     assert [r["epoch"] for r in curve] == [1, 2]
-    digits, meta = read_features(repo / "data" / "features" / "digits.parquet")
+    digits, meta = read_concept_features(repo / "data" / "features", "digits")[:2]
     assert len(digits) == 200 and (meta["kind"], meta["known"]) == ("synthetic", True)
     assert meta["provenance"]["generator"].startswith("gradmeta.synthetic/")
     assert meta["model_sha256"] == hashlib.sha256((repo / "models" / "cnn.pt").read_bytes()).hexdigest()
@@ -49,7 +49,7 @@ def test_repro_writes_every_output(pipeline_repo):
             "grad_bce_ones/fc2.weight/l2"} <= set(digits.columns)
     assert (repo / "models" / "detectors.npz").is_file() and meta["detectors"]["use"][0] == "mahalanobis"
     for concept in ("letters", "omniglot", "cifar10", "noise"):
-        frame, _ = read_features(repo / "data" / "features" / f"{concept}.parquet")
+        frame, _ = read_concept_features(repo / "data" / "features", concept)[:2]
         assert len(frame) == 60 and not frame["correct"].any()
     scenarios = json.loads((repo / "metrics" / "scenarios.json").read_text())
     assert scenarios["cnn"]["digits"]["errors"] == train["test_errors"]
@@ -96,6 +96,28 @@ def test_exp_run_of_a_meta_param_reruns_only_meta_and_evaluate(pipeline_repo):
     finally:
         (repo / "params.yaml").write_text(params)
         dvc(repo, "repro")
+
+
+def test_queued_experiments_two_at_a_time_equal_one_at_a_time(pipeline_repo):
+    """`dvc exp run --run-all -j 2` (two queue workers, each in its own temporary copy) gives the
+    same metrics as the same experiments run one after the other."""
+    repo = pipeline_repo
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "baseline", "--allow-empty")
+    variants = {"seed1": ["-S", "meta.seed=1"], "xgb": ["-S", "meta.classifiers=[xgboost]", "-S", "meta.seed=2"]}
+    for prefix, jobs in (("one", "1"), ("two", "2")):
+        for name, args in variants.items():
+            dvc(repo, "exp", "run", "--queue", "-n", f"{prefix}-{name}", *args)
+        out = dvc(repo, "exp", "run", "--run-all", "-j", jobs)
+        assert re.search(r"Failed", out.stdout + out.stderr) is None, out.stdout + out.stderr
+    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    metrics = {exp["name"]: exp["revs"][0]["data"]["metrics"]["metrics/scenarios.json"]["data"]
+               for entry in shown for exp in (entry.get("experiments") or [])}
+    assert {"one-seed1", "one-xgb", "two-seed1", "two-xgb"} <= set(metrics)
+    for name in variants:
+        assert metrics[f"two-{name}"] == metrics[f"one-{name}"]
+    assert metrics["one-seed1"] != metrics["one-xgb"]  # the variants differ: the comparison can fail
+    assert set(metrics["two-xgb"]["misclassification"]["digits"]["gradient"]) == {"xgboost"}
 
 
 def test_second_repro_is_a_no_op_and_forced_repro_is_byte_identical(pipeline_repo):
@@ -147,6 +169,42 @@ def test_a_second_clone_pulls_from_a_shared_remote_and_recomputes_nothing(pipeli
     assert proc.returncode != 0 and not (broken / "models" / "cnn.pt").exists()
 
 
+def test_two_machines_extract_one_shard_each_and_meet_through_the_remote(pipeline_repo, tmp_path):
+    """extract.shards = [0, 1]: machine A runs extract@digits-0, machine B extract@digits-1, each pushes
+    its run-cache; A's `dvc repro --pull` checks B's shard out of the remote's run-cache, not
+    computing it; the two parts are the unsharded table of the same model, value for value and in order."""
+    repo = pipeline_repo
+    whole = read_concept_features(repo / "data" / "features", "digits")[0]
+    params = (repo / "params.yaml").read_text()
+    dvc(repo, "remote", "add", "--force", "-d", "shared", str(tmp_path / "remote"))
+    dvc(repo, "push")
+    (repo / "params.yaml").write_text(params.replace("  shards: [0]\n", "  shards: [0, 1]\n"))
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "two shards")
+    try:
+        machines = {}
+        for k in (0, 1):
+            machines[k] = clone = tmp_path / f"machine{k}"
+            sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+            # --pull: the upstream outputs come from the remote (not recomputed), then the shard runs
+            out = dvc(clone, "repro", "--pull", f"extract@digits-{k}").stdout
+            assert re.findall(r"Running stage '([^']+)'", out) == [f"extract@digits-{k}"]
+            dvc(clone, "push", "--run-cache")
+        a = machines[0]
+        out = dvc(a, "repro", "--pull", "extract@digits-1").stdout  # the remote's run-cache knows this run
+        assert "Running stage" not in out and "Stage 'extract@digits-1' is cached - skipping run" in out
+        union, meta, _ = read_concept_features(a / "data" / "features", "digits")
+        assert meta["shards"] == 2 and [len(p) for p in (pd.read_parquet(a / "data" / "features" / "digits" / f)
+                                                         for f in ("part-0.parquet", "part-1.parquet"))] == [128, 72]
+        assert union.equals(whole)
+        for column in whole.columns[5:]:
+            assert union[column].to_numpy().tobytes() == whole[column].to_numpy().tobytes(), column
+    finally:
+        (repo / "params.yaml").write_text(params)
+        sh(repo, "git", "add", "-A")
+        sh(repo, "git", "commit", "-qm", "one shard again")
+
+
 def test_user_concepts_from_params_alone_join_every_scenario(pipeline_repo):
     """A seventh concept from an npz and an eighth from a folder of drawings, through params.yaml only."""
     repo = pipeline_repo
@@ -164,11 +222,11 @@ def test_user_concepts_from_params_alone_join_every_scenario(pipeline_repo):
         "    drawings: {format: folder, path: drawings, invert: true}\n")))
     out = dvc(repo, "repro").stdout
     ran = set(re.findall(r"Running stage '([^']+)'", out))
-    assert ran == {"import@mine", "import@drawings", "extract_user@mine", "extract_user@drawings", "meta", "evaluate"}
+    assert ran == {"import@mine", "import@drawings", "extract_user@mine-0", "extract_user@drawings-0", "meta", "evaluate"}
     scenarios = json.loads((repo / "metrics" / "scenarios.json").read_text())
     assert {"mine", "drawings"} <= set(scenarios["unknown"])
-    assert len(read_features(repo / "data" / "features" / "mine.parquet")[0]) == 20
-    assert len(read_features(repo / "data" / "features" / "drawings.parquet")[0]) == 12
+    assert len(read_concept_features(repo / "data" / "features", "mine")[0]) == 20
+    assert len(read_concept_features(repo / "data" / "features", "drawings")[0]) == 12
     report = (repo / "metrics" / "report.md").read_text()
     assert "- `mine`: user data — your own data (npz at mine.npz)" in report
     assert "- `drawings`: user data — your own data (folder at drawings)" in report

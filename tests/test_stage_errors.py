@@ -120,7 +120,7 @@ def test_extract_missing_model_and_unknown_concept(tmp_path):
 
 
 def write_feature_files(directory, digits_correct=None, drop=None):
-    from gradmeta.features import write_features
+    from gradmeta.features import part_path, write_features
     rng = np.random.default_rng(0)
     directory.mkdir(parents=True, exist_ok=True)
     for concept, n in [("digits", 40), ("letters", 10), ("omniglot", 10), ("cifar10", 10), ("noise", 10)]:
@@ -134,15 +134,30 @@ def write_feature_files(directory, digits_correct=None, drop=None):
             f[col] = rng.random(n).astype(np.float32)
         if drop and concept == "digits":
             f = f.drop(columns=[drop])
-        write_features(directory / f"{concept}.parquet", f, {"model_sha256": "x", "source": "synthetic_digits",
-                                                             "kind": "synthetic"})
+        write_features(part_path(directory, concept, 0), f, {"model_sha256": "x", "source": "synthetic_digits",
+                                                            "kind": "synthetic", "concept": concept, "shard": 0,
+                                                            "shards": 1})
 
 
 def test_meta_features_missing_a_column(tmp_path):
     write_params(tmp_path / "params.yaml")
     write_feature_files(tmp_path / "data" / "features", drop="pred")
     proc = run_stage("meta", tmp_path)
-    assert_one_line_error(proc, "digits.parquet: missing column 'pred'")
+    assert_one_line_error(proc, "digits/part-0.parquet: missing column 'pred'")
+    assert not (tmp_path / "models").exists()
+
+
+def test_meta_with_a_shard_missing(tmp_path):
+    write_params(tmp_path / "params.yaml")
+    features = tmp_path / "data" / "features"
+    write_feature_files(features)
+    frame = pd.read_parquet(features / "letters" / "part-0.parquet")
+    from gradmeta.features import part_path, write_features
+    write_features(part_path(features, "letters", 0), frame, {"model_sha256": "x", "concept": "letters", "shard": 0,
+                                                              "shards": 3})
+    proc = run_stage("meta", tmp_path)
+    assert_one_line_error(proc, "letters/part-1.parquet: shard 1 of 3 of concept 'letters' is missing "
+                                "(run dvc repro extract@letters-1)")
     assert not (tmp_path / "models").exists()
 
 

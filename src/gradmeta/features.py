@@ -1,10 +1,14 @@
-"""The features table (``data/features/<concept>.parquet``): one row per image.
+"""The features table of a concept: one row per image, stored as a Parquet dataset directory
+``data/features/<concept>/`` of K parts ``part-<k>.parquet`` (K = ``extract.shards``, 1 by
+default), which pyarrow reads as one table; :func:`read_concept_features` reads and checks it.
 
 Columns, in this order: ``concept``, ``index`` (position in the prepared file), ``label`` (true
 class, -1 where none), ``pred``, ``correct`` (bool; always false for unknown concepts), the softmax
 metrics ``softmax/<name>``, the gradient metrics ``grad/<parameter>/<stat>`` for every parameter
 tensor then ``grad/all/<stat>``, and ``baseline/gradnorm``. Metric columns are float32. The file's
-metadata (key ``gradmeta``) records the format, the model's sha256 and the extraction parameters.
+metadata (key ``gradmeta``) records the format, the model's sha256 and the extraction parameters,
+and for a part its ``shard`` k and the number of ``shards`` K; the parts in order k = 0..K-1 hold
+the concept's rows in order.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import pyarrow.parquet as pq
 from gradmeta.core.atomic import atomic_path
 from gradmeta.core.errors import GradmetaError
 
-FORMAT = "gradmeta.features/1"
+FORMAT = "gradmeta.features/2"  # /2: a part of a concept's dataset directory
 ID_COLUMNS = ("concept", "index", "label", "pred", "correct")
 GRADNORM_COLUMN = "baseline/gradnorm"
 METADATA_KEY = b"gradmeta"
@@ -61,3 +65,46 @@ def read_features(path: str | os.PathLike[str], required: Sequence[str] = ()) ->
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise GradmetaError(f"{p}: missing column {missing[0]!r}{more}")
     return frame, meta
+
+
+def part_path(features_dir: str | os.PathLike[str], concept: str, shard: int) -> Path:
+    """``<features_dir>/<concept>/part-<shard>.parquet``."""
+    return Path(features_dir) / concept / f"part-{shard}.parquet"
+
+
+def read_concept_features(features_dir: str | os.PathLike[str],
+                          concept: str) -> tuple[pd.DataFrame, dict[str, Any], list[Path]]:
+    """A concept's whole table from its parts (in shard order), the metadata of part 0, and the part
+    files beyond K found in the directory (left by a run with more shards; not read).
+
+    Every part must be there and name its own shard, the same K, concept and model: a missing
+    part is a GradmetaError naming the file and the stage that writes it.
+    """
+    first = part_path(features_dir, concept, 0)
+    if not first.parent.is_dir():
+        raise GradmetaError(f"{first.parent}: no features of concept {concept!r} (run dvc repro extract@{concept}-0)")
+    frames, meta0 = [], None
+    shards = 1
+    k = 0
+    while k < shards:
+        path = part_path(features_dir, concept, k)
+        if not path.is_file():
+            of = f" of {shards}" if meta0 is not None else ""
+            raise GradmetaError(f"{path}: shard {k}{of} of concept {concept!r} is missing "
+                                f"(run dvc repro extract@{concept}-{k})")
+        frame, meta = read_features(path)
+        if meta0 is None:
+            meta0, shards = meta, meta.get("shards")
+            if not isinstance(shards, int) or shards < 1:
+                raise GradmetaError(f"{path}: not a part of a sharded features table (no 'shards' in its metadata)")
+        if (meta.get("shard"), meta.get("shards"), meta.get("concept"), meta.get("model_sha256")) != (
+                k, shards, concept, meta0.get("model_sha256")):
+            raise GradmetaError(f"{path}: is shard {meta.get('shard')} of {meta.get('shards')} of concept "
+                                f"{meta.get('concept')!r}, expected shard {k} of {shards} of {concept!r} from the "
+                                "same model as part 0 (a part left from another run: rerun its extract stage)")
+        frames.append(frame)
+        k += 1
+    table = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    stale = sorted(p for p in first.parent.glob("part-*.parquet")
+                   if p.stem.removeprefix("part-").isdigit() and int(p.stem.removeprefix("part-")) >= shards)
+    return table, meta0, stale

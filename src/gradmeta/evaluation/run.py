@@ -72,7 +72,7 @@ def run(params: dict[str, Any], features_dir: str, meta_path: str, metrics_dir: 
     cfg = EvaluateConfig.from_params(params, fitted)
     meta_cfg = fitted.config
     known, unknowns = meta_cfg.known_concept, list(meta_cfg.unknown_concepts)
-    frames, metas = load_concept_features(features_dir, (known, *unknowns))
+    frames, metas = load_concept_features(features_dir, (known, *unknowns), log)
     missing = [m for m in cfg.histogram_metrics if m not in frames[known].columns]
     if missing:
         raise GradmetaError(f"{cfg.params_file}: evaluate.histogram_metrics: no feature column {missing[0]!r}")

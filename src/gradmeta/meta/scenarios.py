@@ -16,6 +16,7 @@ unknown concept is wrong.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.features import read_features
+from gradmeta.features import read_concept_features
 
 LEAVE_ONE_OUT = "leave_one_out"
 
@@ -123,13 +124,19 @@ def evaluations(frames: dict[str, pd.DataFrame], known: str, unknowns: list[str]
     return out
 
 
-def load_concept_features(features_dir: str, concepts: tuple[str, ...]) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:
-    """Features of ``concepts`` from ``<dir>/<concept>.parquet`` and each file's metadata (source, kind,
-    provenance); every file must come from the same model (same sha256 in its metadata)."""
+def load_concept_features(features_dir: str, concepts: tuple[str, ...],
+                          log: logging.Logger | None = None) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:
+    """Features of ``concepts`` from ``<dir>/<concept>/part-<k>.parquet`` (every shard, in order;
+    :func:`gradmeta.features.read_concept_features`) and each concept's metadata (source, kind,
+    provenance); every part must come from the same model (same sha256 in its metadata). Part files
+    beyond a concept's K (left by a run with more shards) are not read, and ``log`` names them."""
     frames, metas, models = {}, {}, {}
     for concept in concepts:
-        frame, meta = read_features(Path(features_dir) / f"{concept}.parquet")
+        frame, meta, stale = read_concept_features(features_dir, concept)
         frames[concept], metas[concept], models[concept] = frame, meta, meta.get("model_sha256")
+        if stale and log is not None:
+            log.warning("%s: not read, beyond the %d shard(s) of %s: %s", Path(features_dir) / concept,
+                        meta["shards"], concept, ", ".join(p.name for p in stale))
     if len(set(models.values())) > 1:
         listing = ", ".join(f"{c}: {str(h)[:12]}" for c, h in models.items())
         raise GradmetaError(f"{features_dir}: features come from different models ({listing}); rerun extract")

@@ -35,6 +35,7 @@ from gradmeta.uncertainty.gradients import (
     iterate_chunks,
     validate_statistics,
 )
+from gradmeta.uncertainty.shards import alignment, block_size, shard_rows
 from gradmeta.uncertainty.softmax import softmax_metrics
 
 
@@ -46,6 +47,7 @@ class ExtractConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     device: str = "cpu"
     threads: int = 2
+    shards: int = 1  # K: each concept's extraction is K stages (params: extract.shards = [0, ..., K-1])
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> ExtractConfig:
@@ -56,8 +58,12 @@ class ExtractConfig:
             validate_statistics(stats)
         except GradmetaError as exc:
             raise r.error("statistics", str(exc)) from None
+        shards = r.int_list("shards", [0], min=0)
+        if shards != list(range(len(shards))):
+            raise r.fail("shards", "the shard indices 0, 1, ..., K-1 in order (e.g. [0, 1, 2, 3] for K = 4)", shards)
         cfg = cls(statistics=tuple(stats), chunk_size=r.int("chunk_size", d.chunk_size, min=1),
-                  device=r.str("device", d.device, choices=DEVICES), threads=r.int("threads", d.threads, min=1))
+                  device=r.str("device", d.device, choices=DEVICES), threads=r.int("threads", d.threads, min=1),
+                  shards=len(shards))
         r.done()
         return cfg
 
@@ -100,16 +106,22 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
                      device: torch.device | str = "cpu", progress: bool = True, *, known: bool,
                      detectors: DetectorsConfig | None = None,
                      fitted: dict[str, FeatureDetector] | None = None,
-                     seconds: dict[str, float] | None = None) -> pd.DataFrame:
+                     seconds: dict[str, float] | None = None, shard: int = 0) -> pd.DataFrame:
     """The features table of ``data``'s evaluation rows, computed by ``model`` (moved to ``device``).
 
     ``known``: ``data`` is the concept the CNN learnt, so ``correct`` = prediction equals label;
     for an unknown concept every prediction is wrong (``correct`` all False). ``detectors``: add
     the column groups of its extra gradient targets and the ``detector/<name>`` scores (``fitted``:
     the state of the feature detectors, from the detectors stage). ``seconds``, when given, receives
-    the wall time of each part (``cross_entropy``, each target, each detector) for the stage log."""
+    the wall time of each part (``cross_entropy``, each target, each detector) for the stage log.
+    ``shard``: compute only that block of the evaluation rows of ``cfg.shards``
+    (:func:`gradmeta.uncertainty.shards.shard_rows`); the blocks' tables, concatenated in order, are
+    the unsharded table."""
     seconds = {} if seconds is None else seconds
-    rows = evaluation_rows(data)
+    align = alignment(cfg.chunk_size, *((detectors.chunk_size,) if detectors is not None else ()))
+    all_rows = evaluation_rows(data)
+    rows = shard_rows(all_rows, shard, cfg.shards, align, data.concept)
+    offset = shard * block_size(len(all_rows), cfg.shards, align)  # position of rows[0] among all_rows
     model = model.to(device)
     images = to_tensor(data.images[rows])
     start = time.perf_counter()
@@ -120,7 +132,7 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
             start = time.perf_counter()
             columns.update(_engine_columns(model, images, cfg, target, False, f"{target} {data.concept}", progress)[1])
             seconds[target] = time.perf_counter() - start
-        scores = detector_columns(model, images.to(device), detectors, fitted or {}, seconds)
+        scores = detector_columns(model, images.to(device), detectors, fitted or {}, seconds, offset=offset)
         columns.update({k: v.cpu().numpy() for k, v in scores.items()})
     labels = data.labels[rows]
     correct = (pred == labels) if known else np.zeros(len(rows), dtype=bool)

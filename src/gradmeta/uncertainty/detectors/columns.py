@@ -14,6 +14,7 @@ import time
 import torch
 from torch import nn
 
+from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.detectors.base import FeatureDetector
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
 from gradmeta.uncertainty.detectors.fitted import features_of
@@ -25,10 +26,16 @@ PREFIX = "detector/"
 
 def detector_columns(model: nn.Module, images: torch.Tensor, cfg: DetectorsConfig,
                      fitted: dict[str, FeatureDetector],
-                     seconds: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+                     seconds: dict[str, float] | None = None, offset: int = 0) -> dict[str, torch.Tensor]:
     """``detector/<name>`` -> float64 scores (n,) for ``images`` (N, C, H, W) in ``cfg.use`` order;
     ``seconds[name]``, when given, receives each detector's wall time (the first feature detector's
-    includes the penultimate features they share)."""
+    includes the penultimate features they share).
+
+    Everything runs in batches of ``cfg.chunk_size`` images, and ``offset`` (a multiple of it) is
+    the position of ``images[0]`` in the whole set: a slice of the set starting at a batch boundary
+    gets the same scores, bit for bit, as the whole set (MC dropout's masks are seeded per batch)."""
+    if offset % cfg.chunk_size:
+        raise GradmetaError(f"offset {offset} is not a multiple of detectors.chunk_size {cfg.chunk_size}")
     out: dict[str, torch.Tensor] = {}
     z = logits = None
     for name in cfg.use:
@@ -36,12 +43,17 @@ def detector_columns(model: nn.Module, images: torch.Tensor, cfg: DetectorsConfi
         if name in fitted:
             if z is None:
                 z, logits = features_of(model, images, cfg.chunk_size)
-            out[PREFIX + name] = fitted[name].score_features(z, logits)
+            out[PREFIX + name] = torch.cat([fitted[name].score_features(z[i: i + cfg.chunk_size],
+                                                                        logits[i: i + cfg.chunk_size])
+                                            for i in range(0, len(z), cfg.chunk_size)])
         elif name == "odin":  # T log S_max(x'; T): monotone in the paper's score, and it survives float32
             score = ODIN(model, cfg.odin_temperature, cfg.odin_epsilon).score(images, cfg.chunk_size)
             out[PREFIX + name] = cfg.odin_temperature * torch.log(score)
         elif name == "mc_dropout":
-            mc = mc_dropout_uncertainty(model, images, cfg.mc_passes, cfg.mc_seed, cfg.chunk_size)
+            if z is None:
+                z, logits = features_of(model, images, cfg.chunk_size)
+            mc = mc_dropout_uncertainty(model, images, cfg.mc_passes, cfg.mc_seed, cfg.chunk_size,
+                                        first_batch=offset // cfg.chunk_size, head_inputs=z)
             out.update({f"{PREFIX}mc_{k}": -v for k, v in mc.items()})
         if seconds is not None:
             seconds[name] = time.perf_counter() - start

@@ -11,6 +11,7 @@ their negations under ``detector/mc_<name>`` (gradmeta's sign: higher = in-distr
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -21,13 +22,23 @@ DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropou
 
 
 def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 20, seed: int = 0,
-                           chunk_size: int = 256, reuse_prefix: bool = True) -> dict[str, torch.Tensor]:
+                           chunk_size: int = 256, reuse_prefix: bool = True,
+                           first_batch: int = 0, head_inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Predictive entropy, mutual information and variation ratio, float64 (n,) each.
 
     When the model's one dropout layer feeds its logits layer directly (dropout -> Linear, as in the
     paper's CNN and most classifiers), the passes differ only after the dropout: its input is computed
     once per chunk and each pass runs the dropout and the head alone. The masks are drawn in the same
-    order from the same seed, so the result is the same as T full passes (``reuse_prefix=False``)."""
+    order from the same seed, so the result is the same as T full passes (``reuse_prefix=False``).
+
+    The masks of each batch of ``chunk_size`` images come from their own seed, derived from ``seed``
+    and the batch's number (``first_batch`` for the first): a slice of a set that starts at a batch
+    boundary, with ``first_batch`` set, gets the same masks, hence the same values, as the whole set.
+
+    ``head_inputs``: the logits layer's input in eval mode for every image (n, D), when already
+    computed (the penultimate features of the feature detectors, in batches of ``chunk_size``).
+    Where the dropout feeds the head, that is the dropout's input (dropout is the identity in eval
+    mode), and the prefix forward is skipped; otherwise it is ignored."""
     if passes < 2:
         raise GradmetaError(f"MC dropout needs at least 2 passes, got {passes}")
     dropouts = [m for m in model.modules() if isinstance(m, DROPOUTS)]
@@ -41,19 +52,25 @@ def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 20, 
     try:
         prefix = _dropout_before_head(model, dropouts, x[:1]) if reuse_prefix and len(x) else None
         with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(seed)
-            for start in range(0, len(x), chunk_size):
+            for number, start in enumerate(range(0, len(x), chunk_size), start=first_batch):
+                torch.manual_seed(batch_seed(seed, number))
                 chunk = x[start: start + chunk_size]
                 if prefix is None:
                     probs = torch.stack([torch.softmax(model(chunk).double(), dim=1) for _ in range(passes)])
                 else:
                     dropout, head = prefix
-                    h = _captured_input(model, dropout, chunk)
+                    h = (_captured_input(model, dropout, chunk) if head_inputs is None
+                         else head_inputs[start: start + chunk_size].to(head.weight.dtype))
                     probs = torch.stack([torch.softmax(head(dropout(h)).double(), dim=1) for _ in range(passes)])
                 parts.append(_uncertainty(probs))
     finally:
         model.train(was_training)
     return {k: torch.cat([p[k] for p in parts]) for k in ("entropy", "mutual_information", "variation_ratio")}
+
+
+def batch_seed(seed: int, batch: int) -> int:
+    """The torch seed of batch number ``batch``: an independent stream per (seed, batch) (numpy's SeedSequence)."""
+    return int(np.random.SeedSequence([seed, batch]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 def _dropout_before_head(model: nn.Module, dropouts: list[nn.Module],
