@@ -81,43 +81,40 @@ def test_repro_writes_every_output(pipeline_repo):
     assert header.endswith("fpr_at_95tpr_wrong_positive_mean,fpr_at_95tpr_wrong_positive_std")
 
 
-def test_exp_run_of_a_meta_param_reruns_only_meta_and_evaluate(pipeline_repo):
+def test_exp_runs_rerun_only_meta_and_evaluate_and_two_queue_workers_give_the_same_metrics(pipeline_repo):
+    """`dvc exp run -S meta...` reruns meta and evaluate only; the same two experiments queued and
+    run by two workers at once (`--run-all -j 2`, each in its own temporary copy) give the metrics
+    of running them one after the other in the workspace."""
     repo = pipeline_repo
     params = (repo / "params.yaml").read_text()
     sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "baseline")
+    sh(repo, "git", "commit", "-qm", "baseline", "--allow-empty")
+    variants = {"xgb": ["-S", "meta.classifiers=[xgboost]"], "seed1": ["-S", "meta.seed=1"]}
+    one_by_one = {}
     try:
-        out = dvc(repo, "exp", "run", "-S", "meta.classifiers=[xgboost]").stdout
-        assert re.findall(r"Running stage '([^']+)'", out) == ["meta", "evaluate"]
-        scenarios = json.loads((repo / "metrics" / "scenarios.json").read_text())
-        assert set(scenarios["misclassification"]["digits"]["gradient"]) == {"xgboost"}
-        diff = dvc(repo, "metrics", "diff").stdout
-        assert "misclassification.digits.gradient.logistic.auroc" in diff
+        for name, args in variants.items():
+            (repo / "params.yaml").write_text(params)
+            out = dvc(repo, "exp", "run", "-n", f"one-{name}", *args).stdout
+            assert re.findall(r"Running stage '([^']+)'", out) == ["meta", "evaluate"]
+            one_by_one[name] = json.loads((repo / "metrics" / "scenarios.json").read_text())
+            if name == "xgb":
+                assert set(one_by_one[name]["misclassification"]["digits"]["gradient"]) == {"xgboost"}
+                diff = dvc(repo, "metrics", "diff").stdout
+                assert "misclassification.digits.gradient.logistic.auroc" in diff
+        (repo / "params.yaml").write_text(params)
+        for name, args in variants.items():
+            dvc(repo, "exp", "run", "--queue", "-n", f"two-{name}", *args)
+        out = dvc(repo, "exp", "run", "--run-all", "-j", "2")
+        assert re.search(r"Failed", out.stdout + out.stderr) is None, out.stdout + out.stderr
+        shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+        queued = {exp["name"]: exp["revs"][0]["data"]["metrics"]["metrics/scenarios.json"]["data"]
+                  for entry in shown for exp in (entry.get("experiments") or [])}
+        for name in variants:
+            assert queued[f"two-{name}"] == one_by_one[name]
+        assert one_by_one["xgb"] != one_by_one["seed1"]  # the variants differ: the comparison can fail
     finally:
         (repo / "params.yaml").write_text(params)
         dvc(repo, "repro")
-
-
-def test_queued_experiments_two_at_a_time_equal_one_at_a_time(pipeline_repo):
-    """`dvc exp run --run-all -j 2` (two queue workers, each in its own temporary copy) gives the
-    same metrics as the same experiments run one after the other."""
-    repo = pipeline_repo
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "baseline", "--allow-empty")
-    variants = {"seed1": ["-S", "meta.seed=1"], "xgb": ["-S", "meta.classifiers=[xgboost]", "-S", "meta.seed=2"]}
-    for prefix, jobs in (("one", "1"), ("two", "2")):
-        for name, args in variants.items():
-            dvc(repo, "exp", "run", "--queue", "-n", f"{prefix}-{name}", *args)
-        out = dvc(repo, "exp", "run", "--run-all", "-j", jobs)
-        assert re.search(r"Failed", out.stdout + out.stderr) is None, out.stdout + out.stderr
-    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
-    metrics = {exp["name"]: exp["revs"][0]["data"]["metrics"]["metrics/scenarios.json"]["data"]
-               for entry in shown for exp in (entry.get("experiments") or [])}
-    assert {"one-seed1", "one-xgb", "two-seed1", "two-xgb"} <= set(metrics)
-    for name in variants:
-        assert metrics[f"two-{name}"] == metrics[f"one-{name}"]
-    assert metrics["one-seed1"] != metrics["one-xgb"]  # the variants differ: the comparison can fail
-    assert set(metrics["two-xgb"]["misclassification"]["digits"]["gradient"]) == {"xgboost"}
 
 
 def test_second_repro_is_a_no_op_and_forced_repro_is_byte_identical(pipeline_repo):
