@@ -137,3 +137,16 @@ def test_penultimate_features_are_the_heads_input():
     (z, logits), = list(penultimate(model, x, chunk_size=8))
     torch.testing.assert_close(logits, model.fc2(z))
     torch.testing.assert_close(logits, model(x))
+
+
+def test_scatter_matrix_over_row_blocks_equals_the_centred_product(monkeypatch):
+    from gradmeta.uncertainty.detectors import base
+    monkeypatch.setattr(base, "ROWS_PER_BLOCK", 3)  # 10 rows: blocks of 3, 3, 3, 1
+    rng = np.random.default_rng(0)
+    z = torch.from_numpy(rng.normal(size=(10, 4)))
+    means = torch.from_numpy(rng.normal(size=(2, 4)))
+    index = torch.from_numpy(rng.integers(0, 2, 10))
+    centred = z.numpy() - means.numpy()[index.numpy()]
+    np.testing.assert_allclose(base.scatter_matrix(z, means, index).numpy(), centred.T @ centred, rtol=1e-12)
+    shifted = z.numpy() - means.numpy()[0]
+    np.testing.assert_allclose(base.scatter_matrix(z, means[0]).numpy(), shifted.T @ shifted, rtol=1e-12)

@@ -65,3 +65,17 @@ def penultimate(model: nn.Module, x: torch.Tensor, chunk_size: int = 256) -> Ite
     finally:
         handle.remove()
         model.train(was_training)
+
+
+ROWS_PER_BLOCK = 8192  # rows per block of a whole-set reduction: memory stays flat in n
+
+
+def scatter_matrix(z: torch.Tensor, centres: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+    """sum_i (z_i - c_i)(z_i - c_i)^T, float64 (D, D), accumulated over blocks of rows (no whole-size
+    centred copy). c_i = ``centres`` (D,), or ``centres[index[i]]`` for centres (C, D) and index (n,)."""
+    out = torch.zeros(z.shape[1], z.shape[1], dtype=torch.float64)
+    for start in range(0, len(z), ROWS_PER_BLOCK):
+        rows = slice(start, start + ROWS_PER_BLOCK)
+        d = z[rows].double() - (centres if index is None else centres[index[rows]])
+        out += d.T @ d
+    return out

@@ -50,11 +50,18 @@ def fresh_detector(name: str, model: nn.Module, probe: torch.Tensor, cfg: Detect
 
 
 def features_of(model: nn.Module, images: torch.Tensor, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Penultimate features (n, D) and logits (n, C), float64, of ``images`` in eval mode."""
-    parts = list(penultimate(model, images, chunk_size))
-    if not parts:
+    """Penultimate features (n, D) and logits (n, C), float64, of ``images`` in eval mode (filled
+    batch by batch into buffers of the final size: no whole-size float32 copies on the way)."""
+    if len(images) == 0:
         raise GradmetaError("no images to compute penultimate features of")
-    return torch.cat([z for z, _ in parts]).double(), torch.cat([lg for _, lg in parts]).double()
+    z = logits = None
+    for start, (zc, lc) in zip(range(0, len(images), chunk_size), penultimate(model, images, chunk_size), strict=True):
+        if z is None:
+            z = torch.empty(len(images), zc.shape[1], dtype=torch.float64)
+            logits = torch.empty(len(images), lc.shape[1], dtype=torch.float64)
+        z[start: start + len(zc)] = zc
+        logits[start: start + len(lc)] = lc
+    return z, logits
 
 
 def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | np.ndarray, cfg: DetectorsConfig,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import FeatureDetector
+from gradmeta.uncertainty.detectors.base import FeatureDetector, scatter_matrix
 
 
 class Mahalanobis(FeatureDetector):
@@ -30,8 +30,7 @@ class Mahalanobis(FeatureDetector):
         if len(classes) < 2:
             raise GradmetaError("Mahalanobis needs training features of at least 2 classes")
         self.means = torch.stack([z[y == c].mean(0) for c in classes])
-        centred = z - self.means[torch.searchsorted(classes, y)]
-        covariance = centred.T @ centred / len(z)
+        covariance = scatter_matrix(z, self.means, torch.searchsorted(classes, y)) / len(z)
         self.precision = torch.linalg.pinv(covariance, hermitian=True)
         self._whiten()
         return self

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import FeatureDetector
+from gradmeta.uncertainty.detectors.base import ROWS_PER_BLOCK, FeatureDetector, scatter_matrix
 
 
 class ViM(FeatureDetector):
@@ -40,11 +40,13 @@ class ViM(FeatureDetector):
     def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> ViM:
         z = z.double()
         self.origin = -(torch.linalg.pinv(self.weight) @ self.bias)
-        centred = z - self.origin
-        covariance = centred.T @ centred / len(z)
+        covariance = scatter_matrix(z, self.origin) / len(z)
         _, vectors = torch.linalg.eigh(covariance)  # ascending eigenvalues
         self.null_space = vectors[:, : z.shape[1] - self.dim]  # all but the `dim` leading directions
-        self.alpha = float(self._logits(z).amax(1).mean() / self._residual_norm(z).mean())
+        blocks = [slice(i, i + ROWS_PER_BLOCK) for i in range(0, len(z), ROWS_PER_BLOCK)]
+        max_logit = torch.cat([self._logits(z[b]).amax(1) for b in blocks])
+        residual = torch.cat([self._residual_norm(z[b]) for b in blocks])
+        self.alpha = float(max_logit.mean() / residual.mean())
         self.fitted = True
         return self
 
