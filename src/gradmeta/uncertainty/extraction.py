@@ -35,7 +35,7 @@ from gradmeta.uncertainty.gradients import (
     iterate_chunks,
     validate_statistics,
 )
-from gradmeta.uncertainty.shards import alignment, block_size, shard_rows
+from gradmeta.uncertainty.shards import alignment, shard_block, shard_rows
 from gradmeta.uncertainty.softmax import softmax_metrics
 
 
@@ -121,7 +121,7 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
     align = alignment(cfg.chunk_size, *((detectors.chunk_size,) if detectors is not None else ()))
     all_rows = evaluation_rows(data)
     rows = shard_rows(all_rows, shard, cfg.shards, align, data.concept)
-    offset = shard * block_size(len(all_rows), cfg.shards, align)  # position of rows[0] among all_rows
+    offset = shard_block(len(all_rows), shard, cfg.shards, align).start  # position of rows[0] among all_rows
     model = model.to(device)
     images = to_tensor(data.images[rows])
     start = time.perf_counter()

@@ -25,14 +25,20 @@ def block_size(n_rows: int, shards: int, alignment: int) -> int:
     return math.ceil(per_shard / alignment) * alignment
 
 
+def shard_block(n_rows: int, shard: int, shards: int, alignment: int) -> slice:
+    """The positions (among ``n_rows`` evaluation rows) that ``shard`` of ``shards`` computes; its
+    ``start`` is a multiple of ``alignment``."""
+    size = block_size(n_rows, shards, alignment)
+    return slice(shard * size, min(n_rows, (shard + 1) * size))
+
+
 def shard_rows(rows: np.ndarray, shard: int, shards: int, alignment: int, concept: str = "?") -> np.ndarray:
     """The block of ``rows`` (a concept's evaluation row positions, in order) that ``shard`` of
     ``shards`` computes; a shard left without rows (too few images for K aligned blocks) is a
     GradmetaError naming the concept and the largest K that works."""
     if not 0 <= shard < shards:
         raise GradmetaError(f"shard {shard} is not among the {shards} shards (0..{shards - 1})")
-    size = block_size(len(rows), shards, alignment)
-    part = rows[shard * size: (shard + 1) * size]
+    part = rows[shard_block(len(rows), shard, shards, alignment)]
     if len(part) == 0:
         usable = max(1, math.ceil(len(rows) / alignment))  # K = this gives blocks of exactly one alignment
         raise GradmetaError(f"concept {concept!r}: {len(rows)} evaluation images make at most {usable} shards of "
