@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import accuracy_score, auc, average_precision_score, roc_curve
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.evaluation.measures import MEASURES, measure_all
@@ -70,6 +71,43 @@ def test_hand_computed_values():
     assert m["fpr_at_95tpr_wrong_positive"] == pytest.approx(3 / 5)
     constant = measure_all(*CASES["constant"], threshold=3.0)
     assert constant["auroc"] == 0.5 and constant["fpr_at_95tpr_correct_positive"] == 1.0
+
+
+def sklearn_measures(scores, target, threshold):
+    """The measures as scikit-learn's validated functions compute them (the convention measure_all keeps)."""
+    fpr, tpr, _ = roc_curve(target, scores)
+    fpr_out, tpr_out, _ = roc_curve(1 - target, -scores)
+    return {
+        "accuracy": accuracy_score(target, (scores >= threshold).astype(int)),
+        "auroc": auc(fpr, tpr),
+        "aupr_wrong_positive": average_precision_score(1 - target, -scores),
+        "aupr_correct_positive": average_precision_score(target, scores),
+        "fpr_at_95tpr_correct_positive": fpr[np.searchsorted(tpr, 0.95, side="left")],
+        "fpr_at_95tpr_wrong_positive": fpr_out[np.searchsorted(tpr_out, 0.95, side="left")],
+    }
+
+
+@pytest.mark.parametrize("kind", ["continuous", "few_values", "rounded"])
+def test_measures_equal_scikit_learn_bit_for_bit(kind):
+    """One sort replaces four validated scikit-learn calls; every value must stay exactly the same,
+    ties and ROC's dropped collinear points included."""
+    rng = np.random.default_rng(len(kind))
+    checked = 0
+    for _ in range(300):
+        n = int(rng.integers(2, 300))
+        if kind == "continuous":
+            scores = rng.normal(size=n)
+        elif kind == "few_values":
+            scores = rng.integers(0, int(rng.integers(1, 8)), n).astype(float)
+        else:
+            scores = np.round(rng.random(n), 2)
+        target = (rng.random(n) < rng.uniform(0.05, 0.95)).astype(int)
+        if target.min() == target.max():
+            continue
+        ours = measure_all(scores, target, threshold=float(np.median(scores)))
+        assert ours == {k: float(v) for k, v in sklearn_measures(scores, target, float(np.median(scores))).items()}
+        checked += 1
+    assert checked > 200
 
 
 def test_best_threshold_maximises_training_accuracy():
