@@ -6,7 +6,7 @@ import torch
 from reference import naive_gradient_stats
 from torch import nn
 
-from gradmeta.uncertainty.gradients import gradient_statistics
+from gradmeta.uncertainty.gradients import gradient_statistics, iterate_targets
 from gradmeta.uncertainty.gradients.moments import ALL_STATISTICS, Needs, moments_of
 from gradmeta.uncertainty.gradients.plan import plan_layers
 from gradmeta.uncertainty.gradients.rules import register_rule, registry, rule_for
@@ -156,19 +156,20 @@ def bce_ones(logits):
     return torch.nn.functional.binary_cross_entropy(torch.sigmoid(logits), torch.ones_like(logits), reduction="sum")
 
 
+class WithGeneric(nn.Module):  # conv + PReLU (generic path) + linear head
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3)
+        self.act = nn.PReLU(3)
+        self.fc = nn.Linear(3 * 6 * 6, 4)
+
+    def forward(self, x):
+        return self.fc(self.act(self.conv(x)).flatten(1))
+
+
 @pytest.mark.parametrize("target, loss", [("kl_uniform", kl_uniform), ("bce_ones", bce_ones)])
 def test_other_gradient_targets_match_the_naive_loop(target, loss):
     from reference import assert_matches_reference
-
-    class WithGeneric(nn.Module):  # conv + PReLU (generic path) + linear head
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(1, 3, 3)
-            self.act = nn.PReLU(3)
-            self.fc = nn.Linear(3 * 6 * 6, 4)
-
-        def forward(self, x):
-            return self.fc(self.act(self.conv(x)).flatten(1))
 
     torch.manual_seed(4)
     model = WithGeneric().double().eval()
@@ -179,3 +180,26 @@ def test_other_gradient_targets_match_the_naive_loop(target, loss):
     assert torch.equal(mean, torch.zeros(5)) is (target == "kl_uniform")  # p - u sums to 0; sigmoid(z) - 1 not
     with pytest.raises(Exception, match="unknown gradient target 'mse'"):
         gradient_statistics(model, x, target="mse")
+
+
+def test_several_targets_share_one_forward_and_each_matches_its_naive_loop():
+    """iterate_targets: one forward per chunk, one backward per target through the same graph (ruled
+    and generic parameters); each target's values are its own naive per-sample loop's."""
+    from reference import assert_matches_reference
+
+    torch.manual_seed(5)
+    model = WithGeneric().double().eval()
+    x = torch.rand(5, 1, 8, 8, dtype=torch.float64)
+    losses = {"cross_entropy": None, "kl_uniform": kl_uniform, "bce_ones": bce_ones}
+    got: dict[str, dict[str, list]] = {t: {} for t in losses}
+    for by_target in iterate_targets(model, x, list(losses), ALL_STATISTICS, chunk_size=2, with_gradnorm=True):
+        assert list(by_target) == list(losses)
+        for t, (result, features) in by_target.items():
+            assert result.gradnorm is not None
+            for k, v in features.items():
+                got[t].setdefault(k, []).append(v)
+    for t, loss in losses.items():
+        assert_matches_reference({k: torch.cat(v) for k, v in got[t].items()},
+                                 naive_gradient_stats(model, x, loss=loss), ALL_STATISTICS)
+    with pytest.raises(Exception, match="distinct target names"):
+        next(iterate_targets(model, x, ["kl_uniform", "kl_uniform"]))

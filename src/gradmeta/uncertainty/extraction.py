@@ -32,7 +32,7 @@ from gradmeta.uncertainty.gradients import (
     ALL_STATISTICS,
     DEFAULT_CHUNK_SIZE,
     PAPER_STATISTICS,
-    iterate_chunks,
+    iterate_targets,
     validate_statistics,
 )
 from gradmeta.uncertainty.shards import alignment, shard_block, shard_rows
@@ -76,22 +76,23 @@ def evaluation_rows(data: PreparedData) -> np.ndarray:
     return np.nonzero(data.split != "train")[0]
 
 
-def _engine_columns(model: nn.Module, images: torch.Tensor, cfg: ExtractConfig, target: str, first: bool,
+def _engine_columns(model: nn.Module, images: torch.Tensor, cfg: ExtractConfig, targets: tuple[str, ...],
                     desc: str, progress: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Predictions and float64 metric columns of one engine pass over ``images``: with ``first`` the
-    softmax metrics, the paper's gradient statistics and GradNorm; else the gradient statistics of
-    ``target`` as the column group ``grad_<target>/``."""
+    """Predictions and float64 metric columns of one engine pass over ``images`` (one forward per
+    chunk, one backward per target): the softmax metrics, the paper's gradient statistics and
+    GradNorm, then for each further target in ``targets`` its gradient statistics as the column
+    group ``grad_<target>/``."""
     n = len(images)
     columns: dict[str, np.ndarray] = {}  # allocated once, filled chunk by chunk
     pred = np.empty(n, dtype=np.int64)
     start = 0
     with tqdm(total=n, desc=desc, unit="img", disable=None if progress else True, leave=False) as bar:
-        for result, grads in iterate_chunks(model, images, cfg.statistics, "predicted", cfg.chunk_size,
-                                            with_gradnorm=first, on_chunk=bar.update, target=target):
-            if first:
-                chunk = {**softmax_metrics(result.logits.cpu()), **grads, GRADNORM_COLUMN: result.gradnorm.cpu()}
-            else:
-                chunk = {f"grad_{target}/{k.removeprefix('grad/')}": v for k, v in grads.items()}
+        for by_target in iterate_targets(model, images, ("cross_entropy", *targets), cfg.statistics, "predicted",
+                                         cfg.chunk_size, with_gradnorm=True, on_chunk=bar.update):
+            result, grads = by_target["cross_entropy"]
+            chunk = {**softmax_metrics(result.logits.cpu()), **grads, GRADNORM_COLUMN: result.gradnorm.cpu()}
+            for target in targets:
+                chunk.update({f"grad_{target}/{k.removeprefix('grad/')}": v for k, v in by_target[target][1].items()})
             if not columns:
                 columns = {k: np.empty(n, dtype=np.float64) for k in chunk}
             m = len(result.labels)
@@ -113,7 +114,7 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
     for an unknown concept every prediction is wrong (``correct`` all False). ``detectors``: add
     the column groups of its extra gradient targets and the ``detector/<name>`` scores (``fitted``:
     the state of the feature detectors, from the detectors stage). ``seconds``, when given, receives
-    the wall time of each part (``cross_entropy``, each target, each detector) for the stage log.
+    the wall time of each part (the gradient targets together, as ``cross_entropy+<target>...``; each detector) for the stage log.
     ``shard``: compute only that block of the evaluation rows of ``cfg.shards``
     (:func:`gradmeta.uncertainty.shards.shard_rows`); the blocks' tables, concatenated in order, are
     the unsharded table."""
@@ -124,14 +125,11 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
     offset = shard_block(len(all_rows), shard, cfg.shards, align).start  # position of rows[0] among all_rows
     model = model.to(device)
     images = to_tensor(data.images[rows])
+    targets = detectors.targets if detectors is not None else ()
     start = time.perf_counter()
-    pred, columns = _engine_columns(model, images, cfg, "cross_entropy", True, f"extract {data.concept}", progress)
-    seconds["cross_entropy"] = time.perf_counter() - start
+    pred, columns = _engine_columns(model, images, cfg, tuple(targets), f"extract {data.concept}", progress)
+    seconds["+".join(("cross_entropy", *targets))] = time.perf_counter() - start
     if detectors is not None:
-        for target in detectors.targets:
-            start = time.perf_counter()
-            columns.update(_engine_columns(model, images, cfg, target, False, f"{target} {data.concept}", progress)[1])
-            seconds[target] = time.perf_counter() - start
         scores = detector_columns(model, images.to(device), detectors, fitted or {}, seconds, offset=offset)
         columns.update({k: v.cpu().numpy() for k, v in scores.items()})
     labels = data.labels[rows]

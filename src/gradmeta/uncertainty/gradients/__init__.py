@@ -5,6 +5,7 @@ from gradmeta.uncertainty.gradients.engine import (
     ChunkResult,
     gradient_statistics,
     iterate_chunks,
+    iterate_targets,
 )
 from gradmeta.uncertainty.gradients.moments import (
     ALL_STATISTICS,
@@ -17,4 +18,4 @@ from gradmeta.uncertainty.gradients.rules import register_rule
 from gradmeta.uncertainty.gradients.targets import TARGETS
 
 __all__ = ["ALL_STATISTICS", "DEFAULT_CHUNK_SIZE", "OPTIONAL_STATISTICS", "PAPER_STATISTICS", "TARGETS", "ChunkResult", "Plan",
-           "gradient_statistics", "iterate_chunks", "plan_layers", "register_rule", "validate_statistics"]
+           "gradient_statistics", "iterate_chunks", "iterate_targets", "plan_layers", "register_rule", "validate_statistics"]

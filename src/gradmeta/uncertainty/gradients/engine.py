@@ -115,13 +115,14 @@ def _forward_capturing(model: nn.Module, plan: Plan, x: torch.Tensor) -> tuple[t
 
 
 def _ruled_moments(plan: Plan, captured: dict[int, _Captured], logits: torch.Tensor, y: torch.Tensor,
-                   needs: Needs, target: Target) -> dict[str, Moments]:
-    """Moments of every ruled layer's parameters from one backward of the target's summed loss."""
+                   needs: Needs, target: Target, retain_graph: bool = False) -> dict[str, Moments]:
+    """Moments of every ruled layer's parameters from one backward of the target's summed loss
+    (``retain_graph``: keep the forward's graph for a further target's backward)."""
     if not plan.fast:
         return {}
     outputs = [captured[id(layer.module)].output for layer in plan.fast]
     loss = target.loss(logits, y)
-    grads = torch.autograd.grad(loss, outputs, allow_unused=True)
+    grads = torch.autograd.grad(loss, outputs, allow_unused=True, retain_graph=retain_graph)
     moments: dict[str, Moments] = {}
     for layer, g, out in zip(plan.fast, grads, outputs):
         g = torch.zeros_like(out) if g is None else g.detach()
@@ -141,24 +142,36 @@ def process_chunk(model: nn.Module, plan: Plan, x: torch.Tensor, labels: torch.T
                   target: Target = TARGETS["cross_entropy"]) -> ChunkResult:
     """One batched forward + backward of a chunk x (n, ...); exact per-sample moments of every
     parameter. ``labels`` (n,) or None for the model's own prediction."""
+    return process_chunk_targets(model, plan, x, labels, needs, (target,), with_gradnorm)[0]
+
+
+def process_chunk_targets(model: nn.Module, plan: Plan, x: torch.Tensor, labels: torch.Tensor | None,
+                          needs: Needs, targets: Sequence[Target],
+                          with_gradnorm: bool = False) -> list[ChunkResult]:
+    """:func:`process_chunk` for several targets of one chunk: one batched forward, then one backward
+    per target through the same graph; one ChunkResult per target, in order (logits, labels and
+    GradNorm shared). Each target's moments are the ones its own forward + backward gives."""
     logits, captured = _forward_capturing(model, plan, x)
     y = logits.detach().argmax(1) if labels is None else labels
-    moments = _ruled_moments(plan, captured, logits, y, needs, target)
     last = _logits_layer(plan, captured, logits)
-    if last is not None and needs.mean and target.zero_sum:
-        # The logits layer's output gradient (p - onehot(y), or p - u) sums to 0, so the means of its
-        # weight gradient (sum g_i * sum a_j / count) and bias gradient are exactly 0, not rounding noise.
-        for name, _ in last.params:
-            moments[name].mean = torch.zeros_like(moments[name].mean)
-    if plan.generic_params:
-        moments.update(generic_moments(model, plan.generic_params, x, y, needs, target))
     gradnorm = None
     if with_gradnorm:
         if last is None:
             raise GradmetaError("GradNorm needs a model whose logits come straight out of an nn.Linear layer")
         gradnorm = gradnorm_scores(logits, captured[id(last.module)].layer_input)
-    ordered = {full: moments[full] for layer in plan.layers for full, _ in layer.params}
-    return ChunkResult(logits.detach(), y, ordered, gradnorm)
+    results = []
+    for i, target in enumerate(targets):
+        moments = _ruled_moments(plan, captured, logits, y, needs, target, retain_graph=i < len(targets) - 1)
+        if last is not None and needs.mean and target.zero_sum:
+            # The logits layer's output gradient (p - onehot(y), or p - u) sums to 0, so the means of its
+            # weight gradient (sum g_i * sum a_j / count) and bias gradient are exactly 0, not rounding noise.
+            for name, _ in last.params:
+                moments[name].mean = torch.zeros_like(moments[name].mean)
+        if plan.generic_params:
+            moments.update(generic_moments(model, plan.generic_params, x, y, needs, target))
+        ordered = {full: moments[full] for layer in plan.layers for full, _ in layer.params}
+        results.append(ChunkResult(logits.detach(), y, ordered, gradnorm))
+    return results
 
 
 def chunk_table(result: ChunkResult, statistics: Sequence[str]) -> tuple[list[str], torch.Tensor]:
@@ -229,8 +242,8 @@ def _checked_arguments(model: nn.Module, images: object, statistics: Sequence[st
 
 
 def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...], labels: torch.Tensor | None,
-                   chunk_size: int, with_gradnorm: bool, target: Target) -> Iterator[ChunkResult]:
-    """``process_chunk`` over consecutive chunks of ``images`` (arguments already validated)."""
+                   chunk_size: int, with_gradnorm: bool, targets: Sequence[Target]) -> Iterator[list[ChunkResult]]:
+    """``process_chunk_targets`` over consecutive chunks of ``images`` (arguments already validated)."""
     if len(images) == 0:
         return
     needs = Needs.of(stats)
@@ -246,7 +259,25 @@ def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...
             if plan.channels_last:
                 x = to_channels_last(x)
             y = None if labels is None else labels[start: start + chunk_size].to(device)
-            yield process_chunk(model, plan, x, y, needs, with_gradnorm, target)
+            yield process_chunk_targets(model, plan, x, y, needs, targets, with_gradnorm)
+
+
+def iterate_targets(model: nn.Module, images: torch.Tensor, targets: Sequence[str],
+                    statistics: Sequence[str] = PAPER_STATISTICS, labels: torch.Tensor | str = "predicted",
+                    chunk_size: int = DEFAULT_CHUNK_SIZE, with_gradnorm: bool = False,
+                    on_chunk: Callable[[int], None] | None = None,
+                    ) -> Iterator[dict[str, tuple[ChunkResult, dict[str, torch.Tensor]]]]:
+    """Process ``images`` chunk by chunk for several gradient targets at once (one forward per
+    chunk); yields {target: (ChunkResult, chunk features as in :func:`chunk_features`)} in the order
+    of ``targets``. Each target's values equal :func:`iterate_chunks` with that target alone."""
+    if isinstance(targets, str) or not targets or len(set(targets)) != len(targets):
+        raise GradmetaError(f"targets must be a non-empty list of distinct target names, got {targets!r}")
+    chosen = [target_named(t) for t in targets]
+    stats, label_tensor = _checked_arguments(model, images, statistics, chunk_size, labels)
+    for results in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm, chosen):
+        yield {t.name: (r, chunk_features(r, stats)) for t, r in zip(chosen, results)}
+        if on_chunk is not None:
+            on_chunk(len(results[0].labels))
 
 
 def iterate_chunks(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
@@ -256,12 +287,9 @@ def iterate_chunks(model: nn.Module, images: torch.Tensor, statistics: Sequence[
                    target: str = "cross_entropy") -> Iterator[tuple[ChunkResult, dict[str, torch.Tensor]]]:
     """Process ``images`` chunk by chunk; yields (ChunkResult, chunk features as in
     :func:`chunk_features`). Arguments as :func:`gradient_statistics`; validated before any work."""
-    chosen = target_named(target)
-    stats, label_tensor = _checked_arguments(model, images, statistics, chunk_size, labels)
-    for result in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm, chosen):
-        yield result, chunk_features(result, stats)
-        if on_chunk is not None:
-            on_chunk(len(result.labels))
+    for by_target in iterate_targets(model, images, [target], statistics, labels, chunk_size, with_gradnorm,
+                                     on_chunk):
+        yield by_target[target]
 
 
 _UNSET = object()
@@ -294,7 +322,7 @@ def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequ
     names: list[str] = []
     table = torch.empty(0)
     start = 0
-    for result in _chunk_results(model, images, stats, label_tensor, chunk_size, False, chosen):
+    for (result,) in _chunk_results(model, images, stats, label_tensor, chunk_size, False, [chosen]):
         names, values = chunk_table(result, stats)
         if start == 0:  # allocated once: per-chunk results never pile up between large temporaries
             table = torch.empty(len(names), len(images), dtype=torch.float32)
