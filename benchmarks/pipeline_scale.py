@@ -4,7 +4,8 @@ Copies the repository (git-tracked files only, as a fresh clone has them) into a
 scales every concept's sizes to ``--scale`` x the paper's (EMNIST digits 240,000 train / 40,000
 test, every EMNIST letter (20,800), every Omniglot drawing (32,460), the CIFAR-10 test batch
 (10,000), 10,000 noise images), runs ``dvc repro`` there and prints the wall time of each stage, the
-total and the peak resident memory of the largest stage process. Several scales in one call show
+total, the peak resident memory of the largest process (``ru_maxrss``) and each stage's peak (sampled
+every 0.2 s, :mod:`process_memory`). Several scales in one call show
 how each stage grows with N (measured in one process, one after the other).
 
     python benchmarks/pipeline_scale.py --scale 0.1 --scale 1.0 [--source synthetic] [--json out.json]
@@ -69,15 +70,16 @@ def main(scales: tuple[float, ...], source: str, json_path: str | None, print_co
             copy_repo(repo)
             if scale is not None:
                 apply(repo / "params.yaml", scale, source)
-            total, stages = timed_repro(repo, force=False, echo=True)
+            memory: dict[str, float] = {}
+            total, stages = timed_repro(repo, force=False, echo=True, memory=memory)
             peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
             results.append({"scale": scale or "params.yaml", "source": source if scale else "params.yaml",
                             "sizes": scaled_sizes(scale) if scale else "params.yaml", "total_s": round(total, 1),
                             "stages_s": {k: round(v, 1) for k, v in stages.items()},
-                            "peak_rss_gb_so_far": round(peak_gb, 2)})
+                            "peak_rss_gb_so_far": round(peak_gb, 2), "stage_peak_rss_gb": memory})
         print(f"scale {scale or 'params.yaml'}: {total:.0f} s end to end, peak RSS (largest process so far) {peak_gb:.2f} GB")
         for name, seconds in stages.items():
-            print(f"  {name:24s} {seconds:8.1f} s")
+            print(f"  {name:24s} {seconds:8.1f} s  {memory.get(name, float('nan')):6.2f} GB")
         sys.stdout.flush()
     if json_path:
         Path(json_path).write_text(json.dumps(results, indent=1) + "\n")

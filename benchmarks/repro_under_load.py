@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import click
+from process_memory import PeakMemory
 
 ROOT = Path(__file__).resolve().parents[1]
 BUSY = "import time\nend = time.time() + 7200\nwhile time.time() < end:\n    pass\n"
@@ -37,25 +38,33 @@ def copy_repo(dest: Path) -> None:
         subprocess.run(cmd, cwd=dest, check=True, env=env)
 
 
-def timed_repro(repo: Path, force: bool = True, echo: bool = False) -> tuple[float, dict[str, float]]:
+def timed_repro(repo: Path, force: bool = True, echo: bool = False,
+                memory: dict[str, float] | None = None) -> tuple[float, dict[str, float]]:
     """Wall seconds of ``dvc repro [-f]`` and the seconds between consecutive stage starts (the
-    stage's command plus DVC's hashing of its outputs); ``echo`` passes the stage log through."""
+    stage's command plus DVC's hashing of its outputs); ``echo`` passes the stage log through;
+    ``memory``, when given, receives each stage's peak resident memory in GB (the largest process,
+    sampled: :mod:`process_memory`)."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", *(["-f"] if force else [])], cwd=repo, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     stages, last, name = {}, start, None
-    for line in proc.stdout:
-        if echo:
-            print(f"[{time.perf_counter() - start:7.1f} s] {line}", end="", flush=True)
-        hit = re.match(r"Running stage '([^']+)'", line)
-        if hit:
-            now = time.perf_counter()
-            if name is not None:
-                stages[name] = now - last
-            name, last = hit.group(1), now
-    if proc.wait() != 0:
+    with PeakMemory(proc.pid) as sampler:
+        for line in proc.stdout:
+            if echo:
+                print(f"[{time.perf_counter() - start:7.1f} s] {line}", end="", flush=True)
+            hit = re.match(r"Running stage '([^']+)'", line)
+            if hit:
+                now = time.perf_counter()
+                if name is not None:
+                    stages[name] = now - last
+                name, last = hit.group(1), now
+                sampler.phase = name
+        code = proc.wait()
+    if memory is not None:
+        memory.update({k: round(v, 2) for k, v in sampler.peaks.items()})
+    if code != 0:
         raise SystemExit(f"dvc repro failed in {repo}")
     total = time.perf_counter() - start
     if name is not None:
