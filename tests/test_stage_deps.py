@@ -9,6 +9,7 @@ imports included. Both must be covered by the stage's ``deps`` in dvc.yaml.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import subprocess
@@ -21,13 +22,21 @@ from stage_runner import ROOT
 
 SRC = ROOT / "src"
 
-LOADED = """
-import importlib.util, json, sys
+IMPORTS = """
+import importlib.abc, importlib.util, json, os, sys
+seen = {}
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name in ("torch", "xgboost") and name not in seen:
+            seen[name] = os.environ.get("OMP_WAIT_POLICY")
+        return None
+sys.meta_path.insert(0, Watch())
 spec = importlib.util.spec_from_file_location("stage_under_test", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
 print(json.dumps(sorted(m.__file__ for n, m in list(sys.modules.items())
                         if (n == "gradmeta" or n.startswith("gradmeta.")) and getattr(m, "__file__", None))))
+import gradmeta.meta.estimators, xgboost  # what the stages import when they fit or load models
+print(json.dumps(seen))
 """
 
 
@@ -42,11 +51,21 @@ def stage_code_deps() -> dict[str, tuple[Path, list[str]]]:
     return out
 
 
+@functools.cache
+def stage_imports(script: Path) -> tuple[frozenset[Path], dict[str, str | None]]:
+    """What importing ``script`` in a fresh interpreter (OMP_WAIT_POLICY unset) does: the gradmeta
+    source files it loads, and the OMP_WAIT_POLICY seen when torch and xgboost first load (after
+    importing what the stages import to fit or load models too). One interpreter serves both tests."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    proc = subprocess.run([sys.executable, "-c", IMPORTS, str(script)], capture_output=True, text=True,
+                          timeout=300, check=True, cwd=ROOT, env=env)
+    files, seen = proc.stdout.strip().splitlines()[-2:]
+    return frozenset(Path(f).resolve() for f in json.loads(files)), json.loads(seen)
+
+
 def loaded_files(script: Path) -> set[Path]:
     """gradmeta source files loaded by importing ``script`` in a fresh interpreter."""
-    proc = subprocess.run([sys.executable, "-c", LOADED, str(script)], capture_output=True, text=True,
-                          timeout=300, check=True, cwd=ROOT)
-    return {Path(f).resolve() for f in json.loads(proc.stdout.strip().splitlines()[-1])}
+    return set(stage_imports(script)[0])
 
 
 def _module_file(dotted: str) -> Path | None:
@@ -128,30 +147,10 @@ def test_static_closure_sees_lazy_imports(tmp_path):
     assert "src/gradmeta/meta/estimators.py" in files  # report -> ... -> meta, through the package __init__
 
 
-POLICY_AT_IMPORT = """
-import importlib.abc, json, os, sys
-seen = {}
-class Watch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name in ("torch", "xgboost") and name not in seen:
-            seen[name] = os.environ.get("OMP_WAIT_POLICY")
-        return None
-sys.meta_path.insert(0, Watch())
-import importlib.util
-spec = importlib.util.spec_from_file_location("stage_under_test", sys.argv[1])
-spec.loader.exec_module(importlib.util.module_from_spec(spec))
-import gradmeta.meta.estimators, xgboost  # what the stages import when they fit or load models
-print(json.dumps(seen))
-"""
-
-
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_openmp_threads_wait_passively_from_the_first_import(stage):
     """The OpenMP runtime reads its wait policy when torch or xgboost loads: by then it must be set."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    proc = subprocess.run([sys.executable, "-c", POLICY_AT_IMPORT, str(STAGES[stage][0])], capture_output=True,
-                          text=True, timeout=300, check=True, cwd=ROOT, env=env)
-    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    seen = stage_imports(STAGES[stage][0])[1]
     assert seen and set(seen.values()) == {"PASSIVE"}, seen
 
 
