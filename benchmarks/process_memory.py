@@ -48,10 +48,11 @@ def largest_rss(root: int) -> int:
 
 
 class PeakMemory:
-    """``with PeakMemory(pid) as m: ... m.phase = "train" ...``; then ``m.peaks``: phase -> GB."""
+    """``with PeakMemory(pid) as m: ... m.phase = "train" ...``; then ``m.peaks``: phase -> GB.
+    ``enabled=False`` samples nothing (no thread), for callers that time a run and want no extra load."""
 
-    def __init__(self, root: int, interval: float = 0.2):
-        self.root, self.interval = root, interval
+    def __init__(self, root: int, interval: float = 0.2, enabled: bool = True):
+        self.root, self.interval, self.enabled = root, interval, enabled
         self.phase = "start"
         self.peaks: dict[str, float] = {}
         self._stop = threading.Event()
@@ -64,9 +65,11 @@ class PeakMemory:
             self.peaks[phase] = max(self.peaks.get(phase, 0.0), gb)
 
     def __enter__(self) -> PeakMemory:
-        self._thread.start()
+        if self.enabled:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        if self.enabled:
+            self._stop.set()
+            self._thread.join()

@@ -50,7 +50,7 @@ def timed_repro(repo: Path, force: bool = True, echo: bool = False,
     proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", *(["-f"] if force else [])], cwd=repo, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     stages, last, name = {}, start, None
-    with PeakMemory(proc.pid) as sampler:
+    with PeakMemory(proc.pid, enabled=memory is not None) as sampler:
         for line in proc.stdout:
             if echo:
                 print(f"[{time.perf_counter() - start:7.1f} s] {line}", end="", flush=True)

@@ -33,15 +33,17 @@ MEASURES = ("accuracy", "auroc", "aupr_wrong_positive", "aupr_correct_positive",
 
 @dataclass(frozen=True)
 class _Counts:
-    """Positives and negatives accepted at each distinct threshold, highest threshold first: what
-    scikit-learn's ``confusion_matrix_at_thresholds`` returns as ``tps`` and ``fps`` (float64 counts)."""
+    """Positives and negatives accepted at each distinct threshold, in the order the threshold admits
+    more rows: what scikit-learn's ``confusion_matrix_at_thresholds`` returns as ``tps`` and ``fps``
+    (float64 counts)."""
 
     tps: np.ndarray
     fps: np.ndarray
 
 
 def _counts(group_positive: np.ndarray, group_size: np.ndarray) -> _Counts:
-    """Cumulative counts over score groups already ordered from the highest score down."""
+    """Cumulative counts over groups of tied scores, given in the order they are admitted (highest
+    score first for the score itself, lowest first for its negation)."""
     tps = np.cumsum(group_positive).astype(np.float64)
     return _Counts(tps, np.cumsum(group_size).astype(np.float64) - tps)
 

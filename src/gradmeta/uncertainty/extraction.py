@@ -114,7 +114,8 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
     for an unknown concept every prediction is wrong (``correct`` all False). ``detectors``: add
     the column groups of its extra gradient targets and the ``detector/<name>`` scores (``fitted``:
     the state of the feature detectors, from the detectors stage). ``seconds``, when given, receives
-    the wall time of each part (the gradient targets together, as ``cross_entropy+<target>...``; each detector) for the stage log.
+    the wall time of each part for the stage log: the gradient targets together (one pass, keyed
+    ``cross_entropy+<target>...``) and each detector.
     ``shard``: compute only that block of the evaluation rows of ``cfg.shards``
     (:func:`gradmeta.uncertainty.shards.shard_rows`); the blocks' tables, concatenated in order, are
     the unsharded table."""
