@@ -3,6 +3,10 @@ concept's train split and save their state for the extract stage."""
 
 from __future__ import annotations
 
+from gradmeta.core.process import prepare_process
+
+prepare_process()  # before numpy, torch or XGBoost load: OpenMP policy, CPU kernel pins
+
 import time
 
 import click

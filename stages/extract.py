@@ -3,14 +3,19 @@ concept's evaluation images (every image with K = 1), to ``data/features/<concep
 
 from __future__ import annotations
 
+from gradmeta.core.process import prepare_process
+
+prepare_process()  # before numpy, torch or XGBoost load: OpenMP policy, CPU kernel pins
+
 import time
 
 import click
 
 from gradmeta.cnn import file_sha256, load_model, to_tensor
 from gradmeta.core.concepts import concept_names
-from gradmeta.core.console import reports_errors, setup_logging
+from gradmeta.core.console import reports_errors, setup_logging, stage_item
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.kernels import kernels_mode
 from gradmeta.core.params import load_params
 from gradmeta.core.runtime import configure, resolve_device
 from gradmeta.features import part_path, write_features
@@ -20,20 +25,34 @@ from gradmeta.uncertainty.detectors.fitted import load_detectors
 from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
 
 
+def _stage_concept_and_shard(concept: str | None, shard: int | None) -> tuple[str, str, int]:
+    """(stage name, concept, shard) from the options or, under DVC, from ``$DVC_STAGE`` (``extract@<concept>-<k>``)."""
+    if concept is not None:
+        return stage_item(concept, "--concept")[0] or "extract", concept, shard or 0
+    stage, item = stage_item(None, "--concept")
+    name, _, k = item.rpartition("-")
+    if not name or not k.isdigit():
+        raise GradmetaError(f"DVC_STAGE={stage}@{item} is not a stage extract@<concept>-<shard>")
+    return stage, name, int(k)
+
+
 @click.command()
-@click.option("--concept", required=True, help="A concept of data.concepts or data.user_concepts.")
+@click.option("--concept", default=None,
+              help="A concept of data.concepts or data.user_concepts (under DVC: the stage's, from $DVC_STAGE).")
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 @click.option("--model", "model_path", default="models/cnn.pt", show_default=True)
 @click.option("--data", "data_path", default=None, help="Prepared npz (default data/prepared/<concept>.npz).")
-@click.option("--shard", default=0, show_default=True, help="Which of the extract.shards blocks of rows to compute.")
+@click.option("--shard", default=None, type=int,
+              help="Which of the extract.shards blocks of rows to compute (default 0; under DVC: the stage's).")
 @click.option("--out", "out_path", default=None,
               help="Parquet file (default data/features/<concept>/part-<shard>.parquet).")
 @click.option("--detectors", "detectors_path", default="models/detectors.npz", show_default=True,
               help="Fitted detector state (the detectors stage).")
 @reports_errors
-def main(concept: str, params_path: str, model_path: str, data_path: str | None, shard: int, out_path: str | None,
-         detectors_path: str) -> None:
-    log = setup_logging(f"extract@{concept}-{shard}")
+def main(concept: str | None, params_path: str, model_path: str, data_path: str | None, shard: int | None,
+         out_path: str | None, detectors_path: str) -> None:
+    stage, concept, shard = _stage_concept_and_shard(concept, shard)
+    log = setup_logging(f"{stage}@{concept}-{shard}")
     params = load_params(params_path)
     concepts = concept_names(params)
     if concept not in concepts.all:
@@ -63,7 +82,8 @@ def main(concept: str, params_path: str, model_path: str, data_path: str | None,
                                      "kind": data.kind, "provenance": data.provenance,
                                      "model_sha256": file_sha256(model_path), "extract": cfg.to_dict(),
                                      "detectors": detectors.to_dict(), "shard": shard, "shards": cfg.shards,
-                                     "rows": [int(frame["index"].iloc[0]), int(frame["index"].iloc[-1]) + 1]})
+                                     "rows": [int(frame["index"].iloc[0]), int(frame["index"].iloc[-1]) + 1],
+                                     "kernels": kernels_mode()})
 
 
 if __name__ == "__main__":

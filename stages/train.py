@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from gradmeta.core.process import prepare_process
+
+prepare_process()  # before numpy, torch or XGBoost load: OpenMP policy, CPU kernel pins
+
 import click
 
 from gradmeta.cnn import TrainConfig, save_model

@@ -166,6 +166,31 @@ def test_a_second_clone_pulls_from_a_shared_remote_and_recomputes_nothing(pipeli
     assert proc.returncode != 0 and not (broken / "models" / "cnn.pt").exists()
 
 
+def test_a_clone_of_the_upstream_commit_restores_every_stage_from_the_run_cache_alone(pipeline_repo, tmp_path):
+    """The README's recipe: machine A ran the pipeline and shared it (`gradmeta share`: the run-cache and every
+    object it points to) but committed nothing; machine B clones the upstream commit, which has no dvc.lock,
+    and `dvc repro --pull` restores every stage, those with `cache: false` outputs (download, train,
+    evaluate) included, running none; B's outputs and dvc.lock are A's, byte for byte."""
+    repo = pipeline_repo
+    remote = tmp_path / "remote"
+    dvc(repo, "remote", "add", "--force", "--local", "-d", "upstream-share", str(remote))
+    shared = sh(repo, "gradmeta", "share")
+    assert re.match(r"pushed \d+ run-cache entries, \d+ workspace objects and \d+ objects the entries point to",
+                    shared.stdout), shared.stdout
+    clone = tmp_path / "b"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    sh(clone, "git", "checkout", "-q", sh(repo, "git", "rev-list", "--max-parents=0", "HEAD").stdout.strip())
+    assert not (clone / "dvc.lock").exists()
+    (clone / "params.yaml").write_text((repo / "params.yaml").read_text())  # A's params (a test above edits them)
+    dvc(clone, "remote", "add", "--local", "-d", "upstream-share", str(remote))
+    out = dvc(clone, "repro", "--pull").stdout
+    assert "Running stage" not in out, out
+    stages = set(dvc(clone, "stage", "list", "--name-only").stdout.split())
+    assert set(re.findall(r"Stage '([^']+)' is cached - skipping run", out)) == stages
+    assert outputs_digest(clone) == outputs_digest(repo)
+    assert (clone / "dvc.lock").read_text() == (repo / "dvc.lock").read_text()
+
+
 def test_two_machines_extract_one_shard_each_and_meet_through_the_remote(pipeline_repo, tmp_path):
     """extract.shards = [0, 1]: machine A runs extract@digits-0, machine B extract@digits-1, each pushes
     its run-cache; A's `dvc repro --pull` checks B's shard out of the remote's run-cache, not

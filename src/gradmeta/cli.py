@@ -10,12 +10,14 @@ import click
 
 from gradmeta.core.console import reports_errors
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.process import prepare_process
 
 
 @click.group()
 @click.version_option(package_name="gradmeta")
 def main() -> None:
     """gradmeta: classification uncertainty from gradient information."""
+    prepare_process()  # subcommands load numpy and torch after this: OpenMP policy, CPU kernel pins
 
 
 @main.command("prepare")
@@ -58,3 +60,20 @@ def readme_results(readme: str, report: str, check: bool) -> None:
         click.echo(f"{readme}: results block is up to date")
     else:
         click.echo(f"{readme}: results block {'updated' if stale else 'already up to date'}")
+
+
+@main.command("share")
+@click.option("--remote", default=None, help="DVC remote to push to (default: the repository's default remote).")
+@reports_errors
+def share(remote: str | None) -> None:
+    """Push results so that another machine's `dvc repro --pull` restores every stage and runs none: the
+    cached outputs, the run-cache, and every object its entries point to (metrics, plots and report
+    included, which `dvc push --run-cache` leaves out)."""
+    from gradmeta.sharing import share_results
+
+    shared = share_results(".", remote)
+    click.echo(f"pushed {shared.entries} run-cache entries, {shared.workspace_objects} workspace objects and "
+               f"{shared.entry_objects} objects the entries point to")
+    if shared.missing_objects:
+        click.echo(f"warning: {shared.missing_objects} objects of older run-cache entries are no longer in this "
+                   "cache (dvc gc?); those runs cannot be restored elsewhere", err=True)

@@ -13,6 +13,7 @@ import torch
 from gradmeta.cnn.model import CNN, build_cnn, to_tensor
 from gradmeta.cnn.training import TrainConfig, accuracy, predict_logits, train_cnn, train_val_split
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.kernels import kernels_mode
 from gradmeta.core.runtime import configure, resolve_device
 from gradmeta.prepared import PreparedData
 
@@ -70,6 +71,7 @@ def train_on(data: PreparedData, cfg: TrainConfig, log: logging.Logger, where: s
         "test_accuracy": 1.0 - test_errors / len(test),
         "test_errors": test_errors,
         "test_size": len(test),
+        "kernels": kernels_mode(),
     }
     log.info("test accuracy %.4f (%d errors of %d)", metrics["test_accuracy"], test_errors, len(test))
     return TrainedCNN(model, metrics, curve, len(train_idx))

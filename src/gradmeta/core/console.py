@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -33,3 +34,20 @@ def reports_errors(func: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def stage_item(given: str | None, option: str) -> tuple[str, str]:
+    """The stage this process is, as ``(name, item)``: ``item`` is ``given`` (an option on the command line) or,
+    under DVC, what follows ``@`` in ``$DVC_STAGE`` (``download@digits`` -> ``("download", "digits")``).
+
+    dvc.yaml passes no concept name on a command line: DVC interpolates ``${key}`` into a stage's ``cmd``
+    unquoted and a shell runs it, so a name could run a command before gradmeta ever checks it. The stage
+    reads its item from the environment DVC sets instead, and checks it against params.yaml.
+    """
+    addressing = os.environ.get("DVC_STAGE", "").rsplit(":", 1)[-1]
+    name, _, item = addressing.partition("@")
+    if given is not None:
+        return name, given
+    if not item:
+        raise GradmetaError(f"{option} is required outside a DVC stage (no DVC_STAGE in the environment)")
+    return name, item

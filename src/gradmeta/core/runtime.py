@@ -8,13 +8,23 @@ import numpy as np
 import torch
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.kernels import is_pinned
 
 DEVICES = ("cpu", "cuda", "auto")
 
 
 def configure(threads: int, seed: int | None = None) -> None:
-    """Fix torch's thread count and turn on deterministic algorithms; seed every RNG if given."""
+    """Fix torch's thread count and turn on deterministic algorithms; seed every RNG if given.
+
+    In a process whose CPU kernels are pinned (:mod:`gradmeta.core.kernels`, the stages), torch's oneDNN and
+    NNPACK convolutions are switched off too: their blockings follow the CPU's caches and vendor, not only its
+    instruction set, so they may sum in another order on another CPU. Convolutions then run as ATen's
+    im2col + BLAS, whose BLAS (MKL) is pinned.
+    """
     torch.set_num_threads(threads)
+    if is_pinned():
+        torch.backends.mkldnn.enabled = False
+        torch.backends.nnpack.set_flags(False)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if seed is not None:
         random.seed(seed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gradmeta.core.concepts import KIND_WORDS
+from gradmeta.core.kernels import NATIVE, PINNED, kernels_mode
 
 DATA_START = "<!-- data:start -->"
 DATA_END = "<!-- data:end -->"
@@ -45,4 +46,16 @@ def data_section(metas: dict[str, dict[str, Any]], known: str) -> list[str]:
     if "synthetic" in by_kind:
         banner += (" Results on SYNTHETIC stand-ins show that the method works, not the values of the data "
                    "sets they stand in for.")
-    return [DATA_START, banner, "", *[concept_line(c, m, known) for c, m in metas.items()], DATA_END]
+    return [DATA_START, banner, "", *[concept_line(c, m, known) for c, m in metas.items()], "",
+            kernels_line(metas), DATA_END]
+
+
+def kernels_line(metas: dict[str, dict[str, Any]]) -> str:
+    """Whether the numbers can be the same bytes on another CPU: the kernels every extract process and this
+    (the evaluating) process ran, as :mod:`gradmeta.core.kernels` words them."""
+    native = sorted(c for c, m in metas.items() if m.get("kernels") != PINNED)
+    if kernels_mode() != PINNED:
+        native.append("evaluate")
+    if native:
+        return f"**Kernels:** {NATIVE} (in: {', '.join(native)})."
+    return f"**Kernels:** {PINNED}."
