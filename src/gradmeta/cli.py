@@ -17,7 +17,7 @@ from gradmeta.core.process import prepare_process
 @click.version_option(package_name="gradmeta")
 def main() -> None:
     """gradmeta: classification uncertainty from gradient information."""
-    prepare_process()  # subcommands load numpy and torch after this: OpenMP policy, CPU kernel pins
+    prepare_process(strict=False)  # subcommands load numpy and torch after this: OpenMP policy, CPU kernel pins
 
 
 @main.command("prepare")
