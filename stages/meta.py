@@ -12,6 +12,7 @@ import click
 
 from gradmeta.core.console import reports_errors, setup_logging
 from gradmeta.core.params import load_params
+from gradmeta.features import shard_count
 from gradmeta.meta import MetaConfig, fit_all, save_fitted
 from gradmeta.meta.scenarios import load_concept_features
 
@@ -23,8 +24,10 @@ from gradmeta.meta.scenarios import load_concept_features
 @reports_errors
 def main(params_path: str, features_dir: str, out_path: str) -> None:
     log = setup_logging("meta")
-    cfg = MetaConfig.from_params(load_params(params_path))
-    frames, metas = load_concept_features(features_dir, (cfg.known_concept, *cfg.unknown_concepts), log)
+    params = load_params(params_path)
+    cfg = MetaConfig.from_params(params)
+    frames, metas = load_concept_features(features_dir, (cfg.known_concept, *cfg.unknown_concepts), log,
+                                          shards=shard_count(params))
     sources = {c: str(m.get("source", "?")) for c, m in metas.items()}
     start = time.perf_counter()
     fitted = fit_all(frames, cfg, sources, log)

@@ -114,6 +114,7 @@ def test_omniglot_bomb_png_empty_zip_and_garbage(tmp_path):
         read_omniglot(path, verify=False)
 
 
+@pytest.mark.filterwarnings("error")  # torch's pickle-protocol warning must not come before our line
 def test_a_model_file_of_random_bytes_is_named_not_a_model(tmp_path):
     path = tmp_path / "cnn.pt"
     path.write_bytes(np.random.default_rng(0).bytes(4096))

@@ -36,3 +36,16 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     test_command = ci.strip().splitlines()[-1]
     assert test_command in readme
+
+
+def test_the_own_data_example_lives_in_a_tracked_home():
+    """The README's user_concepts paths must not be git-ignored, or `dvc add` refuses them and
+    queued experiments, --temp runs and clones never see the data."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Your own data as a concept"): readme.index("#### Running on real data")]
+    paths = re.findall(r"path: ([\w./-]+)[,}]", section)
+    assert paths and all(p.startswith("user_data/") for p in paths), paths
+    assert "dvc add user_data/" in section
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert ignored.returncode == 1, f"git-ignored: {ignored.stdout}"  # 1: none of them is ignored
+    assert (ROOT / "user_data" / "README.md").is_file()

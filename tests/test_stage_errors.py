@@ -51,7 +51,8 @@ def test_download_real_without_network_or_archive(tmp_path):
     write_params(tmp_path / "params.yaml", data={"source": "real", "real": {
         "raw_dir": "data/raw", "mirror": "http://127.0.0.1:9", "retries": 0, "timeout": 2}})
     proc = run_stage("download", tmp_path, "--concept", "digits")
-    assert_one_line_error(proc, "download of http://127.0.0.1:9/gzip.zip failed", "no network")
+    assert_one_line_error(proc, "download of http://127.0.0.1:9/gzip.zip failed", "no network? place gzip.zip in "
+                          "data/raw by hand (data.real.raw_dir sets that folder), or set data.real.mirror")
     assert not (tmp_path / "data").exists()
     assert "synthetic" not in proc.stderr.lower()
 
@@ -148,16 +149,29 @@ def test_meta_features_missing_a_column(tmp_path):
 
 
 def test_meta_with_a_shard_missing(tmp_path):
-    write_params(tmp_path / "params.yaml")
+    write_params(tmp_path / "params.yaml", extract={"shards": [0, 1, 2]})
     features = tmp_path / "data" / "features"
     write_feature_files(features)
-    frame = pd.read_parquet(features / "letters" / "part-0.parquet")
     from gradmeta.features import part_path, write_features
-    write_features(part_path(features, "letters", 0), frame, {"model_sha256": "x", "concept": "letters", "shard": 0,
-                                                              "shards": 3})
+    for concept in sorted(p.name for p in features.iterdir()):  # every part 0 says: one of 3
+        frame = pd.read_parquet(part_path(features, concept, 0))
+        write_features(part_path(features, concept, 0), frame, {"model_sha256": "x", "concept": concept, "shard": 0,
+                                                                 "shards": 3})
     proc = run_stage("meta", tmp_path)
-    assert_one_line_error(proc, "letters/part-1.parquet: shard 1 of 3 of concept 'letters' is missing "
-                                "(run dvc repro extract@letters-1)")
+    assert_one_line_error(proc, "digits/part-1.parquet: shard 1 of 3 of concept 'digits' is missing "
+                                "(run dvc repro extract@digits-1)")
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("shards, fragment", [
+    ([], "params.yaml: extract.shards must be a non-empty list"),
+    ([0, 1], "part-0.parquet: made by 1 extract shard(s), but params.yaml: extract.shards names 2"),
+])
+def test_meta_checks_extract_shards_against_the_parts_it_reads(tmp_path, shards, fragment):
+    """With extract.shards: [] DVC has no extract stage at all; meta must not read the old parts silently."""
+    write_params(tmp_path / "params.yaml", extract={"shards": shards})
+    write_feature_files(tmp_path / "data" / "features")
+    assert_one_line_error(run_stage("meta", tmp_path), fragment)
     assert not (tmp_path / "models").exists()
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from gradmeta.core.atomic import atomic_path
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.params import as_params
 
 FORMAT = "gradmeta.features/2"  # /2: a part of a concept's dataset directory
 ID_COLUMNS = ("concept", "index", "label", "pred", "correct")
@@ -72,13 +73,26 @@ def part_path(features_dir: str | os.PathLike[str], concept: str, shard: int) ->
     return Path(features_dir) / concept / f"part-{shard}.parquet"
 
 
-def read_concept_features(features_dir: str | os.PathLike[str],
-                          concept: str) -> tuple[pd.DataFrame, dict[str, Any], list[Path]]:
+def shard_count(params: Mapping[str, Any]) -> int:
+    """K of ``extract.shards`` (the shard indices ``[0, 1, ..., K-1]`` in order, K >= 1), validated
+    without reading the rest of the group; a bad value is a GradmetaError naming the key."""
+    r = as_params(params).reader("extract")
+    shards = r.int_list("shards", [0], min=0)
+    if not shards or shards != list(range(len(shards))):
+        raise r.fail("shards", "the shard indices 0, 1, ..., K-1 in order, K >= 1 (e.g. [0] for one stage per "
+                     "concept, [0, 1, 2, 3] for K = 4)", shards)
+    return len(shards)
+
+
+def read_concept_features(features_dir: str | os.PathLike[str], concept: str,
+                          expected_shards: int | None = None) -> tuple[pd.DataFrame, dict[str, Any], list[Path]]:
     """A concept's whole table from its parts (in shard order), the metadata of part 0, and the part
     files beyond K found in the directory (left by a run with more shards; not read).
 
     Every part must be there and name its own shard, the same K, concept and model: a missing
-    part is a GradmetaError naming the file and the stage that writes it.
+    part is a GradmetaError naming the file and the stage that writes it. ``expected_shards``
+    (``extract.shards``' K): parts made with another K are refused (the extract stages have not run
+    for the params in force).
     """
     first = part_path(features_dir, concept, 0)
     if not first.parent.is_dir():
@@ -97,6 +111,10 @@ def read_concept_features(features_dir: str | os.PathLike[str],
             meta0, shards = meta, meta.get("shards")
             if not isinstance(shards, int) or shards < 1:
                 raise GradmetaError(f"{path}: not a part of a sharded features table (no 'shards' in its metadata)")
+            if expected_shards is not None and shards != expected_shards:
+                raise GradmetaError(f"{path}: made by {shards} extract shard(s), but params.yaml: extract.shards "
+                                    f"names {expected_shards}; run dvc repro so the extract stages of the params "
+                                    "in force write the features")
         if (meta.get("shard"), meta.get("shards"), meta.get("concept"), meta.get("model_sha256")) != (
                 k, shards, concept, meta0.get("model_sha256")):
             raise GradmetaError(f"{path}: is shard {meta.get('shard')} of {meta.get('shards')} of concept "

@@ -22,9 +22,10 @@ import numpy as np
 from gradmeta.core.atomic import write_bytes
 from gradmeta.core.concepts import IMAGE_SIZE, KINDS
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.npzfile import read_npz
+from gradmeta.core.npzfile import NpzArchive
 
 FORMAT = "gradmeta.prepared/2"
+ARRAYS = ("format", "concept", "source", "kind", "provenance", "images", "labels", "split", "source_index")
 
 
 @dataclass
@@ -76,12 +77,13 @@ def save_prepared(path: str | os.PathLike[str], data: PreparedData) -> None:
 def load_prepared(path: str | os.PathLike[str]) -> PreparedData:
     """Read a prepared npz, failing with one line that names the file if it is missing or damaged."""
     p = Path(path)
-    arrays = read_npz(p, "prepared data file", "run the download stage first")
-    missing = {"format", "concept", "source", "kind", "provenance", "images", "labels", "split", "source_index"} - set(arrays)
-    if missing:
-        raise GradmetaError(f"{p}: not a gradmeta prepared file, missing arrays {sorted(missing)}")
-    if str(arrays["format"]) != FORMAT:
-        raise GradmetaError(f"{p}: expected format {FORMAT}, got {arrays['format']}")
+    with NpzArchive(p, "prepared data file", "run the download stage first") as npz:
+        missing = set(ARRAYS) - set(npz.names)
+        if missing:
+            raise GradmetaError(f"{p}: not a gradmeta prepared file, missing arrays {sorted(missing)}")
+        if str(npz.array("format")) != FORMAT:
+            raise GradmetaError(f"{p}: expected format {FORMAT}, got {npz.array('format')}")
+        arrays = {name: npz.array(name) for name in ARRAYS}
     try:
         return PreparedData(str(arrays["concept"]), str(arrays["source"]), str(arrays["kind"]), arrays["images"],
                             arrays["labels"],

@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -137,8 +138,12 @@ def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu")
     p = Path(path)
     if not p.is_file():
         raise GradmetaError(f"{p}: model file not found (run the train stage first)")
+    if not zipfile.is_zipfile(p):  # torch.save writes a zip; a bare pickle is never read (torch would warn first)
+        raise GradmetaError(f"{p}: not a gradmeta model checkpoint (not a torch zip file)")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)  # weights only: no code runs
+        with warnings.catch_warnings():  # torch's warnings about the pickle inside: our error says it better
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(p, map_location="cpu", weights_only=True)  # weights only: no code runs
     except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
         # torch's text for an unpicklable file advises weights_only=False: never right for a model file
         raise GradmetaError(f"{p}: not a gradmeta model checkpoint (unreadable: {type(exc).__name__})") from None

@@ -48,6 +48,7 @@ class ConceptSpec:
     train: int | None = NO_TRAIN    # NO_TRAIN = no train split; None = all
     path: str | None = None         # user data: the file or folder
     invert: bool = False            # user data: black-on-white drawings become white on black
+    outside_repo: bool = False      # user data: the path may be absolute or lead out of the repository
 
     @property
     def is_user(self) -> bool:
@@ -139,7 +140,8 @@ def _builtin_concept(r: ParamReader, name: str, mode: str) -> ConceptSpec:
 
 def _user_concept(r: ParamReader, name: str) -> ConceptSpec:
     fmt = r.str("format", choices=USER_FORMATS)
-    spec = ConceptSpec(name=name, source=fmt, path=r.str("path"), invert=r.bool("invert", False), **_sizes(r))
+    spec = ConceptSpec(name=name, source=fmt, path=r.str("path"), invert=r.bool("invert", False),
+                       outside_repo=r.bool("outside_repo", False), **_sizes(r))
     r.done()
     if spec.train is None:
         raise r.fail("train", "a number (how many images to train on; the rest form the test split)", None)

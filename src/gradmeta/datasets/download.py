@@ -113,23 +113,29 @@ class _Transient(Exception):
 CONNECT_TIMEOUT = 5.0
 
 
-def _check_reachable(url: str, timeout: float) -> None:
+def offline_hint(spec: ArchiveSpec, target: Path) -> str:
+    """How to go on without network: the archive placed by hand, or a mirror."""
+    return (f"no network? place {spec.filename} in {target.parent} by hand (data.real.raw_dir sets that folder), "
+            "or set data.real.mirror to a URL that serves the same file names")
+
+
+def _check_reachable(url: str, timeout: float, hint: str) -> None:
     """Fail at once, with no retries, when the host cannot be resolved or a TCP connection to it
-    does not open within ``timeout`` seconds (no network): never a long hang."""
+    does not open within ``timeout`` seconds (no network): never a long hang. ``hint`` ends the error."""
     parts = urllib.parse.urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         socket.create_connection((parts.hostname, port), timeout=timeout).close()
     except socket.gaierror as exc:
-        raise GradmetaError(f"download of {url} failed: cannot resolve the host ({exc}); no network?") from None
+        raise GradmetaError(f"download of {url} failed: cannot resolve the host ({exc}); {hint}") from None
     except TimeoutError:
         raise GradmetaError(f"download of {url} failed: no connection to {parts.hostname}:{port} within "
-                            f"{timeout:g} s; no network?") from None
+                            f"{timeout:g} s; {hint}") from None
     except OSError:
         pass  # refused or reset: a transient server problem, left to the retries
 
 
-def _open(url: str, offset: int, timeout: float):  # noqa: ANN202 - an http.client response or None
+def _open(url: str, offset: int, timeout: float, hint: str):  # noqa: ANN202 - an http.client response or None
     """Open ``url`` from byte ``offset`` (Range); None if the partial file is already complete.
     Transient failures raise _Transient, permanent ones a GradmetaError."""
     request = urllib.request.Request(url, headers={"User-Agent": "gradmeta"})
@@ -145,17 +151,16 @@ def _open(url: str, offset: int, timeout: float):  # noqa: ANN202 - an http.clie
         raise GradmetaError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, socket.gaierror):
-            raise GradmetaError(f"download of {url} failed: cannot resolve the host ({exc.reason}); "
-                                "no network?") from None
+            raise GradmetaError(f"download of {url} failed: cannot resolve the host ({exc.reason}); {hint}") from None
         raise _Transient(str(exc.reason)) from None
     except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         raise _Transient(f"{type(exc).__name__}: {exc}") from None
 
 
-def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
+def _fetch_once(url: str, part: Path, timeout: float, progress: bool, hint: str) -> None:
     """One attempt: append to ``part`` from where it stops (Range), or start over if unsupported."""
     offset = part.stat().st_size if part.exists() else 0
-    response = _open(url, offset, timeout)
+    response = _open(url, offset, timeout, hint)
     if response is None:
         return
     with response:
@@ -196,18 +201,18 @@ def ensure_archive(spec: ArchiveSpec, raw_dir: str | os.PathLike[str], *, mirror
         return ArchiveRecord(target, md5, sha, "cached")
 
     url = archive_url(spec, mirror)
-    _check_reachable(url, min(timeout, CONNECT_TIMEOUT))
+    hint = offline_hint(spec, target)
+    _check_reachable(url, min(timeout, CONNECT_TIMEOUT), hint)
     part = raw / (spec.relpath + ".part")
     attempts = retries + 1
     for attempt in range(attempts):
         try:
-            _fetch_once(url, part, timeout, progress)
+            _fetch_once(url, part, timeout, progress, hint)
             break
         except _Transient as exc:
             if attempt + 1 == attempts:
                 raise GradmetaError(
-                    f"download of {url} failed after {attempts} attempts ({exc}); no network? "
-                    f"place {spec.filename} in {target.parent} by hand or set data.real.mirror") from None
+                    f"download of {url} failed after {attempts} attempts ({exc}); {hint}") from None
             time.sleep(backoff * 2**attempt)
     md5, sha = file_checksums(part)
     if md5 != spec.md5:

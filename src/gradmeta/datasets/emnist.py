@@ -24,12 +24,10 @@ MAX_IDX_DIMS = 4
 READ_BLOCK = 1 << 22
 
 
-def read_idx(stream: BinaryIO, name: str = "IDX data", max_bytes: int = MAX_MEMBER_BYTES) -> np.ndarray:
-    """Parse an (uncompressed) IDX stream of unsigned bytes into an array of its declared shape.
+def read_idx_header(stream: BinaryIO, name: str = "IDX data", max_bytes: int = MAX_MEMBER_BYTES) -> tuple[int, ...]:
+    """The shape an (uncompressed) IDX stream of unsigned bytes declares; the stream is left at its data.
 
-    The declared shape is checked (1 to 4 dimensions, at most ``max_bytes`` of data) before any
-    allocation, and the data are read in blocks, so a lying header costs no memory.
-    """
+    Refused unless it has 1 to 4 dimensions and at most ``max_bytes`` of data."""
     header = stream.read(4)
     if len(header) != 4 or header[:2] != b"\x00\x00" or header[2] != 0x08:
         raise GradmetaError(f"{name}: not an IDX file of unsigned bytes (header {header!r})")
@@ -44,12 +42,28 @@ def read_idx(stream: BinaryIO, name: str = "IDX data", max_bytes: int = MAX_MEMB
     if count > max_bytes:
         raise GradmetaError(f"{name}: IDX header declares shape {shape} ({count} bytes), more than the "
                             f"{max_bytes} a reader accepts")
+    return shape
+
+
+def read_idx_bytes(stream: BinaryIO, count: int, name: str = "IDX data") -> bytes:
+    """Exactly ``count`` bytes of IDX data from ``stream``, read in blocks (a GradmetaError if fewer)."""
     payload = bytearray()
     while len(payload) < count and (block := stream.read(min(READ_BLOCK, count - len(payload)))):
         payload += block
     if len(payload) != count:
         raise GradmetaError(f"{name}: truncated IDX data ({len(payload)} of {count} bytes)")
-    return np.frombuffer(bytes(payload), dtype=np.uint8).reshape(shape)
+    return bytes(payload)
+
+
+def read_idx(stream: BinaryIO, name: str = "IDX data", max_bytes: int = MAX_MEMBER_BYTES) -> np.ndarray:
+    """Parse an (uncompressed) IDX stream of unsigned bytes into an array of its declared shape.
+
+    The declared shape is checked (1 to 4 dimensions, at most ``max_bytes`` of data) before any
+    allocation, and the data are read in blocks, so a lying header costs no memory.
+    """
+    shape = read_idx_header(stream, name, max_bytes)
+    count = int(np.prod(shape, dtype=np.int64))
+    return np.frombuffer(read_idx_bytes(stream, count, name), dtype=np.uint8).reshape(shape)
 
 
 def _read_member(archive: zipfile.ZipFile, member: str, path: str) -> np.ndarray:

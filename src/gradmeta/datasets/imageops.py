@@ -16,10 +16,23 @@ def area_resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BOX), dtype=np.uint8)
 
 
+GREY_BLOCK_BYTES = 1 << 24  # float64 working memory per block of rgb_to_grey
+
+
 def rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luminance (0.299 R + 0.587 G + 0.114 B) of uint8 (..., 3) images, rounded to uint8."""
-    weights = np.array([0.299, 0.587, 0.114])
-    return np.clip(np.rint(rgb.astype(np.float64) @ weights), 0, 255).astype(np.uint8)
+    """ITU-R 601 luminance (0.299 R + 0.587 G + 0.114 B, summed in that order in float64) of uint8
+    (..., 3) images, rounded to uint8. Works through the leading axis in blocks, so the float64
+    working memory stays near ``GREY_BLOCK_BYTES`` whatever the size of ``rgb``."""
+    grey = np.empty(rgb.shape[:-1], dtype=np.uint8)
+    if rgb.ndim == 1 or grey.size == 0:
+        return grey
+    per_entry = max(1, rgb[0].size * 8)
+    step = max(1, GREY_BLOCK_BYTES // per_entry)
+    for start in range(0, len(rgb), step):
+        block = rgb[start: start + step].astype(np.float64)
+        luminance = block[..., 0] * 0.299 + block[..., 1] * 0.587 + block[..., 2] * 0.114
+        grey[start: start + step] = np.clip(np.rint(luminance), 0, 255)
+    return grey
 
 
 def subsample_indices(available: int, count: int | None, rng: np.random.Generator) -> np.ndarray:

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.datasets.emnist import read_idx
+from gradmeta.datasets.verify import MAX_MEMBER_BYTES
 
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def read_idx_file(path: str | os.PathLike[str]) -> np.ndarray:
-    """The array of an IDX file of unsigned bytes (gzip-compressed or plain, told by its first bytes).
-
-    The header is checked before anything is allocated (see :func:`read_idx`)."""
+@contextlib.contextmanager
+def open_idx(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """The uncompressed byte stream of an IDX file, gzipped or plain (told by its first bytes).
+    Errors while reading (``OSError``, ``EOFError``) become one GradmetaError naming the file."""
     p = Path(path)
     if not p.is_file():
         raise GradmetaError(f"{p}: file not found")
@@ -27,10 +31,19 @@ def read_idx_file(path: str | os.PathLike[str]) -> np.ndarray:
             raw.seek(0)
             if magic == GZIP_MAGIC:
                 with gzip.GzipFile(fileobj=raw) as stream:
-                    return read_idx(stream, str(p))
-            return read_idx(raw, str(p))
+                    yield stream  # type: ignore[misc]
+            else:
+                yield raw
     except (OSError, EOFError) as exc:
         raise GradmetaError(f"{p}: cannot read the IDX data ({exc})") from None
+
+
+def read_idx_file(path: str | os.PathLike[str], max_bytes: int = MAX_MEMBER_BYTES) -> np.ndarray:
+    """The array of an IDX file of unsigned bytes (gzip-compressed or plain, told by its first bytes).
+
+    The header is checked before anything is allocated (see :func:`read_idx`)."""
+    with open_idx(path) as stream:
+        return read_idx(stream, str(path), max_bytes)
 
 
 def read_idx_images(images_path: str | os.PathLike[str],

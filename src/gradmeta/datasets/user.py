@@ -11,44 +11,80 @@
 Every image becomes white-on-black uint8 28x28 the way the built-in readers do it: colour to grey
 by ITU-R 601 luminance (transparent pixels show the background), optionally inverted (``invert``:
 black-on-white drawings), padded to a square with the background, then area-resized to 28x28.
-Provenance: the path and a sha256 of its content (of each file, for a folder).
+Provenance: the path and a sha256 of its content (for IDX files and a folder: of the lines
+``<sha256 of the file>  <name>``, as ``sha256sum`` prints them, in reading order).
+
+The path is relative to the repository and must resolve inside it (``user_data/`` is the home the
+README suggests, tracked with ``dvc add``), unless the concept says ``outside_repo: true``. Every
+size is checked on what the file declares before it is read, and images are converted one at a
+time (see the caps below), so a small file that declares or inflates to much is refused or read in
+bounded memory.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from gradmeta.core.concepts import IMAGE_SIZE
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.npzfile import read_npz
+from gradmeta.core.npzfile import NpzArchive
 from gradmeta.datasets.assemble import Built, Part, stream_rng
 from gradmeta.datasets.download import file_checksums
+from gradmeta.datasets.emnist import read_idx_bytes, read_idx_header
 from gradmeta.datasets.imageops import area_resize, rgb_to_grey, subsample_indices
-from gradmeta.datasets.mnist import read_idx_images
+from gradmeta.datasets.mnist import open_idx, read_idx_file
 
 if TYPE_CHECKING:
     from gradmeta.datasets.config import ConceptSpec, DataConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-MAX_PIXELS = 8192 * 8192  # per image: refuse decompression bombs before decoding
+# Caps, relative to what a 28x28 concept needs (each is checked on the declared size, before reading):
+# - MAX_IMAGES: images in one concept. The largest built-in concept, EMNIST digits, has 280,000; at
+#   500,000 the prepared concept (uint8 28x28) is 392 MB, which every later stage holds in memory.
+# - MAX_IMAGE_PIXELS: pixels of one image. A 12-megapixel photo (4000x3000) fits; each of the 784
+#   output pixels then averages up to 146x146 source pixels, beyond which no detail survives anyway.
+#   One image's working memory (RGBA decode, uint8 grey) stays near 100 MB.
+# - MAX_SOURCE_BYTES: declared bytes of an npz or IDX images array (4 GiB), read a block at a time.
+MAX_IMAGES = 500_000
+MAX_IMAGE_PIXELS = 4096 * 4096
+MAX_SOURCE_BYTES = 1 << 32
+BLOCK_BYTES = 1 << 25  # images read per block from an npz or IDX stream: about 32 MB of source data
+
+
+def _to_uint8_grey(image: np.ndarray, where: str) -> np.ndarray:
+    """(H, W) or (H, W, 3), uint8 or float in [0, 1] -> uint8 (H, W): floats scaled by 255 and rounded,
+    colour by ITU-R 601 luminance; float images are checked and converted a block of rows at a time."""
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise GradmetaError(f"{where}: an image of shape {image.shape}; expected (H, W) grey or (H, W, 3) colour")
+    colour = image.ndim == 3
+    if image.dtype == np.uint8:
+        return rgb_to_grey(image) if colour else image
+    if not np.issubdtype(image.dtype, np.floating):
+        raise GradmetaError(f"{where}: images must be uint8, or floats in [0, 1]; got {image.dtype}")
+    grey = np.empty(image.shape[:2], dtype=np.uint8)
+    step = max(1, BLOCK_BYTES // max(1, image[0].size * 8))
+    for start in range(0, len(image), step):
+        block = image[start: start + step]
+        if np.isnan(block).any() or np.isinf(block).any():
+            what = "NaN" if np.isnan(block).any() else "infinite values"
+            raise GradmetaError(f"{where}: the image holds {what}; images must be uint8, or floats in [0, 1]")
+        if block.min() < 0 or block.max() > 1:
+            raise GradmetaError(f"{where}: images must be uint8, or floats in [0, 1]; got {image.dtype} from "
+                                f"{float(block.min()):g} to {float(block.max()):g}")
+        scaled = np.rint(block * 255.0).astype(np.uint8)
+        grey[start: start + step] = rgb_to_grey(scaled) if colour else scaled
+    return grey
 
 
 def to_concept_image(image: np.ndarray, invert: bool, where: str) -> np.ndarray:
     """One image (H, W) grey or (H, W, 3) colour, uint8 or float in [0, 1], as uint8 (28, 28) white on black."""
-    if image.dtype != np.uint8:
-        if not np.issubdtype(image.dtype, np.floating) or not np.isfinite(image).all() \
-                or image.min() < 0 or image.max() > 1:
-            raise GradmetaError(f"{where}: images must be uint8, or floats in [0, 1]; got {image.dtype}")
-        image = np.rint(image * 255.0).astype(np.uint8)
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = rgb_to_grey(image)
-    if image.ndim != 2:
-        raise GradmetaError(f"{where}: an image of shape {image.shape}; expected (H, W) grey or (H, W, 3) colour")
+    image = _to_uint8_grey(image, where)
     if invert:
         image = 255 - image
     h, w = image.shape
@@ -60,11 +96,34 @@ def to_concept_image(image: np.ndarray, invert: bool, where: str) -> np.ndarray:
     return image if image.shape == (IMAGE_SIZE, IMAGE_SIZE) else area_resize(image, IMAGE_SIZE)
 
 
-def _convert_all(images: np.ndarray, invert: bool, where: str) -> np.ndarray:
-    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] != 3) or len(images) == 0:
-        raise GradmetaError(f"{where}: images of shape {images.shape}; expected (N, H, W) grey or (N, H, W, 3) "
+def _check_declared(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None:
+    """Refuse an images array by its declared shape and dtype, before any of it is read."""
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] != 3) or shape[0] == 0:
+        raise GradmetaError(f"{where}: images of shape {shape}; expected (N, H, W) grey or (N, H, W, 3) "
                             "colour with N >= 1")
-    return np.stack([to_concept_image(img, invert, f"{where}[{i}]") for i, img in enumerate(images)])
+    if dtype != np.uint8 and not np.issubdtype(dtype, np.floating):
+        raise GradmetaError(f"{where}: images must be uint8, or floats in [0, 1]; got {dtype}")
+    if shape[0] > MAX_IMAGES:
+        raise GradmetaError(f"{where}: {shape[0]} images declared, more than the {MAX_IMAGES} a concept may have")
+    if shape[1] * shape[2] > MAX_IMAGE_PIXELS:
+        raise GradmetaError(f"{where}: images of {shape[2]}x{shape[1]} pixels declared, more than the "
+                            f"{MAX_IMAGE_PIXELS} an image may have")
+
+
+def _block_images(shape: tuple[int, ...], itemsize: int) -> int:
+    """Images per streamed block: about BLOCK_BYTES of source data, at least one image."""
+    return max(1, BLOCK_BYTES // max(1, int(np.prod(shape[1:], dtype=np.int64)) * itemsize))
+
+
+def _convert_blocks(blocks: Iterable[np.ndarray], count: int, invert: bool, where: str) -> np.ndarray:
+    """uint8 (count, 28, 28) from blocks of source images, converted one image at a time."""
+    out = np.empty((count, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    i = 0
+    for block in blocks:
+        for image in block:
+            out[i] = to_concept_image(image, invert, f"{where}[{i}]")
+            i += 1
+    return out
 
 
 def _check_labels(labels: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
@@ -78,11 +137,23 @@ def _check_labels(labels: np.ndarray | None, n: int, where: str) -> np.ndarray |
 
 
 def read_npz_concept(path: Path, invert: bool) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    arrays = read_npz(path, "npz file", "check data.user_concepts.<name>.path")
-    if "images" not in arrays:
-        raise GradmetaError(f"{path}: no array 'images' (found {', '.join(sorted(arrays)) or 'none'})")
-    images = _convert_all(arrays["images"], invert, f"{path}: images")
-    labels = _check_labels(arrays.get("labels"), len(images), f"{path}: labels")
+    """Only ``images`` and ``labels`` are read (other arrays are never inflated); images a block at a time."""
+    with NpzArchive(path, "npz file", "check data.user_concepts.<name>.path", MAX_SOURCE_BYTES) as npz:
+        if "images" not in npz.names:
+            raise GradmetaError(f"{path}: no array 'images' (found {', '.join(sorted(npz.names)) or 'none'})")
+        shape, dtype = npz.header("images")
+        where = f"{path}: images"
+        _check_declared(shape, dtype, where)
+        images = _convert_blocks(npz.row_blocks("images", _block_images(shape, dtype.itemsize)), shape[0],
+                                 invert, where)
+        labels = None
+        if "labels" in npz.names:
+            label_shape, _ = npz.header("labels")
+            if label_shape != (shape[0],):
+                raise GradmetaError(f"{path}: labels: {label_shape[0] if label_shape else 0} labels (shape "
+                                    f"{label_shape}) for {shape[0]} images")
+            labels = npz.array("labels")
+    labels = _check_labels(labels, len(images), f"{path}: labels")
     return images, labels, {"path": str(path), "sha256": file_checksums(path)[1]}
 
 
@@ -98,19 +169,49 @@ def _idx_files(path: Path) -> tuple[Path, Path | None]:
     return images[0], (labels[0] if labels else None)
 
 
+def _idx_image_blocks(stream: BinaryIO, shape: tuple[int, ...], name: str) -> Iterator[np.ndarray]:
+    per_image = int(np.prod(shape[1:], dtype=np.int64))
+    step = _block_images(shape, 1)
+    for start in range(0, shape[0], step):
+        n = min(step, shape[0] - start)
+        data = read_idx_bytes(stream, n * per_image, name)
+        yield np.frombuffer(data, dtype=np.uint8).reshape((n, *shape[1:]))
+
+
 def read_idx_concept(path: Path, invert: bool) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """The images file is read a block of images at a time; the labels file at most MAX_IMAGES bytes."""
     images_path, labels_path = _idx_files(path)
-    raw, labels = read_idx_images(images_path, labels_path)
+    where = str(images_path)
+    with open_idx(images_path) as stream:
+        shape = read_idx_header(stream, where, MAX_SOURCE_BYTES)
+        _check_declared(shape, np.dtype(np.uint8), f"{where}: IDX images")
+        images = _convert_blocks(_idx_image_blocks(stream, shape, where), shape[0], invert, where)
+    labels = None
+    if labels_path is not None:
+        labels = read_idx_file(labels_path, max_bytes=MAX_IMAGES)
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise GradmetaError(f"{labels_path}: {labels.shape[0] if labels.ndim else 0} labels (shape "
+                                f"{labels.shape}) for {len(images)} images in {images_path}")
+        labels = labels.astype(np.int64)
     files = [p for p in (images_path, labels_path) if p is not None]
-    return _convert_all(raw, invert, str(images_path)), labels, {
-        "path": str(path), "files": {p.name: file_checksums(p)[1] for p in files}}
+    return images, labels, {"path": str(path), "sha256": _files_digest([(p, p.name) for p in files]),
+                            "files": {p.name: file_checksums(p)[1] for p in files}}
+
+
+def _files_digest(files: list[tuple[Path, str]]) -> str:
+    """One sha256 over several files: of the lines '<sha256 of the file>  <name>', in the given order."""
+    digest = hashlib.sha256()
+    for p, name in files:
+        digest.update(f"{file_checksums(p)[1]}  {name}\n".encode())
+    return digest.hexdigest()
 
 
 def _decode(path: Path, invert: bool) -> np.ndarray:
     try:
         with Image.open(path) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise GradmetaError(f"{path}: {img.width}x{img.height} pixels, more than the {MAX_PIXELS} accepted")
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise GradmetaError(f"{path}: {img.width}x{img.height} pixels, more than the {MAX_IMAGE_PIXELS} "
+                                    "an image may have")
             if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                 rgba = img.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255) if invert else (0, 0, 0, 255))
@@ -121,21 +222,29 @@ def _decode(path: Path, invert: bool) -> np.ndarray:
     return to_concept_image(array, invert, str(path))
 
 
+def folder_images(path: Path) -> list[Path]:
+    """The image files below ``path`` in sorted order (hidden files and folders skipped)."""
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+
+
 def read_folder_concept(path: Path, invert: bool) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    """Images decoded one at a time into the (N, 28, 28) result; at most MAX_IMAGES files."""
+    files = folder_images(path)
     if not files:
         raise GradmetaError(f"{path}: no images (.png, .jpg, .jpeg) in the folder")
-    images = np.stack([_decode(p, invert) for p in files])
+    if len(files) > MAX_IMAGES:
+        raise GradmetaError(f"{path}: {len(files)} images, more than the {MAX_IMAGES} a concept may have")
+    images = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    for i, p in enumerate(files):
+        images[i] = _decode(p, invert)
     relative = [p.relative_to(path) for p in files]
     labels, classes = None, None
     if all(len(r.parts) == 2 for r in relative):
         classes = sorted({r.parts[0] for r in relative})
         labels = np.array([classes.index(r.parts[0]) for r in relative], dtype=np.int64)
-    digest = hashlib.sha256()
-    for p, r in zip(files, relative, strict=True):
-        digest.update(f"{file_checksums(p)[1]}  {r.as_posix()}\n".encode())
-    record = {"path": str(path), "sha256": digest.hexdigest(), "files": len(files)}
+    record = {"path": str(path), "sha256": _files_digest([(p, r.as_posix()) for p, r in zip(files, relative, strict=True)]),
+              "files": len(files)}
     if classes is not None:
         record["classes"] = classes
     return images, labels, record
@@ -144,17 +253,49 @@ def read_folder_concept(path: Path, invert: bool) -> tuple[np.ndarray, np.ndarra
 READERS = {"npz": read_npz_concept, "idx": read_idx_concept, "folder": read_folder_concept}
 
 
-def build_user(spec: ConceptSpec, cfg: DataConfig) -> Built:
-    """The concept's parts: a seeded shuffle gives ``train`` images to the train split (when the concept
-    has one) and then ``test`` images (None = the rest) to the test split; labels -1 when the data have none."""
-    path = Path(spec.path)
+def _missing(spec: ConceptSpec, path: Path, where: str) -> GradmetaError:
+    """The error for a user path that does not exist, with the way to get it there."""
+    if Path(f"{path}.dvc").is_file():
+        fix = f"it is tracked by DVC: `dvc pull {path}.dvc` fetches it (or `dvc checkout` from the local cache)"
+    else:
+        fix = (f"put it there and track it so it travels with the repository: `dvc add {path}`, then commit "
+               f"{path}.dvc (README: Your own data as a concept)")
+    return GradmetaError(f"{where}: {path} does not exist (user concept {spec.name!r}); {fix}")
+
+
+def checked_user_path(spec: ConceptSpec, cfg: DataConfig, root: Path | None = None) -> Path:
+    """``spec.path``, checked: it exists, is a file or folder as the format needs, and, unless the
+    concept says ``outside_repo: true``, is relative and resolves (symlinks followed) inside ``root``
+    (the folder the pipeline runs in: the repository), so that DVC records a portable dep and nothing
+    outside the repository is read by accident."""
+    path = Path(str(spec.path))
     where = f"{cfg.params_file}: data.user_concepts.{spec.name}.path"
+    if not spec.outside_repo:
+        root = (root or Path.cwd()).resolve()
+        if path.is_absolute():
+            raise GradmetaError(f"{where}: {path} is absolute; give it relative to the repository (e.g. "
+                                f"user_data/{path.name}), or set data.user_concepts.{spec.name}.outside_repo: true")
+        if not path.resolve().is_relative_to(root):
+            raise GradmetaError(f"{where}: {path} resolves to {path.resolve()}, outside the repository {root}; move "
+                                f"it under user_data/, or set data.user_concepts.{spec.name}.outside_repo: true")
     if not path.exists():
-        raise GradmetaError(f"{where}: {path} does not exist")
+        raise _missing(spec, path, where)
     if spec.source == "npz" and not path.is_file():
         raise GradmetaError(f"{where}: {path} is not a file")
     if spec.source == "folder" and not path.is_dir():
         raise GradmetaError(f"{where}: {path} is not a folder")
+    if spec.source == "folder" and not spec.outside_repo:
+        for p in folder_images(path):
+            if not p.resolve().is_relative_to(root):
+                raise GradmetaError(f"{where}: {p} resolves to {p.resolve()}, outside the repository {root}")
+    return path
+
+
+def build_user(spec: ConceptSpec, cfg: DataConfig) -> Built:
+    """The concept's parts: a seeded shuffle gives ``train`` images to the train split (when the concept
+    has one) and then ``test`` images (None = the rest) to the test split; labels -1 when the data have none."""
+    path = checked_user_path(spec, cfg)
+    where = f"{cfg.params_file}: data.user_concepts.{spec.name}.path"
     images, labels, record = READERS[spec.source](path, spec.invert)
     if labels is None:
         labels = np.full(len(images), -1, dtype=np.int64)

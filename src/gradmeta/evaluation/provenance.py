@@ -22,8 +22,8 @@ def _details(kind: str, prov: dict[str, Any]) -> str:
         return f"{files}; subsample seed {prov.get('seed')}"
     if kind == "user":
         user = prov.get("user_data", {})
-        digest = user.get("sha256") or ", ".join(f"{n} {h[:16]}" for n, h in user.get("files", {}).items())
-        return f"`{user.get('path')}` ({user.get('format')}), sha256 {str(digest)[:16]}…; split seed {prov.get('seed')}"
+        digest = str(user.get("sha256", "?"))  # of the file, or of the lines '<sha256>  <name>' of several files
+        return f"`{user.get('path')}` ({user.get('format')}), sha256 {digest[:16]}…; split seed {prov.get('seed')}"
     return f"{prov.get('generator', '?')}, seed {prov.get('seed')}"
 
 

@@ -19,7 +19,7 @@ from gradmeta.evaluation.report import measures_csv, render_report, scenarios_js
 from gradmeta.evaluation.scoring import score_all
 from gradmeta.evaluation.summary import cnn_context, summarize_results
 from gradmeta.meta.estimators import THRESHOLD
-from gradmeta.meta.fitting import FittedMeta
+from gradmeta.meta.fitting import FittedMeta, check_split_rows
 from gradmeta.meta.persistence import load_fitted
 from gradmeta.meta.scenarios import load_concept_features
 
@@ -66,13 +66,14 @@ def judge_claims(summary, known: str, unknowns: list[str], cfg: EvaluateConfig) 
 def run(params: dict[str, Any], features_dir: str, meta_path: str, metrics_dir: str,
         log: logging.Logger) -> None:
     """Evaluate the fitted meta classifiers of ``meta_path`` on the features of ``features_dir``;
-    write ``scenarios.json``, ``measures.csv``, ``report.md``, ``plots/`` and ``figures/`` in
-    ``metrics_dir``. Bad params or files raise a GradmetaError before anything is written."""
+    write ``scenarios.json``, ``measures.csv``, ``report.md``, ``plots/`` (Vega data for DVC),
+    ``figures/`` (the same charts as PNGs, for the report) and ``histograms/`` (PNGs only) in ``metrics_dir``. Bad params or files raise a GradmetaError before anything is written."""
     fitted = load_fitted(meta_path)
     cfg = EvaluateConfig.from_params(params, fitted)
     meta_cfg = fitted.config
     known, unknowns = meta_cfg.known_concept, list(meta_cfg.unknown_concepts)
     frames, metas = load_concept_features(features_dir, (known, *unknowns), log)
+    check_split_rows(fitted, frames, meta_path)
     missing = [m for m in cfg.histogram_metrics if m not in frames[known].columns]
     if missing:
         raise GradmetaError(f"{cfg.params_file}: evaluate.histogram_metrics: no feature column {missing[0]!r}")
@@ -86,15 +87,15 @@ def run(params: dict[str, Any], features_dir: str, meta_path: str, metrics_dir: 
     context = cnn_context(frames)
 
     metrics = Path(metrics_dir)
-    plots_dir, figures_dir = metrics / "plots", metrics / "figures"
-    for d in (plots_dir, figures_dir):  # outputs of this stage only: start clean, no stale files
+    plots_dir, figures_dir, histograms_dir = metrics / "plots", metrics / "figures", metrics / "histograms"
+    for d in (plots_dir, figures_dir, histograms_dir):  # outputs of this stage only: start clean, no stale files
         shutil.rmtree(d, ignore_errors=True)
     write_roc(roc, curves, known, plots_dir, figures_dir)
     write_auroc_bars(summary, headline, known, plots_dir, figures_dir)
-    write_histograms(frames, list(cfg.histogram_metrics), known, figures_dir)
+    write_histograms(frames, list(cfg.histogram_metrics), known, histograms_dir)
 
     verdicts, notes = judge_claims(summary, known, unknowns, cfg)
-    figures = sorted(p.name for p in figures_dir.glob("*.png"))
+    figures = [f"{d.name}/{p.name}" for d in (figures_dir, histograms_dir) for p in sorted(d.glob("*.png"))]
     rows = field_rows(fitted.inputs.single, list(fitted.inputs.sets), cfg.primary_classifier)
     report = render_report(data_lines=data_section(metas, known),
                            field_lines=field_section(summary, rows, known, unknowns), summary=summary, context=context,

@@ -50,6 +50,17 @@ def check_frames(frames: dict[str, pd.DataFrame], cfg: MetaConfig) -> None:
             raise GradmetaError(f"features of {c!r} have other columns than {known!r} (extracted by another model?)")
 
 
+def check_split_rows(fitted: FittedMeta, frames: dict[str, pd.DataFrame], where: str) -> None:
+    """Every split of ``fitted`` must cover exactly the rows of its concept's features in ``frames``
+    (else the features changed after the meta stage ran); ``where`` names the fitted file."""
+    for splits in fitted.splits:
+        for concept, split in splits.items():
+            n, have = len(split.train) + len(split.test), len(frames[concept]) if concept in frames else 0
+            if n != have:
+                raise GradmetaError(f"{where}: fitted on {n} rows of {concept!r}, its features have {have}; "
+                                    "rerun the meta stage")
+
+
 def fit_all(frames: dict[str, pd.DataFrame], cfg: MetaConfig, sources: dict[str, str],
             log: logging.Logger | None = None) -> FittedMeta:
     """Fit every (fit, input, classifier) of every repeat; a fit that fails is a GradmetaError

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from pathlib import Path
+import re
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from gradmeta.core.atomic import write_bytes
 from gradmeta.core.concepts import Concepts
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.npzfile import read_npz
+from gradmeta.core.npzfile import NpzArchive
 from gradmeta.meta.config import MetaConfig
 from gradmeta.meta.estimators import (
     THRESHOLD,
@@ -105,21 +105,41 @@ def save_fitted(path: str | os.PathLike[str], fitted: FittedMeta) -> None:
 
 # ------------------------------------------------------------------------------------ loading
 class _Reader:
-    """Typed access to the arrays of one file; anything unexpected is a GradmetaError naming it."""
+    """Typed access to the arrays of one open file, each read only when asked for and checked
+    (dtype, dimensions, length) from its header first; anything unexpected is a GradmetaError naming it."""
 
-    def __init__(self, path: Path, arrays: dict[str, np.ndarray]):
-        self.path, self.arrays = path, arrays
+    def __init__(self, npz: NpzArchive):
+        self.npz, self.path = npz, npz.path
 
     def fail(self, what: str) -> GradmetaError:
         return GradmetaError(f"{self.path}: not a valid meta classifier file ({what})")
 
     def array(self, key: str, kind: str, ndim: int, length: int | None = None) -> np.ndarray:
-        a = self.arrays.get(key)
-        if a is None:
+        if key not in self.npz.names:
             raise self.fail(f"array {key} is missing")
-        if a.dtype.kind != kind or a.ndim != ndim or (length is not None and a.shape[-1] != length):
-            raise self.fail(f"array {key} is {a.dtype} {a.shape}")
+        shape, dtype = self.npz.header(key)
+        if dtype.kind != kind or len(shape) != ndim or (length is not None and shape[-1] != length):
+            raise self.fail(f"array {key} is {dtype} {shape}")
+        return self.npz.array(key)
+
+    def positions(self, key: str) -> np.ndarray:
+        """Row positions: int64 (n,), each >= 0."""
+        a = self.array(key, "i", 1)
+        if len(a) and a.min() < 0:
+            raise self.fail(f"array {key} holds a negative row position ({int(a.min())})")
         return a
+
+    def split(self, prefix: str) -> Split:
+        """The split ``prefix``/train, ``prefix``/test: together every row 0..n-1 of the concept exactly once
+        (as :func:`split_concept` makes them), so no position is out of range, repeated or shared."""
+        train, test = self.positions(f"{prefix}/train"), self.positions(f"{prefix}/test")
+        every = np.sort(np.concatenate([train, test]))
+        if not np.array_equal(every, np.arange(len(every))):
+            repeated = int(len(every) - len(np.unique(every)))
+            beyond = int((every >= len(every)).sum())
+            raise self.fail(f"arrays {prefix}/train and /test are not a split of rows 0..{len(every) - 1}: "
+                            f"{repeated} repeated, {beyond} out of range")
+        return Split(train, test)
 
 
 def _rebuild(reader: _Reader, entry: dict[str, Any], prefix: str) -> ThresholdedClassifier:
@@ -171,10 +191,13 @@ def _rebuild_xgboost(reader: _Reader, model: XGBoostMetaClassifier, prefix: str)
     from xgboost.core import XGBoostError
 
     booster = XGBClassifier(n_jobs=model.n_jobs)
+    key = f"{prefix}/booster_ubj"
     try:
-        booster.load_model(bytearray(reader.array(f"{prefix}/booster_ubj", "u", 1).tobytes()))
-    except XGBoostError as exc:
-        raise reader.fail(f"XGBoost model {prefix}: {str(exc).splitlines()[0]}") from None
+        booster.load_model(bytearray(reader.array(key, "u", 1).tobytes()))
+        booster.get_booster().num_boosted_rounds()
+    except (XGBoostError, ValueError, TypeError, KeyError) as exc:
+        detail = re.sub(r"^\[[\d:]+\] \S+: ", "", (str(exc).splitlines() or [type(exc).__name__])[0])
+        raise reader.fail(f"array {key} is not an XGBoost model: {detail}") from None
     model.model_ = booster
     model.converged_ = True
 
@@ -194,8 +217,7 @@ def _fitted_from(reader: _Reader, manifest: dict[str, Any]) -> FittedMeta:
     inputs = Inputs(**manifest["inputs"])
     splits, models = [], []
     for r, rep in enumerate(manifest["repeats"]):
-        splits.append({c: Split(reader.array(f"split/{r}/{c}/train", "i", 1), reader.array(f"split/{r}/{c}/test", "i", 1))
-                       for c in rep["concepts"]})
+        splits.append({c: reader.split(f"split/{r}/{c}") for c in rep["concepts"]})
         models.append({(e["fit"], e["input"], e["classifier"]): _rebuild(reader, e, f"model/{r}/{i}")
                        for i, e in enumerate(rep["models"])})
     return FittedMeta(cfg, inputs, splits, models, dict(manifest["sources"]))
@@ -204,15 +226,15 @@ def _fitted_from(reader: _Reader, manifest: dict[str, Any]) -> FittedMeta:
 def load_fitted(path: str | os.PathLike[str]) -> FittedMeta:
     """Read what :func:`save_fitted` wrote; a missing, damaged or foreign file is a GradmetaError.
     Nothing in the file is executed (no pickle)."""
-    p = Path(path)
-    reader = _Reader(p, read_npz(p, "meta classifiers file", "run the meta stage first"))
-    try:
-        manifest = json.loads(str(reader.array("manifest", "U", 0)))
-    except json.JSONDecodeError:
-        raise reader.fail("manifest is not JSON") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise reader.fail(f"expected format {FORMAT}")
-    try:
-        return _fitted_from(reader, manifest)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise reader.fail(f"manifest: {type(exc).__name__} {exc}") from None
+    with NpzArchive(path, "meta classifiers file", "run the meta stage first") as npz:
+        reader = _Reader(npz)
+        try:
+            manifest = json.loads(str(reader.array("manifest", "U", 0)))
+        except json.JSONDecodeError:
+            raise reader.fail("manifest is not JSON") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise reader.fail(f"expected format {FORMAT}")
+        try:
+            return _fitted_from(reader, manifest)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise reader.fail(f"manifest: {type(exc).__name__} {exc}") from None

@@ -124,15 +124,16 @@ def evaluations(frames: dict[str, pd.DataFrame], known: str, unknowns: list[str]
     return out
 
 
-def load_concept_features(features_dir: str, concepts: tuple[str, ...],
-                          log: logging.Logger | None = None) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:
+def load_concept_features(features_dir: str, concepts: tuple[str, ...], log: logging.Logger | None = None,
+                          shards: int | None = None) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:
     """Features of ``concepts`` from ``<dir>/<concept>/part-<k>.parquet`` (every shard, in order;
     :func:`gradmeta.features.read_concept_features`) and each concept's metadata (source, kind,
     provenance); every part must come from the same model (same sha256 in its metadata). Part files
-    beyond a concept's K (left by a run with more shards) are not read, and ``log`` names them."""
+    beyond a concept's K (left by a run with more shards) are not read, and ``log`` names them.
+    ``shards``: the K of ``extract.shards``; features made with another K are refused."""
     frames, metas, models = {}, {}, {}
     for concept in concepts:
-        frame, meta, stale = read_concept_features(features_dir, concept)
+        frame, meta, stale = read_concept_features(features_dir, concept, shards)
         frames[concept], metas[concept], models[concept] = frame, meta, meta.get("model_sha256")
         if stale and log is not None:
             log.warning("%s: not read, beyond the %d shard(s) of %s: %s", Path(features_dir) / concept,

@@ -23,7 +23,7 @@ from gradmeta.cnn.model import to_tensor
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
 from gradmeta.core.runtime import DEVICES
-from gradmeta.features import GRADNORM_COLUMN
+from gradmeta.features import GRADNORM_COLUMN, shard_count
 from gradmeta.prepared import PreparedData
 from gradmeta.uncertainty.detectors.base import FeatureDetector
 from gradmeta.uncertainty.detectors.columns import detector_columns
@@ -58,12 +58,10 @@ class ExtractConfig:
             validate_statistics(stats)
         except GradmetaError as exc:
             raise r.error("statistics", str(exc)) from None
-        shards = r.int_list("shards", [0], min=0)
-        if shards != list(range(len(shards))):
-            raise r.fail("shards", "the shard indices 0, 1, ..., K-1 in order (e.g. [0, 1, 2, 3] for K = 4)", shards)
+        r.raw("shards", None)  # read by shard_count: a key that is there is not unknown to done()
         cfg = cls(statistics=tuple(stats), chunk_size=r.int("chunk_size", d.chunk_size, min=1),
                   device=r.str("device", d.device, choices=DEVICES), threads=r.int("threads", d.threads, min=1),
-                  shards=len(shards))
+                  shards=shard_count(params))
         r.done()
         return cfg
 

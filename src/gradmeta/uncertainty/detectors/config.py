@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
 
 DETECTORS = ("mahalanobis", "knn", "vim", "react", "odin", "mc_dropout")
@@ -56,6 +57,19 @@ class DetectorsConfig:
         if cfg.knn_bank_size is not None and "knn" in cfg.use and cfg.knn_bank_size < cfg.knn_k:
             raise r.error("knn.bank_size", f"must be at least knn.k ({cfg.knn_k}), got {cfg.knn_bank_size}")
         return cfg
+
+    def check_sizes(self, feature_dim: int, train_rows: int) -> None:
+        """Refuse, before any fitting, what the sizes make impossible: ViM's ``dim`` must leave a null
+        space of the ``feature_dim`` penultimate features, KNN's ``k`` must not exceed its bank (the
+        ``train_rows`` images, or ``bank_size`` of them). Errors name the parameter."""
+        if "vim" in self.use and not 0 < self.vim_dim < feature_dim:
+            raise GradmetaError(f"{self.params_file}: detectors.vim.dim must be in [1, {feature_dim - 1}] (the model's "
+                                f"penultimate layer has {feature_dim} features), got {self.vim_dim}")
+        bank = train_rows if self.knn_bank_size is None else min(self.knn_bank_size, train_rows)
+        if "knn" in self.use and self.knn_k > bank:
+            raise GradmetaError(f"{self.params_file}: detectors.knn.k must be at most the {bank} train features in "
+                                f"KNN's bank (detectors.knn.bank_size: {self.knn_bank_size}, {train_rows} train "
+                                f"images), got {self.knn_k}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if k != "params_file"}

@@ -17,7 +17,7 @@ from torch import nn
 
 from gradmeta.core.atomic import write_bytes
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.npzfile import read_npz
+from gradmeta.core.npzfile import NpzArchive
 from gradmeta.uncertainty.detectors.base import FeatureDetector, logits_layer, penultimate
 from gradmeta.uncertainty.detectors.config import FITTED, DetectorsConfig
 from gradmeta.uncertainty.detectors.knn import KNN
@@ -72,6 +72,9 @@ def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor |
     labels = torch.as_tensor(labels)
     fitted: dict[str, FeatureDetector] = {}
     if wanted:
+        if len(images) == 0:
+            raise GradmetaError("no images to compute penultimate features of")
+        cfg.check_sizes(logits_layer(model, images[:1]).in_features, len(images))  # before the long part
         z, _ = features_of(model, images, cfg.chunk_size)
         for name in wanted:
             detector = fresh_detector(name, model, images[:1], cfg)
@@ -102,20 +105,41 @@ def load_detectors(path: str | os.PathLike[str], model: nn.Module, probe: torch.
                    cfg: DetectorsConfig) -> dict[str, FeatureDetector]:
     """The fitted feature detectors of ``path`` for ``model``; the file must have been fitted with the
     same detector params (else it is stale: rerun the detectors stage)."""
-    arrays = read_npz(path, "fitted detectors file", "run the detectors stage first")
-    try:
-        manifest: dict[str, Any] = json.loads(str(arrays["manifest"]))
-    except (KeyError, ValueError):
-        raise GradmetaError(f"{path}: not a gradmeta detectors file (no manifest)") from None
-    if manifest.get("format") != FORMAT:
-        raise GradmetaError(f"{path}: expected format {FORMAT}, got {manifest.get('format')!r}")
-    if manifest.get("config") != cfg.to_dict():
-        raise GradmetaError(f"{path}: fitted with other detector params than params.yaml; rerun the detectors stage")
+    with NpzArchive(path, "fitted detectors file", "run the detectors stage first") as npz:
+        if "manifest" not in npz.names:
+            raise GradmetaError(f"{path}: not a gradmeta detectors file (no manifest)")
+        try:
+            manifest: dict[str, Any] = json.loads(str(npz.array("manifest")))
+        except ValueError:
+            raise GradmetaError(f"{path}: not a gradmeta detectors file (the manifest is not JSON)") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            got = manifest.get("format") if isinstance(manifest, dict) else None
+            raise GradmetaError(f"{path}: expected format {FORMAT}, got {got!r}")
+        if manifest.get("config") != cfg.to_dict():
+            raise GradmetaError(f"{path}: fitted with other detector params than params.yaml; rerun the detectors stage")
+        names = manifest.get("detectors")
+        if not isinstance(names, list) or not set(names) <= set(FITTED):
+            raise GradmetaError(f"{path}: not a gradmeta detectors file (detectors {names!r})")
+        states = {name: {key.split("/", 1)[1]: _finite_state(npz, key) for key in npz.names
+                         if key.startswith(f"{name}/")} for name in names}
     out = {}
-    for name in manifest["detectors"]:
-        state = {k.split("/", 1)[1]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith(f"{name}/")}
+    for name, state in states.items():
         try:
             out[name] = fresh_detector(name, model, probe, cfg).restore(state)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise GradmetaError(f"{path}: damaged state of {name} ({exc})") from None
     return out
+
+
+def _finite_state(npz: NpzArchive, key: str) -> torch.Tensor:
+    """One state array as float64, refused (naming the file and the member) unless every value is finite:
+    a fitted state never holds NaN or infinity, so one there is damage, not a property of the data."""
+    array = npz.array(key)
+    if array.dtype.kind != "f":
+        raise GradmetaError(f"{npz.path}: damaged state {key} ({array.dtype}, expected floats); "
+                            "rerun the detectors stage")
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise GradmetaError(f"{npz.path}: damaged state {key} ({bad} NaN or infinite values); "
+                            "rerun the detectors stage")
+    return torch.from_numpy(array)

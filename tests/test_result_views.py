@@ -1,0 +1,42 @@
+"""What a user sees of the results: a metrics file shaped for DVC's tables, every chart drawn once."""
+
+import json
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_HEADLINE_METRICS = 40  # dvc exp show draws one column per number; measures.csv and the report hold the rest
+
+
+def leaves(node, prefix=""):
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def test_the_metrics_file_holds_only_the_headline_numbers():
+    names = list(leaves(json.loads((ROOT / "metrics" / "scenarios.json").read_text())))
+    assert len(names) <= MAX_HEADLINE_METRICS, len(names)
+    assert not [n for n in names if n.endswith(".accuracy") and not n.startswith("cnn.")]  # AUROC is the headline
+    assert {"claims.a", "cnn.digits.errors", "misclassification.digits.gradient.logistic.auroc",
+            "unknown.pooled.softmax/entropy.threshold.auroc"} <= set(names)
+
+
+def test_no_chart_is_drawn_twice_by_dvc_plots():
+    """A PNG under an image folder declared as a top-level plot must not be the picture of a Vega plot
+    (plot data ``<chart>_<input>.json`` or ``<chart>.json``) that DVC draws anyway."""
+    dvc_yaml = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    vega, images = [], []
+    for entry in dvc_yaml["plots"]:
+        if isinstance(entry, str):
+            images += sorted((ROOT / entry).glob("*.png")) if (ROOT / entry).is_dir() else [ROOT / entry]
+        else:
+            (definition,) = entry.values()
+            y = definition["y"]
+            vega += [Path(f).stem for f in (y if isinstance(y, dict) else {})]
+    assert vega and images
+    drawn_twice = [p.name for p in images for chart in vega if chart == p.stem or chart.startswith(f"{p.stem}_")]
+    assert not drawn_twice, drawn_twice
