@@ -144,3 +144,23 @@ def test_summarize_results_uses_sample_std_per_result_key():
     letters = summary_row(summary, "unknown", "letters", "", "softmax/entropy", "threshold")
     assert (letters.auroc_mean, letters.auroc_std) == (0.6, 0.0)  # one value: std 0, not NaN
     assert summary_row(summary, "unknown", "omniglot", "", "softmax/entropy", "threshold") is None
+
+
+def test_unstable_cells_are_marked_and_the_claims_resting_on_them_say_so():
+    from gradmeta.evaluation.claims import claim_b
+    from gradmeta.evaluation.report import main_table, unstable_claim_lines
+
+    rows = []
+    for test_set, ent, comb in [("noise", (0.99, 0.001), (0.73, 0.42)), ("letters", (0.85, 0.004), (0.87, 0.006)),
+                                ("pooled", (0.93, 0.002), (0.94, 0.03))]:
+        rows.append({"scenario": "unknown", "test_set": test_set, "group": "", "input": "softmax/entropy",
+                     "classifier": "threshold", "auroc_mean": ent[0], "auroc_std": ent[1]})
+        rows.append({"scenario": "unknown", "test_set": test_set, "group": "", "input": "entropy+gradient",
+                     "classifier": "logistic", "auroc_mean": comb[0], "auroc_std": comb[1]})
+    summary = pd.DataFrame(rows).assign(accuracy_mean=0.9, accuracy_std=0.0)
+    table = main_table(summary, [("entropy+gradient", "logistic")], "digits", ["noise", "letters"], unstable_std=0.05)
+    assert "0.730 ± 0.420†" in table and "0.870 ± 0.006 |" in table and "0.940 ± 0.030 |" in table
+    verdict = claim_b(summary, ["noise", "letters"], "logistic")
+    assert unstable_claim_lines([verdict], 0.05) == [
+        "(b) rests on 1 cell(s) with an AUROC std above 0.05: noise entropy+gradient (0.420)"]
+    assert unstable_claim_lines([verdict], 0.5) == []

@@ -73,3 +73,79 @@ def test_one_class_and_more_than_two_are_refused():
         SingleMetricClassifier().fit(X, np.arange(len(y)) % 3)
     with pytest.raises(ValueError, match="one feature column, got 2"):
         SingleMetricClassifier().fit(np.hstack([X, X]), y)
+
+
+def heavy(n=300, d=6, wrong=12, seed=0):
+    """Few wrong rows among many correct ones, two informative columns of six."""
+    rng = np.random.default_rng(seed)
+    y = np.ones(n, dtype=int)
+    y[rng.choice(n, wrong, replace=False)] = 0
+    X = rng.normal(0, 1, (n, d))
+    X[:, 0] += 1.5 * (y == 0)
+    X[:, 1] -= 1.0 * (y == 0)
+    return X, y
+
+
+def test_auto_C_is_the_grid_value_with_the_lowest_out_of_fold_log_loss():
+    """Reference: the same folds by hand, scikit-learn's pipeline and log_loss."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = heavy()
+    grid = [0.001, 0.01, 0.1, 1.0, 10.0]
+    folds = list(StratifiedKFold(n_splits=3, shuffle=True, random_state=7).split(X, y))
+    losses = []
+    for C in grid:
+        p = np.empty(len(y))
+        for tr, va in folds:
+            ref = make_pipeline(StandardScaler(), LogisticRegression(C=C, solver="newton-cholesky", tol=1e-10,
+                                                                     max_iter=2000))
+            p[va] = ref.fit(X[tr], y[tr]).predict_proba(X[va])[:, 1]
+        losses.append(log_loss(y, p))
+    model = LogisticMetaClassifier(C="auto", C_grid=grid, signed_log=False, random_state=7).fit(X, y)
+    assert model.C_ == grid[int(np.argmin(losses))] and model.C_selection_ == "cv"
+    whole = make_pipeline(StandardScaler(), LogisticRegression(C=model.C_, solver="newton-cholesky", tol=1e-10,
+                                                               max_iter=2000)).fit(X, y)
+    np.testing.assert_allclose(model.score_samples(X), whole.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+    fixed = LogisticMetaClassifier(C=0.5, signed_log=False).fit(X, y)
+    assert (fixed.C_, fixed.C_selection_) == (0.5, "given")
+
+
+def test_auto_C_with_a_single_wrong_row_takes_the_strongest_penalty():
+    X, y = heavy(wrong=1)
+    model = LogisticMetaClassifier(C="auto", C_grid=[1.0, 0.01, 0.1]).fit(X, y)
+    assert (model.C_, model.C_selection_) == (0.01, "few rows")
+
+
+def test_early_stopping_refits_with_the_rounds_found_on_a_held_out_part():
+    """Reference: XGBoost's own early stopping on the same stratified split."""
+    from sklearn.model_selection import train_test_split
+    from xgboost import XGBClassifier
+
+    X, y = heavy(n=400, wrong=60)
+    model = XGBoostMetaClassifier(n_estimators=200, max_depth=2, learning_rate=0.3, n_jobs=1, random_state=3,
+                                  early_stopping_rounds=5, validation_fraction=0.25).fit(X, y)
+    tr, va = train_test_split(np.arange(len(y)), test_size=0.25, random_state=3, stratify=y)
+    ref = XGBClassifier(n_estimators=200, max_depth=2, learning_rate=0.3, n_jobs=1, random_state=3,
+                        tree_method="hist", eval_metric="logloss", early_stopping_rounds=5)
+    ref.fit(X[tr], y[tr], eval_set=[(X[va], y[va])], verbose=False)
+    assert model.n_rounds_ == ref.best_iteration + 1 < 200
+    assert model.model_.get_booster().num_boosted_rounds() == model.n_rounds_  # refitted on every row
+    assert XGBoostMetaClassifier(n_estimators=30, n_jobs=1).fit(X, y).n_rounds_ == 30  # off: all rounds
+
+
+@pytest.mark.parametrize("group, message", [
+    ({"C": "best"}, "meta.logistic.C must be a number > 0.0"),
+    ({"C_grid": []}, "meta.logistic.C_grid must be a non-empty list of numbers > 0"),
+    ({"C_grid": [0.1, -1]}, "meta.logistic.C_grid must be a non-empty list of numbers > 0"),
+    ({"cv_folds": 1}, "meta.logistic.cv_folds must be an integer >= 2"),
+])
+def test_bad_logistic_params_name_the_key(group, message):
+    from gradmeta.core.errors import GradmetaError
+    from gradmeta.meta import MetaConfig
+
+    with pytest.raises(GradmetaError, match=message):
+        MetaConfig.from_params({"meta": {"logistic": group}})

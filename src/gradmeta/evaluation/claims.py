@@ -36,6 +36,11 @@ class Verdict:
     statement: str
     holds: bool | None  # None: the inputs needed to judge are not configured
     evidence: str
+    cells: tuple[tuple[str, float], ...] = ()  # (cell, AUROC std over the repeats) of every cell the verdict rests on
+
+    def unstable(self, threshold: float) -> list[str]:
+        """The cells this verdict rests on whose AUROC std exceeds ``threshold``, as 'cell (std)'."""
+        return [f"{cell} ({std:.3f})" for cell, std in self.cells if std > threshold]
 
     @property
     def word(self) -> str:
@@ -59,18 +64,21 @@ def claim_a(summary: pd.DataFrame, known: str, min_metrics: int = 2) -> Verdict:
     names = ", ".join(f"`{r.input}` ({r.auroc_mean:.4f})" for r in ok.head(5).itertuples())
     evidence = (f"entropy: accuracy {_fmt(ent, 'accuracy')}, AUROC {_fmt(ent)}; {len(ok)} of {len(grads)} "
                 f"gradient metrics reach both" + (f", best: {names}" if len(ok) else ""))
-    return Verdict("a", statement, bool(len(ok) >= min_metrics), evidence)
+    cells = ((f"misclassification {ENTROPY}", float(ent.auroc_std)),
+             *((f"misclassification {r.input}", float(r.auroc_std)) for r in ok.itertuples()))
+    return Verdict("a", statement, bool(len(ok) >= min_metrics), evidence, cells)
 
 
 def claim_b(summary: pd.DataFrame, unknowns: list[str], classifier: str) -> Verdict:
     statement = f"Entropy + gradient metrics ({classifier}) beat entropy alone on unknown concepts (AUROC)."
-    parts, wins = [], 0
+    parts, wins, cells = [], 0, []
     pooled_win = None
     for test_set in [*unknowns, "pooled"]:
         ent = summary_row(summary, "unknown", test_set, "", ENTROPY, THRESHOLD)
         comb = summary_row(summary, "unknown", test_set, "", COMBINED, classifier)
         if ent is None or comb is None:
             return Verdict("b", statement, None, f"entropy or {COMBINED}/{classifier} is not configured")
+        cells += [(f"{test_set} {ENTROPY}", float(ent.auroc_std)), (f"{test_set} {COMBINED}", float(comb.auroc_std))]
         win = comb.auroc_mean > ent.auroc_mean
         if test_set == "pooled":
             pooled_win = win
@@ -79,7 +87,7 @@ def claim_b(summary: pd.DataFrame, unknowns: list[str], classifier: str) -> Verd
         parts.append(f"{test_set}: {_fmt(comb)} vs {_fmt(ent)}")
     holds = bool(pooled_win and wins * 2 > len(unknowns))
     return Verdict("b", statement, holds, f"{COMBINED} vs entropy — " + "; ".join(parts)
-                   + f" (better on {wins} of {len(unknowns)} concepts)")
+                   + f" (better on {wins} of {len(unknowns)} concepts)", tuple(cells))
 
 
 def claim_c(summary: pd.DataFrame, unknowns: list[str], classifier: str, margin: float = 0.02, *,
@@ -94,21 +102,23 @@ def claim_c(summary: pd.DataFrame, unknowns: list[str], classifier: str, margin:
     largest_std = max(r.auroc_std for r in rows)
     holds = bool(spread > margin and spread > 2 * largest_std)
     listing = ", ".join(f"{c} {m:.4f}" for c, m in sorted(means.items(), key=lambda kv: kv[1]))
-    return Verdict("c", statement, holds, f"AUROC {listing}: spread {spread:.4f}, largest std {largest_std:.4f}")
+    return Verdict("c", statement, holds, f"AUROC {listing}: spread {spread:.4f}, largest std {largest_std:.4f}",
+                   tuple((f"{c} {COMBINED}", float(r.auroc_std)) for c, r in zip(unknowns, rows)))
 
 
 def _improvement(summary: pd.DataFrame, remote: list[str], classifier: str, group: str, margin: float):
-    parts, all_ok = [], True
+    parts, all_ok, cells = [], True, []
     for c in remote:
         base = summary_row(summary, "unknown", c, "", COMBINED, classifier)
         ku = summary_row(summary, "known_unknowns", c, group, COMBINED, classifier)
         if base is None or ku is None:
-            return None, f"{COMBINED}/{classifier} on {c} ({group}) is not available"
+            return None, f"{COMBINED}/{classifier} on {c} ({group}) is not available", ()
+        cells += [(f"{c} {COMBINED}", float(base.auroc_std)), (f"{c} known unknowns ({group})", float(ku.auroc_std))]
         gain = ku.auroc_mean - base.auroc_mean
         ok = bool(gain > margin and gain > base.auroc_std + ku.auroc_std)
         all_ok = all_ok and ok
         parts.append(f"{c}: {_fmt(base)} → {_fmt(ku)} ({gain:+.4f})")
-    return all_ok, "; ".join(parts)
+    return all_ok, "; ".join(parts), tuple(cells)
 
 
 def claim_d(summary: pd.DataFrame, remote: list[str], classifier: str, margin: float = 0.01, *,
@@ -117,10 +127,10 @@ def claim_d(summary: pd.DataFrame, remote: list[str], classifier: str, margin: f
                  f"({COMBINED}, {classifier}).")
     if not remote:
         return Verdict("d", statement, None, "no remote concepts configured"), ""
-    holds, evidence = _improvement(summary, remote, classifier, "seen", margin)
-    unseen_holds, unseen_evidence = _improvement(summary, remote, classifier, "unseen", margin)
+    holds, evidence, cells = _improvement(summary, remote, classifier, "seen", margin)
+    unseen_holds, unseen_evidence, _ = _improvement(summary, remote, classifier, "unseen", margin)
     note = ""
     if unseen_holds is not None:
         note = (f"On remote concepts *not* seen in training (leave-one-out) the improvement "
                 f"{'also holds' if unseen_holds else 'does not hold'}: {unseen_evidence}.")
-    return Verdict("d", statement, holds, "seen in training: " + evidence), note
+    return Verdict("d", statement, holds, "seen in training: " + evidence, cells), note

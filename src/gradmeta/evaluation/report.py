@@ -21,14 +21,34 @@ RESULTS_START = "<!-- results:start (generated from metrics/report.md by `gradme
 RESULTS_END = "<!-- results:end -->"
 MAIN_TABLE_START = "<!-- main-table:start -->"
 MAIN_TABLE_END = "<!-- main-table:end -->"
+UNSTABLE_MARK = "†"
 
 
 def _cell(summary: pd.DataFrame, scenario: str, test_set: str, group: str, inp: str, clf: str,
-          measure: str = "auroc") -> str:
+          measure: str = "auroc", unstable_std: float | None = None) -> str:
+    """'mean ± std' of one cell, marked with UNSTABLE_MARK where the std exceeds ``unstable_std``."""
     r = summary_row(summary, scenario, test_set, group, inp, clf)
     if r is None:
         return "–"
-    return f"{r[f'{measure}_mean']:.3f} ± {r[f'{measure}_std']:.3f}"
+    mark = UNSTABLE_MARK if unstable_std is not None and r[f"{measure}_std"] > unstable_std else ""
+    return f"{r[f'{measure}_mean']:.3f} ± {r[f'{measure}_std']:.3f}{mark}"
+
+
+def unstable_note(unstable_std: float) -> str:
+    """The legend of UNSTABLE_MARK."""
+    return (f"{UNSTABLE_MARK} marks a cell whose std over the splits exceeds {unstable_std:g} "
+            "(`evaluate.unstable_std`): its value depends on the split more than on the inputs.")
+
+
+def unstable_claim_lines(verdicts: list[Verdict], unstable_std: float) -> list[str]:
+    """One line per claim whose verdict rests on cells with an AUROC std above ``unstable_std``."""
+    lines = []
+    for v in verdicts:
+        cells = v.unstable(unstable_std)
+        if cells:
+            lines.append(f"({v.claim}) rests on {len(cells)} cell(s) with an AUROC std above {unstable_std:g}: "
+                         + ", ".join(cells))
+    return lines
 
 
 def _group_mean(summary: pd.DataFrame, group: str, unknowns: list[str], inp: str, clf: str) -> str:
@@ -39,7 +59,8 @@ def _group_mean(summary: pd.DataFrame, group: str, unknowns: list[str], inp: str
     return f"{hit.auroc_mean.mean():.3f}"
 
 
-def main_table(summary: pd.DataFrame, rows: list[tuple[str, str]], known: str, unknowns: list[str]) -> str:
+def main_table(summary: pd.DataFrame, rows: list[tuple[str, str]], known: str, unknowns: list[str],
+               unstable_std: float | None = None) -> str:
     """Rows: inputs; columns: misclassification accuracy/AUROC, AUROC per unknown concept and pooled
     (digits-only), known-unknowns AUROC averaged over concepts, seen / unseen."""
     head = (["input", "classifier", "misclass. accuracy", "misclass. AUROC"]
@@ -47,15 +68,16 @@ def main_table(summary: pd.DataFrame, rows: list[tuple[str, str]], known: str, u
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for inp, clf in rows:
         cells = [f"`{inp}`", clf, _cell(summary, "misclassification", known, "", inp, clf, "accuracy"),
-                 _cell(summary, "misclassification", known, "", inp, clf)]
-        cells += [_cell(summary, "unknown", c, "", inp, clf) for c in unknowns]
-        cells += [_cell(summary, "unknown", "pooled", "", inp, clf),
+                 _cell(summary, "misclassification", known, "", inp, clf, unstable_std=unstable_std)]
+        cells += [_cell(summary, "unknown", c, "", inp, clf, unstable_std=unstable_std) for c in unknowns]
+        cells += [_cell(summary, "unknown", "pooled", "", inp, clf, unstable_std=unstable_std),
                   _group_mean(summary, "seen", unknowns, inp, clf), _group_mean(summary, "unseen", unknowns, inp, clf)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def single_metric_table(summary: pd.DataFrame, known: str, unknowns: list[str]) -> str:
+def single_metric_table(summary: pd.DataFrame, known: str, unknowns: list[str],
+                        unstable_std: float | None = None) -> str:
     """Every single metric (threshold), sorted by misclassification AUROC."""
     mis = select(summary, scenario="misclassification", classifier=THRESHOLD)
     mis = mis.sort_values("auroc_mean", ascending=False)
@@ -63,8 +85,9 @@ def single_metric_table(summary: pd.DataFrame, known: str, unknowns: list[str]) 
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for inp in mis.input:
         cells = [f"`{inp}`", _cell(summary, "misclassification", known, "", inp, THRESHOLD, "accuracy"),
-                 _cell(summary, "misclassification", known, "", inp, THRESHOLD)]
-        cells += [_cell(summary, "unknown", t, "", inp, THRESHOLD) for t in [*unknowns, "pooled"]]
+                 _cell(summary, "misclassification", known, "", inp, THRESHOLD, unstable_std=unstable_std)]
+        cells += [_cell(summary, "unknown", t, "", inp, THRESHOLD, unstable_std=unstable_std)
+                  for t in [*unknowns, "pooled"]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -72,8 +95,8 @@ def single_metric_table(summary: pd.DataFrame, known: str, unknowns: list[str]) 
 def render_report(*, data_lines: list[str], field_lines: list[str], summary: pd.DataFrame, context: dict,
                   main_rows: list[tuple[str, str]],
                   known: str, unknowns: list[str], verdicts: list[Verdict], notes: list[str], repeats: int,
-                  test_fraction: float, figures: list[str]) -> str:
-    """The whole report as markdown."""
+                  test_fraction: float, figures: list[str], unstable_std: float = 0.05) -> str:
+    """The whole report as markdown; AUROC cells whose std exceeds ``unstable_std`` are marked."""
     cnn = context[known]
     out = [
         "# gradmeta report: meta classification from gradient metrics", "", *data_lines, "",
@@ -81,21 +104,22 @@ def render_report(*, data_lines: list[str], field_lines: list[str], summary: pd.
         + "Unknown concepts: " + ", ".join(f"`{c}` ({context[c]['rows']} images)" for c in unknowns) + ".",
         "",
         (f"Every number is the mean ± sample std over {repeats} random meta-train/meta-test splits "
-         f"({test_fraction:.0%} of each concept's rows held out for meta-test)."),
+         f"({test_fraction:.0%} of each concept's rows held out for meta-test). {unstable_note(unstable_std)}"),
         "",
         "## Main table", "",
         (f"Accuracy uses the threshold chosen on meta-train. Unknown-concept columns: {known}-only meta "
          "classifier, known-correct rows vs that concept. Known unknowns: AUROC averaged over the unknown "
          "concepts, `seen` = trained with meta-train rows of that concept, `unseen` = left out."), "",
-        MAIN_TABLE_START, main_table(summary, main_rows, known, unknowns), MAIN_TABLE_END, "",
+        MAIN_TABLE_START, main_table(summary, main_rows, known, unknowns, unstable_std), MAIN_TABLE_END, "",
         "## The paper's claims", "",
     ]
     for v in verdicts:
         out += [f"- **({v.claim}) {v.word}.** {v.statement} {v.evidence}."]
     out += [f"- {n}" for n in notes if n]
+    out += [f"- {line}." for line in unstable_claim_lines(verdicts, unstable_std)]
     out += ["", *field_lines]
     out += ["## Every single metric (no training: sign and threshold from meta-train)", "",
-            single_metric_table(summary, known, unknowns), "",
+            single_metric_table(summary, known, unknowns, unstable_std), "",
             "## Measures", "",
             ("Target 1 = the CNN's prediction is correct, 0 = wrong (every unknown-concept image is wrong). "
              "Scores are higher = more likely correct. `auroc`: area under the ROC curve. "

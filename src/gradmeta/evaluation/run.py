@@ -35,6 +35,7 @@ class EvaluateConfig:
     histogram_metrics: tuple[str, ...]
     min_metrics: int
     margin: float  # claims (c) (twice this) and (d): the smallest AUROC difference that counts
+    unstable_std: float  # an AUROC std over the repeats above this marks a cell (and the claims resting on it)
     params_file: str = "params.yaml"
 
     @classmethod
@@ -49,6 +50,7 @@ class EvaluateConfig:
         out = cls(primary_classifier=primary, remote_concepts=tuple(remote),
                   histogram_metrics=tuple(r.str_list("histogram_metrics", ["softmax/entropy", "grad/all/l2"])),
                   min_metrics=r.int("min_metrics", 2, min=1), margin=r.float("margin", 0.01, min=0.0),
+                  unstable_std=r.float("unstable_std", 0.05, min=0.0),
                   params_file=r.source)
         r.done()
         return out
@@ -67,7 +69,8 @@ def run(params: dict[str, Any], features_dir: str, meta_path: str, metrics_dir: 
         log: logging.Logger) -> None:
     """Evaluate the fitted meta classifiers of ``meta_path`` on the features of ``features_dir``;
     write ``scenarios.json``, ``measures.csv``, ``report.md``, ``plots/`` (Vega data for DVC),
-    ``figures/`` (the same charts as PNGs, for the report) and ``histograms/`` (PNGs only) in ``metrics_dir``. Bad params or files raise a GradmetaError before anything is written."""
+    ``figures/`` (the same charts as PNGs, for the report) and ``histograms/`` (PNGs only) in
+    ``metrics_dir``. Bad params or files raise a GradmetaError before anything is written."""
     fitted = load_fitted(meta_path)
     cfg = EvaluateConfig.from_params(params, fitted)
     meta_cfg = fitted.config
@@ -101,7 +104,7 @@ def run(params: dict[str, Any], features_dir: str, meta_path: str, metrics_dir: 
                            field_lines=field_section(summary, rows, known, unknowns), summary=summary, context=context,
                            main_rows=headline, known=known, unknowns=unknowns, verdicts=verdicts, notes=notes,
                            repeats=meta_cfg.repeats,
-                           test_fraction=meta_cfg.test_fraction, figures=figures)
+                           test_fraction=meta_cfg.test_fraction, figures=figures, unstable_std=cfg.unstable_std)
     write_json(metrics / "scenarios.json", scenarios_json(summary, context, known, unknowns, cfg.primary_classifier,
                                                           list(fitted.inputs.sets), verdicts))
     write_bytes(metrics / "measures.csv", measures_csv(summary).encode())

@@ -9,6 +9,9 @@ from gradmeta.core.concepts import DEFAULT_KNOWN, Concepts, concept_names
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import ParamReader, as_params
 from gradmeta.meta.estimators import (
+    AUTO,
+    C_GRID,
+    CV_FOLDS,
     THRESHOLD,
     LogisticMetaClassifier,
     SingleMetricClassifier,
@@ -18,6 +21,10 @@ from gradmeta.meta.estimators import (
 from gradmeta.meta.scenarios import LEAVE_ONE_OUT
 
 CLASSIFIERS = ("logistic", "xgboost")
+DEFAULT_LOGISTIC: dict[str, Any] = {"C": AUTO, "max_iter": 2000, "signed_log": True, "C_grid": list(C_GRID),
+                                    "cv_folds": CV_FOLDS}
+DEFAULT_XGBOOST: dict[str, Any] = {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1, "subsample": 1.0,
+                                   "n_jobs": 1, "early_stopping_rounds": None, "validation_fraction": 0.2}
 
 
 def _default_feature_sets() -> dict[str, tuple[str, ...]]:
@@ -39,11 +46,15 @@ class MetaConfig:
                                        "grad/*")
     feature_sets: dict[str, tuple[str, ...]] = field(default_factory=_default_feature_sets)
     known_unknowns: str | tuple[str, ...] = LEAVE_ONE_OUT
-    logistic: dict[str, Any] = field(default_factory=lambda: {"C": 1.0, "max_iter": 2000, "signed_log": True})
-    xgboost: dict[str, Any] = field(default_factory=lambda: {"n_estimators": 100, "max_depth": 3,
-                                                               "learning_rate": 0.1, "subsample": 1.0, "n_jobs": 1})
+    logistic: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_LOGISTIC))
+    xgboost: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_XGBOOST))
     n_jobs: int = field(default=1, compare=False)  # fits at once (threads); no effect on the result
     params_file: str = field(default="params.yaml", compare=False)  # named in errors raised later
+
+    def __post_init__(self) -> None:
+        # a partial dict (a library caller's) means: these keys, the defaults for the rest
+        object.__setattr__(self, "logistic", {**DEFAULT_LOGISTIC, **self.logistic})
+        object.__setattr__(self, "xgboost", {**DEFAULT_XGBOOST, **self.xgboost})
 
     @classmethod
     def from_params(cls, params: dict[str, Any], concepts: Concepts | None = None) -> MetaConfig:
@@ -82,7 +93,7 @@ class MetaConfig:
         if classifier == THRESHOLD:
             return SingleMetricClassifier()
         if classifier == "logistic":
-            return LogisticMetaClassifier(**self.logistic)
+            return LogisticMetaClassifier(**self.logistic, random_state=seed)
         if classifier == "xgboost":
             return XGBoostMetaClassifier(**self.xgboost, random_state=seed)
         raise GradmetaError(f"unknown meta classifier {classifier!r}, expected one of {', '.join(CLASSIFIERS)}")
@@ -110,12 +121,21 @@ def _feature_sets(r: ParamReader, default: dict[str, tuple[str, ...]]) -> dict[s
 
 
 def _logistic(lr: ParamReader) -> dict[str, Any]:
-    return {"C": lr.float("C", 1.0, min=0.0, min_exclusive=True), "max_iter": lr.int("max_iter", 2000, min=1),
-            "signed_log": lr.bool("signed_log", True)}
+    """``C``: ``auto`` (chosen by inner cross-validation on meta-train, see LogisticMetaClassifier) or a number > 0."""
+    C = AUTO if lr.raw("C", AUTO) == AUTO else lr.float("C", min=0.0, min_exclusive=True)
+    grid = lr.raw("C_grid", list(C_GRID))
+    if not isinstance(grid, list) or not grid or not all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) and c > 0 for c in grid):
+        raise lr.fail("C_grid", "a non-empty list of numbers > 0", grid)
+    return {"C": C, "max_iter": lr.int("max_iter", 2000, min=1), "signed_log": lr.bool("signed_log", True),
+            "C_grid": [float(c) for c in grid], "cv_folds": lr.int("cv_folds", CV_FOLDS, min=2)}
 
 
 def _xgboost(xg: ParamReader) -> dict[str, Any]:
     return {"n_estimators": xg.int("n_estimators", 100, min=1), "max_depth": xg.int("max_depth", 3, min=1),
             "learning_rate": xg.float("learning_rate", 0.1, min=0.0, min_exclusive=True),
             "subsample": xg.float("subsample", 1.0, min=0.0, max=1.0, min_exclusive=True),
-            "n_jobs": xg.int("n_jobs", 1, min=1)}
+            "n_jobs": xg.int("n_jobs", 1, min=1),
+            "early_stopping_rounds": xg.int("early_stopping_rounds", None, min=1, allow_none=True),
+            "validation_fraction": xg.float("validation_fraction", 0.2, min=0.0, max=1.0, min_exclusive=True,
+                                            max_exclusive=True)}

@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -177,25 +177,85 @@ def logistic_regression(C: float, max_iter: int) -> LogisticRegression:
     return LogisticRegression(C=C, max_iter=max_iter, solver="newton-cholesky", tol=LOGISTIC_TOL)
 
 
+AUTO = "auto"
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)  # decades around scikit-learn's default C = 1
+CV_FOLDS = 3
+
+
+def inner_folds(target: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded, stratified (train, validation) positions of ``folds`` folds of the rows (target in {0, 1});
+    fewer folds when the smaller class has fewer rows than ``folds``, none when it has fewer than 2."""
+    from sklearn.model_selection import StratifiedKFold
+
+    k = min(folds, int(np.bincount(target, minlength=2).min()))
+    if k < 2:
+        return []
+    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(target)), target))
+
+
+def mean_log_loss(target: np.ndarray, p: np.ndarray) -> float:
+    """Mean binary log loss of probabilities ``p`` of class 1 (clipped to [1e-15, 1 - 1e-15])."""
+    p = np.clip(p, 1e-15, 1 - 1e-15)
+    return float(-np.mean(target * np.log(p) + (1 - target) * np.log1p(-p)))
+
+
 class LogisticMetaClassifier(ThresholdedClassifier):
     """(Signed log +) standardised inputs + L2 logistic regression (:func:`logistic_regression`); the
     score is the probability of the positive class. A convergence failure (``max_iter`` reached) is
-    recorded in ``converged_`` (and logged by the meta stage), not hidden."""
+    recorded in ``converged_`` (and logged by the meta stage), not hidden.
+
+    ``C="auto"`` chooses the inverse regularisation strength on the training rows alone: every C of
+    ``C_grid`` is fitted on ``cv_folds`` seeded, stratified folds (``random_state``) and scored by the
+    out-of-fold log loss, pooled over the folds; the lowest loss wins, ties go to the smaller C (the
+    stronger penalty). Log loss rather than AUROC because with few wrong predictions (a handful per
+    fold) AUROC moves in coarse steps and ties, while log loss uses every row's probability and
+    punishes the confident extrapolation that an under-regularised fit makes. With fewer than two rows
+    of a class no fold can be cut and the smallest C of the grid is taken. ``C_`` is the C used and
+    ``C_selection_`` says how it was chosen (``"given"``, ``"cv"`` or ``"few rows"``).
+    """
 
     _parameter_constraints: dict = {
-        "C": [Interval(Real, 0, None, closed="neither")],
+        "C": [Interval(Real, 0, None, closed="neither"), StrOptions({AUTO})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "signed_log": ["boolean"],
+        "C_grid": ["array-like"],
+        "cv_folds": [Interval(Integral, 2, None, closed="left")],
+        "random_state": [Interval(Integral, 0, None, closed="left")],
     }
 
-    def __init__(self, C: float = 1.0, max_iter: int = 2000, signed_log: bool = True):
+    def __init__(self, C: float | str = AUTO, max_iter: int = 2000, signed_log: bool = True,
+                 C_grid: tuple[float, ...] = C_GRID, cv_folds: int = CV_FOLDS, random_state: int = 0):
         self.C = C
         self.max_iter = max_iter
         self.signed_log = signed_log
+        self.C_grid = C_grid
+        self.cv_folds = cv_folds
+        self.random_state = random_state
+
+    def _pipeline(self, C: float):  # noqa: ANN202 - a scikit-learn Pipeline
+        steps = [SignedLog()] if self.signed_log else []
+        return make_pipeline(*steps, StandardScaler(), logistic_regression(C, self.max_iter))
+
+    def _choose_C(self, X: np.ndarray, target: np.ndarray) -> tuple[float, str]:
+        if self.C != AUTO:
+            return float(self.C), "given"
+        grid = sorted(float(c) for c in self.C_grid)
+        if not grid or grid[0] <= 0:
+            raise ValueError(f"LogisticMetaClassifier: C_grid must hold numbers > 0, got {list(self.C_grid)}")
+        folds = inner_folds(target, self.cv_folds, self.random_state)
+        if not folds:
+            return grid[0], "few rows"
+        losses = []
+        for C in grid:
+            p = np.empty(len(target))
+            for train, valid in folds:
+                p[valid] = self._pipeline(C).fit(X[train], target[train]).predict_proba(X[valid])[:, 1]
+            losses.append(mean_log_loss(target, p))
+        return grid[int(np.argmin(losses))], "cv"  # argmin: the first (smallest C) of equal losses
 
     def _fit(self, X: np.ndarray, target: np.ndarray) -> None:
-        steps = [SignedLog()] if self.signed_log else []
-        self.model_ = make_pipeline(*steps, StandardScaler(), logistic_regression(self.C, self.max_iter))
+        self.C_, self.C_selection_ = self._choose_C(X, target)
+        self.model_ = self._pipeline(self.C_)
         self.model_.fit(X, target)  # scikit-learn warns (ConvergenceWarning) if max_iter is reached
         self.n_iter_ = int(self.model_[-1].n_iter_[0])
         self.converged_ = self.n_iter_ < self.max_iter
@@ -204,10 +264,16 @@ class LogisticMetaClassifier(ThresholdedClassifier):
         return self.model_.predict_proba(X)[:, 1]
 
 
-
 class XGBoostMetaClassifier(ThresholdedClassifier):
     """Gradient-boosted trees (XGBoost, CPU ``hist``), deterministic for a seed; the score is the
-    probability of the positive class."""
+    probability of the positive class.
+
+    ``early_stopping_rounds`` (None = off): the number of rounds is chosen on the training rows alone.
+    A seeded, stratified ``validation_fraction`` of them is held out, trees are added (at most
+    ``n_estimators``) until the held-out log loss has not improved for ``early_stopping_rounds`` rounds,
+    and the model is refitted on every training row with the best number of rounds, ``n_rounds_``.
+    With fewer than two rows of a class in either part, ``n_estimators`` rounds are used.
+    """
 
     _parameter_constraints: dict = {
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
@@ -216,27 +282,48 @@ class XGBoostMetaClassifier(ThresholdedClassifier):
         "subsample": [Interval(Real, 0, 1, closed="right")],
         "n_jobs": [Interval(Integral, 1, None, closed="left")],
         "random_state": [Interval(Integral, 0, None, closed="left")],
+        "early_stopping_rounds": [Interval(Integral, 1, None, closed="left"), None],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     }
 
     def __init__(self, n_estimators: int = 100, max_depth: int = 3, learning_rate: float = 0.1,
-                 subsample: float = 1.0, n_jobs: int = 2, random_state: int = 0):
+                 subsample: float = 1.0, n_jobs: int = 2, random_state: int = 0,
+                 early_stopping_rounds: int | None = None, validation_fraction: float = 0.2):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
         self.subsample = subsample
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
 
-    def _fit(self, X: np.ndarray, target: np.ndarray) -> None:
+    def _booster(self, n_estimators: int, **extra):  # noqa: ANN003, ANN202 - an XGBClassifier
         from xgboost import XGBClassifier
 
-        self.model_ = XGBClassifier(n_estimators=self.n_estimators, max_depth=self.max_depth,
-                                    learning_rate=self.learning_rate, subsample=self.subsample, n_jobs=self.n_jobs,
-                                    random_state=self.random_state, tree_method="hist", device="cpu",
-                                    eval_metric="logloss")
+        return XGBClassifier(n_estimators=n_estimators, max_depth=self.max_depth, learning_rate=self.learning_rate,
+                             subsample=self.subsample, n_jobs=self.n_jobs, random_state=self.random_state,
+                             tree_method="hist", device="cpu", eval_metric="logloss", **extra)
+
+    def _rounds(self, X: np.ndarray, target: np.ndarray) -> int:
+        if self.early_stopping_rounds is None:
+            return self.n_estimators
+        from sklearn.model_selection import train_test_split
+
+        counts = np.bincount(target, minlength=2)
+        if (counts * self.validation_fraction).min() < 2 or (counts * (1 - self.validation_fraction)).min() < 2:
+            return self.n_estimators
+        train, valid = train_test_split(np.arange(len(target)), test_size=self.validation_fraction,
+                                        random_state=self.random_state, stratify=target)
+        probe = self._booster(self.n_estimators, early_stopping_rounds=self.early_stopping_rounds)
+        probe.fit(X[train], target[train], eval_set=[(X[valid], target[valid])], verbose=False)
+        return int(probe.best_iteration) + 1
+
+    def _fit(self, X: np.ndarray, target: np.ndarray) -> None:
+        self.n_rounds_ = self._rounds(X, target)
+        self.model_ = self._booster(self.n_rounds_)
         self.model_.fit(X, target)
         self.converged_ = True
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
         return self.model_.predict_proba(X)[:, 1].astype(np.float64)
-

@@ -39,7 +39,7 @@ from gradmeta.meta.fitting import FittedMeta
 from gradmeta.meta.inputs import Inputs
 from gradmeta.meta.scenarios import Split
 
-FORMAT = "gradmeta.meta/3"
+FORMAT = "gradmeta.meta/4"  # /4: the C each logistic fit used and how it was chosen; XGBoost rounds
 KINDS = {THRESHOLD: SingleMetricClassifier, "logistic": LogisticMetaClassifier, "xgboost": XGBoostMetaClassifier}
 
 
@@ -54,13 +54,15 @@ def _model_state(model: ThresholdedClassifier) -> tuple[dict[str, Any], dict[str
     elif isinstance(model, LogisticMetaClassifier):
         steps = model.model_.steps
         lr, scaler = steps[-1][1], steps[-2][1]
-        scalars.update(converged=bool(model.converged_), n_iter=int(model.n_iter_))
+        scalars.update(converged=bool(model.converged_), n_iter=int(model.n_iter_), C_used=float(model.C_),
+                       C_selection=str(model.C_selection_))
         arrays.update(scaler_mean=scaler.mean_, scaler_scale=scaler.scale_, scaler_var=scaler.var_,
                       scaler_seen=np.asarray(scaler.n_samples_seen_, dtype=np.int64).reshape(-1),
                       coef=lr.coef_, intercept=lr.intercept_, lr_n_iter=np.asarray(lr.n_iter_, dtype=np.int64))
         if model.signed_log:
             arrays["signed_log_scale"] = steps[0][1].scale_
     elif isinstance(model, XGBoostMetaClassifier):
+        scalars["n_rounds"] = int(model.n_rounds_)
         arrays["booster_ubj"] = np.frombuffer(bytes(model.model_.get_booster().save_raw("ubj")), dtype=np.uint8)
     else:
         raise GradmetaError(f"cannot save a {type(model).__name__}")
@@ -159,7 +161,7 @@ def _rebuild(reader: _Reader, entry: dict[str, Any], prefix: str) -> Thresholded
     elif kind == "logistic":
         _rebuild_logistic(reader, model, entry, prefix, n)
     else:
-        _rebuild_xgboost(reader, model, prefix)
+        _rebuild_xgboost(reader, model, entry, prefix)
     return model
 
 
@@ -176,7 +178,8 @@ def _rebuild_logistic(reader: _Reader, model: LogisticMetaClassifier, entry: dic
     scaler.var_ = reader.array(f"{prefix}/scaler_var", "f", 1, n)
     scaler.n_samples_seen_ = int(reader.array(f"{prefix}/scaler_seen", "i", 1)[0])
     scaler.n_features_in_ = n
-    lr = logistic_regression(model.C, model.max_iter)
+    model.C_, model.C_selection_ = float(entry["C_used"]), str(entry["C_selection"])
+    lr = logistic_regression(model.C_, model.max_iter)
     lr.coef_ = reader.array(f"{prefix}/coef", "f", 2, n)
     lr.intercept_ = reader.array(f"{prefix}/intercept", "f", 1, 1)
     lr.n_iter_ = reader.array(f"{prefix}/lr_n_iter", "i", 1)
@@ -186,7 +189,7 @@ def _rebuild_logistic(reader: _Reader, model: LogisticMetaClassifier, entry: dic
     model.converged_, model.n_iter_ = bool(entry["converged"]), int(entry["n_iter"])
 
 
-def _rebuild_xgboost(reader: _Reader, model: XGBoostMetaClassifier, prefix: str) -> None:
+def _rebuild_xgboost(reader: _Reader, model: XGBoostMetaClassifier, entry: dict[str, Any], prefix: str) -> None:
     from xgboost import XGBClassifier
     from xgboost.core import XGBoostError
 
@@ -199,6 +202,10 @@ def _rebuild_xgboost(reader: _Reader, model: XGBoostMetaClassifier, prefix: str)
         detail = re.sub(r"^\[[\d:]+\] \S+: ", "", (str(exc).splitlines() or [type(exc).__name__])[0])
         raise reader.fail(f"array {key} is not an XGBoost model: {detail}") from None
     model.model_ = booster
+    model.n_rounds_ = int(entry["n_rounds"])
+    if booster.get_booster().num_boosted_rounds() != model.n_rounds_:
+        raise reader.fail(f"array {key} holds {booster.get_booster().num_boosted_rounds()} rounds, the manifest "
+                          f"{model.n_rounds_}")
     model.converged_ = True
 
 
