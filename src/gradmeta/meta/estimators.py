@@ -245,11 +245,18 @@ class LogisticMetaClassifier(ThresholdedClassifier):
         folds = inner_folds(target, self.cv_folds, self.random_state)
         if not folds:
             return grid[0], "few rows"
+        # per fold: the input steps fitted once on its train rows, one regression warm-started along the
+        # ascending grid (each C starts from the previous optimum; the optimum itself is unique)
+        prepared = []
+        for train, valid in folds:
+            steps = self._pipeline(grid[0])[:-1].fit(X[train], target[train])
+            prepared.append((steps.transform(X[train]), steps.transform(X[valid]), train, valid,
+                             logistic_regression(grid[0], self.max_iter).set_params(warm_start=True)))
         losses = []
         for C in grid:
             p = np.empty(len(target))
-            for train, valid in folds:
-                p[valid] = self._pipeline(C).fit(X[train], target[train]).predict_proba(X[valid])[:, 1]
+            for X_train, X_valid, train, valid, regression in prepared:
+                p[valid] = regression.set_params(C=C).fit(X_train, target[train]).predict_proba(X_valid)[:, 1]
             losses.append(mean_log_loss(target, p))
         return grid[int(np.argmin(losses))], "cv"  # argmin: the first (smallest C) of equal losses
 
