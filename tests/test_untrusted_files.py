@@ -39,6 +39,16 @@ def user(fmt, path, **extra):
     return data_config(KNOWN, user={"u": {"format": fmt, "path": str(path), **extra}})
 
 
+def prepare_with_peak(cfg):
+    """The prepared user concept 'u' and the peak of memory traced while preparing it (bytes)."""
+    tracemalloc.start()
+    try:
+        data = prepare_concept("u", cfg)
+        return data, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def one_line(exc_info):
     text = str(exc_info.value)
     assert "\n" not in text and "allow_pickle" not in text and "Traceback" not in text, text
@@ -86,12 +96,7 @@ def test_an_unused_member_is_never_inflated():
     unused = npy_header((300, 1000, 1000)) + bytes(300 * 1000 * 1000)
     npz_with("mine.npz", {"images": buf.getvalue(), "unused": unused})
     del unused
-    tracemalloc.start()
-    try:
-        data = prepare_concept("u", user("npz", "mine.npz"))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    data, peak = prepare_with_peak(user("npz", "mine.npz"))
     np.testing.assert_array_equal(data.images, images[data.source_index])
     assert peak < 30e6, f"peak {peak / 1e6:.0f} MB: the unused member was inflated"
 
@@ -119,12 +124,7 @@ def test_a_large_colour_image_converts_in_bounded_memory():
     rgb = np.tile(tile, (64, 64, 1))
     Path("pics").mkdir()
     Image.fromarray(rgb).save("pics/photo.png")
-    tracemalloc.start()
-    try:
-        data = prepare_concept("u", user("folder", "pics"))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    data, peak = prepare_with_peak(user("folder", "pics"))
     # reference: the ITU-R 601 grey of the 64x64 tile, tiled: every 28x28 output box of 146x146
     # pixels averages the same values as PIL's box filter over the whole grey image
     grey = np.tile(rgb_to_grey(tile), (64, 64))
