@@ -6,6 +6,7 @@ import torch
 from reference import naive_gradient_stats
 from torch import nn
 
+from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.gradients import gradient_statistics, iterate_targets
 from gradmeta.uncertainty.gradients.moments import ALL_STATISTICS, Needs, moments_of
 from gradmeta.uncertainty.gradients.plan import plan_layers
@@ -178,7 +179,7 @@ def test_other_gradient_targets_match_the_naive_loop(target, loss):
     assert_matches_reference(got, naive_gradient_stats(model, x, loss=loss), ALL_STATISTICS)
     mean = got["grad/fc.bias/mean"]
     assert torch.equal(mean, torch.zeros(5)) is (target == "kl_uniform")  # p - u sums to 0; sigmoid(z) - 1 not
-    with pytest.raises(Exception, match="unknown gradient target 'mse'"):
+    with pytest.raises(GradmetaError, match="unknown gradient target 'mse'"):
         gradient_statistics(model, x, target="mse")
 
 
@@ -201,5 +202,5 @@ def test_several_targets_share_one_forward_and_each_matches_its_naive_loop():
     for t, loss in losses.items():
         assert_matches_reference({k: torch.cat(v) for k, v in got[t].items()},
                                  naive_gradient_stats(model, x, loss=loss), ALL_STATISTICS)
-    with pytest.raises(Exception, match="distinct target names"):
+    with pytest.raises(GradmetaError, match="distinct target names"):
         next(iterate_targets(model, x, ["kl_uniform", "kl_uniform"]))
