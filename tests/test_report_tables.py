@@ -109,3 +109,15 @@ def test_auroc_bars_and_roc_files(summary, tmp_path):
 def test_readme_section_needs_the_report_markers():
     with pytest.raises(GradmetaError, match="main table or claims section not found"):
         readme_section("# a report without its markers\n")
+
+
+def test_every_table_marks_an_unstable_auroc_cell_and_only_those(summary):
+    shaky = pd.concat([summary, pd.DataFrame([row("unknown", "noise", "detector/knn", "threshold", 0.6, 0.3)])],
+                      ignore_index=True)
+    rows = [("detector/knn", "threshold")]
+    field = table_cells(field_table(shaky, rows, "digits", ["noise"], unstable_std=0.05), "`detector/knn`")
+    assert field[3] == "0.600 ± 0.300†" and field[2] == "0.880 ± 0.010"
+    assert not any(c.endswith("†") for c in field[5:9])  # FPR and AUPR cells (std 0.02) are not marked
+    single = table_cells(single_metric_table(shaky, "digits", ["noise"], unstable_std=0.05), "`detector/knn`")
+    assert single[3] == "0.600 ± 0.300†" and single[1] == "0.780 ± 0.020"  # accuracy is never marked
+    assert "†" not in field_table(shaky, rows, "digits", ["noise"])  # no threshold: no marks

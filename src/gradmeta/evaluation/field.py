@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gradmeta.evaluation.summary import summary_row
+from gradmeta.evaluation.cells import cell
 from gradmeta.meta.estimators import THRESHOLD
 
 FIELD_TABLE_START = "<!-- field-table:start -->"
@@ -32,26 +32,24 @@ def field_rows(single: list[str], sets: list[str], primary: str) -> list[tuple[s
     return rows
 
 
-def _cell(summary: pd.DataFrame, scenario: str, test_set: str, group: str, inp: str, clf: str, measure: str) -> str:
-    r = summary_row(summary, scenario, test_set, group, inp, clf)
-    return "–" if r is None else f"{r[f'{measure}_mean']:.3f} ± {r[f'{measure}_std']:.3f}"
-
-
-def field_table(summary: pd.DataFrame, rows: list[tuple[str, str]], known: str, unknowns: list[str]) -> str:
-    """The markdown table, one row per (input, classifier)."""
+def field_table(summary: pd.DataFrame, rows: list[tuple[str, str]], known: str, unknowns: list[str],
+                unstable_std: float | None = None) -> str:
+    """The markdown table, one row per (input, classifier); AUROC cells with a std above
+    ``unstable_std`` are marked."""
     head = (["input", "classifier", "misclass. AUROC", *[f"{c} AUROC" for c in unknowns],
              *[label for _, label in POOLED], "known unknowns (seen), pooled AUROC"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for inp, clf in rows:
-        cells = [f"`{inp}`", clf, _cell(summary, "misclassification", known, "", inp, clf, "auroc")]
-        cells += [_cell(summary, "unknown", c, "", inp, clf, "auroc") for c in unknowns]
-        cells += [_cell(summary, "unknown", "pooled", "", inp, clf, m) for m, _ in POOLED]
-        cells.append(_cell(summary, "known_unknowns", "pooled", "seen", inp, clf, "auroc"))
+        cells = [f"`{inp}`", clf, cell(summary, "misclassification", known, "", inp, clf, "auroc", unstable_std)]
+        cells += [cell(summary, "unknown", c, "", inp, clf, "auroc", unstable_std) for c in unknowns]
+        cells += [cell(summary, "unknown", "pooled", "", inp, clf, m, unstable_std) for m, _ in POOLED]
+        cells.append(cell(summary, "known_unknowns", "pooled", "seen", inp, clf, "auroc", unstable_std))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def field_section(summary: pd.DataFrame, rows: list[tuple[str, str]], known: str, unknowns: list[str]) -> list[str]:
+def field_section(summary: pd.DataFrame, rows: list[tuple[str, str]], known: str, unknowns: list[str],
+                  unstable_std: float | None = None) -> list[str]:
     """The report section, table between markers (the README copies it)."""
     if not any(inp.startswith("detector/") or inp in FIELD_SETS[1:] for inp, _ in rows):
         return []
@@ -62,4 +60,4 @@ def field_section(summary: pd.DataFrame, rows: list[tuple[str, str]], known: str
              "the share of the other class let through when 95% of the positive class is caught, for both "
              "choices of positive class. Lower FPR is better, higher AUROC and AUPR are better.").replace(
                 "{known}", known), "",
-            FIELD_TABLE_START, field_table(summary, rows, known, unknowns), FIELD_TABLE_END, ""]
+            FIELD_TABLE_START, field_table(summary, rows, known, unknowns, unstable_std), FIELD_TABLE_END, ""]

@@ -10,6 +10,7 @@ import pandas as pd
 
 from gradmeta.core.atomic import round_floats, write_bytes
 from gradmeta.core.errors import GradmetaError
+from gradmeta.evaluation.cells import cell, unstable_note
 from gradmeta.evaluation.claims import COMBINED, ENTROPY, Verdict
 from gradmeta.evaluation.field import FIELD_TABLE_END, FIELD_TABLE_START
 from gradmeta.evaluation.measures import MEASURES
@@ -21,25 +22,6 @@ RESULTS_START = "<!-- results:start (generated from metrics/report.md by `gradme
 RESULTS_END = "<!-- results:end -->"
 MAIN_TABLE_START = "<!-- main-table:start -->"
 MAIN_TABLE_END = "<!-- main-table:end -->"
-UNSTABLE_MARK = "†"
-
-
-def _cell(summary: pd.DataFrame, scenario: str, test_set: str, group: str, inp: str, clf: str,
-          measure: str = "auroc", unstable_std: float | None = None) -> str:
-    """'mean ± std' of one cell, marked with UNSTABLE_MARK where the std exceeds ``unstable_std``."""
-    r = summary_row(summary, scenario, test_set, group, inp, clf)
-    if r is None:
-        return "–"
-    mark = UNSTABLE_MARK if unstable_std is not None and r[f"{measure}_std"] > unstable_std else ""
-    return f"{r[f'{measure}_mean']:.3f} ± {r[f'{measure}_std']:.3f}{mark}"
-
-
-def unstable_note(unstable_std: float) -> str:
-    """The legend of UNSTABLE_MARK."""
-    return (f"{UNSTABLE_MARK} marks a cell whose std over the splits exceeds {unstable_std:g} "
-            "(`evaluate.unstable_std`): its value depends on the split more than on the inputs.")
-
-
 def unstable_claim_lines(verdicts: list[Verdict], unstable_std: float) -> list[str]:
     """One line per claim whose verdict rests on cells with an AUROC std above ``unstable_std``."""
     lines = []
@@ -67,10 +49,10 @@ def main_table(summary: pd.DataFrame, rows: list[tuple[str, str]], known: str, u
             + [f"{c} AUROC" for c in unknowns] + ["pooled AUROC", "known unknowns: seen", "unseen"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for inp, clf in rows:
-        cells = [f"`{inp}`", clf, _cell(summary, "misclassification", known, "", inp, clf, "accuracy"),
-                 _cell(summary, "misclassification", known, "", inp, clf, unstable_std=unstable_std)]
-        cells += [_cell(summary, "unknown", c, "", inp, clf, unstable_std=unstable_std) for c in unknowns]
-        cells += [_cell(summary, "unknown", "pooled", "", inp, clf, unstable_std=unstable_std),
+        cells = [f"`{inp}`", clf, cell(summary, "misclassification", known, "", inp, clf, "accuracy"),
+                 cell(summary, "misclassification", known, "", inp, clf, unstable_std=unstable_std)]
+        cells += [cell(summary, "unknown", c, "", inp, clf, unstable_std=unstable_std) for c in unknowns]
+        cells += [cell(summary, "unknown", "pooled", "", inp, clf, unstable_std=unstable_std),
                   _group_mean(summary, "seen", unknowns, inp, clf), _group_mean(summary, "unseen", unknowns, inp, clf)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -84,9 +66,9 @@ def single_metric_table(summary: pd.DataFrame, known: str, unknowns: list[str],
     head = ["metric", "misclass. accuracy", "misclass. AUROC", *[f"{c} AUROC" for c in unknowns], "pooled AUROC"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for inp in mis.input:
-        cells = [f"`{inp}`", _cell(summary, "misclassification", known, "", inp, THRESHOLD, "accuracy"),
-                 _cell(summary, "misclassification", known, "", inp, THRESHOLD, unstable_std=unstable_std)]
-        cells += [_cell(summary, "unknown", t, "", inp, THRESHOLD, unstable_std=unstable_std)
+        cells = [f"`{inp}`", cell(summary, "misclassification", known, "", inp, THRESHOLD, "accuracy"),
+                 cell(summary, "misclassification", known, "", inp, THRESHOLD, unstable_std=unstable_std)]
+        cells += [cell(summary, "unknown", t, "", inp, THRESHOLD, unstable_std=unstable_std)
                   for t in [*unknowns, "pooled"]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -101,9 +101,9 @@ def run(params: dict[str, Any], features_dir: str, meta_path: str, metrics_dir: 
     figures = [f"{d.name}/{p.name}" for d in (figures_dir, histograms_dir) for p in sorted(d.glob("*.png"))]
     rows = field_rows(fitted.inputs.single, list(fitted.inputs.sets), cfg.primary_classifier)
     report = render_report(data_lines=data_section(metas, known),
-                           field_lines=field_section(summary, rows, known, unknowns), summary=summary, context=context,
-                           main_rows=headline, known=known, unknowns=unknowns, verdicts=verdicts, notes=notes,
-                           repeats=meta_cfg.repeats,
+                           field_lines=field_section(summary, rows, known, unknowns, cfg.unstable_std),
+                           summary=summary, context=context, main_rows=headline, known=known, unknowns=unknowns,
+                           verdicts=verdicts, notes=notes, repeats=meta_cfg.repeats,
                            test_fraction=meta_cfg.test_fraction, figures=figures, unstable_std=cfg.unstable_std)
     write_json(metrics / "scenarios.json", scenarios_json(summary, context, known, unknowns, cfg.primary_classifier,
                                                           list(fitted.inputs.sets), verdicts))
