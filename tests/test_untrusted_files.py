@@ -219,3 +219,16 @@ def test_impossible_detector_sizes_are_refused_before_any_feature_is_computed(mo
     with pytest.raises(GradmetaError) as err:
         fit_detectors(model, x, y, detectors_config(**params), "ab" * 32)
     assert message in one_line(err)
+
+
+def test_read_npz_returns_only_the_names_asked_for():
+    from gradmeta.core.npzfile import read_npz
+
+    np.savez("a.npz", x=np.arange(3), y=np.ones((2, 2)), z=np.zeros(1))
+    got = read_npz("a.npz", "test file", "make it first", names=["x"], optional=["y", "w"])
+    assert sorted(got) == ["x", "y"]
+    np.testing.assert_array_equal(got["x"], np.arange(3))
+    with pytest.raises(GradmetaError, match=r"a.npz: not a readable test file \(no array 'w'; it holds x, y, z\)"):
+        read_npz("a.npz", "test file", "make it first", names=["w"])
+    with pytest.raises(GradmetaError, match=r"b.npz: test file not found \(make it first\)"):
+        read_npz("b.npz", "test file", "make it first", names=["x"])
