@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, KeysView
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -62,9 +62,9 @@ class NpzArchive:
         self._zip.close()
 
     @property
-    def names(self) -> list[str]:
-        """The array names the file holds, in file order (nothing is read)."""
-        return list(self._infos)
+    def names(self) -> KeysView[str]:
+        """The array names the file holds, in file order (nothing is read; ``in`` is a dict lookup)."""
+        return self._infos.keys()
 
     def damaged(self, detail: str) -> GradmetaError:
         return GradmetaError(f"{self.path}: not a readable {self.what} ({detail})")
@@ -99,10 +99,13 @@ class NpzArchive:
         fp.close()
         return shape, dtype
 
-    def array(self, name: str) -> np.ndarray:
-        """The array ``name``, read after its header passed the checks."""
+    def array(self, name: str, expect: Callable[[tuple[int, ...], np.dtype], None] | None = None) -> np.ndarray:
+        """The array ``name``, read after its header passed the checks and ``expect(shape, dtype)``, the
+        caller's own check of the declared shape and dtype (it raises to refuse), in one opening."""
         fp, shape, fortran, dtype = self._open(name)
         with fp:
+            if expect is not None:
+                expect(shape, dtype)
             count = int(np.prod(shape, dtype=np.int64))
             data = self._read_exact(fp, count * dtype.itemsize, name)
         array = np.frombuffer(data, dtype=dtype, count=count)

@@ -71,8 +71,9 @@ def _to_uint8_grey(image: np.ndarray, where: str) -> np.ndarray:
     step = max(1, BLOCK_BYTES // max(1, image[0].size * 8))
     for start in range(0, len(image), step):
         block = image[start: start + step]
-        if np.isnan(block).any() or np.isinf(block).any():
-            what = "NaN" if np.isnan(block).any() else "infinite values"
+        nan = bool(np.isnan(block).any())
+        if nan or np.isinf(block).any():
+            what = "NaN" if nan else "infinite values"
             raise GradmetaError(f"{where}: the image holds {what}; images must be uint8, or floats in [0, 1]")
         if block.min() < 0 or block.max() > 1:
             raise GradmetaError(f"{where}: images must be uint8, or floats in [0, 1]; got {image.dtype} from "
@@ -193,17 +194,14 @@ def read_idx_concept(path: Path, invert: bool) -> tuple[np.ndarray, np.ndarray |
             raise GradmetaError(f"{labels_path}: {labels.shape[0] if labels.ndim else 0} labels (shape "
                                 f"{labels.shape}) for {len(images)} images in {images_path}")
         labels = labels.astype(np.int64)
-    files = [p for p in (images_path, labels_path) if p is not None]
-    return images, labels, {"path": str(path), "sha256": _files_digest([(p, p.name) for p in files]),
-                            "files": {p.name: file_checksums(p)[1] for p in files}}
+    sha = {p.name: file_checksums(p)[1] for p in (images_path, labels_path) if p is not None}
+    return images, labels, {"path": str(path), "sha256": _files_digest(sha), "files": sha}
 
 
-def _files_digest(files: list[tuple[Path, str]]) -> str:
-    """One sha256 over several files: of the lines '<sha256 of the file>  <name>', in the given order."""
-    digest = hashlib.sha256()
-    for p, name in files:
-        digest.update(f"{file_checksums(p)[1]}  {name}\n".encode())
-    return digest.hexdigest()
+def _files_digest(sha: dict[str, str]) -> str:
+    """One sha256 over several files' sha256 (name -> hex digest): of the lines '<sha256>  <name>',
+    in the given order, as ``sha256sum`` prints them."""
+    return hashlib.sha256("".join(f"{h}  {name}\n" for name, h in sha.items()).encode()).hexdigest()
 
 
 def _decode(path: Path, invert: bool) -> np.ndarray:
@@ -243,8 +241,8 @@ def read_folder_concept(path: Path, invert: bool) -> tuple[np.ndarray, np.ndarra
     if all(len(r.parts) == 2 for r in relative):
         classes = sorted({r.parts[0] for r in relative})
         labels = np.array([classes.index(r.parts[0]) for r in relative], dtype=np.int64)
-    record = {"path": str(path), "sha256": _files_digest([(p, r.as_posix()) for p, r in zip(files, relative, strict=True)]),
-              "files": len(files)}
+    sha = {r.as_posix(): file_checksums(p)[1] for p, r in zip(files, relative, strict=True)}
+    record = {"path": str(path), "sha256": _files_digest(sha), "files": len(files)}
     if classes is not None:
         record["classes"] = classes
     return images, labels, record

@@ -119,10 +119,11 @@ class _Reader:
     def array(self, key: str, kind: str, ndim: int, length: int | None = None) -> np.ndarray:
         if key not in self.npz.names:
             raise self.fail(f"array {key} is missing")
-        shape, dtype = self.npz.header(key)
-        if dtype.kind != kind or len(shape) != ndim or (length is not None and shape[-1] != length):
-            raise self.fail(f"array {key} is {dtype} {shape}")
-        return self.npz.array(key)
+        def expect(shape: tuple[int, ...], dtype: np.dtype) -> None:
+            if dtype.kind != kind or len(shape) != ndim or (length is not None and shape[-1] != length):
+                raise self.fail(f"array {key} is {dtype} {shape}")
+
+        return self.npz.array(key, expect)
 
     def positions(self, key: str) -> np.ndarray:
         """Row positions: int64 (n,), each >= 0."""
