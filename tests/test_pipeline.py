@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +23,20 @@ from gradmeta.features import read_concept_features
 pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
-def pipeline_repo(tmp_path_factory) -> Path:
+def built_repo(tmp_path_factory) -> Path:
+    """The tiny profile reproduced once (outputs, cache and run-cache) and committed with its dvc.lock."""
     repo = new_repo(tmp_path_factory.mktemp("pipeline"), (ROOT / "tests" / "profiles" / "tiny.yaml").read_text())
     dvc(repo, "repro")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "reproduced")
     return repo
+
+
+@pytest.fixture
+def pipeline_repo(built_repo, tmp_path) -> Path:
+    """A test's own copy of the reproduced repository: what one test changes (params, remotes, commits,
+    code) no other test sees, so the tests run in any order and on several workers."""
+    return Path(shutil.copytree(built_repo, tmp_path / "repo", symlinks=True))
 
 
 def test_repro_writes_every_output(pipeline_repo):
@@ -87,34 +98,28 @@ def test_exp_runs_rerun_only_meta_and_evaluate_and_two_queue_workers_give_the_sa
     of running them one after the other in the workspace."""
     repo = pipeline_repo
     params = (repo / "params.yaml").read_text()
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "baseline", "--allow-empty")
     variants = {"xgb": ["-S", "meta.classifiers=[xgboost]"], "seed1": ["-S", "meta.seed=1"]}
     one_by_one = {}
-    try:
-        for name, args in variants.items():
-            (repo / "params.yaml").write_text(params)
-            out = dvc(repo, "exp", "run", "-n", f"one-{name}", *args).stdout
-            assert re.findall(r"Running stage '([^']+)'", out) == ["meta", "evaluate"]
-            one_by_one[name] = json.loads((repo / "metrics" / "scenarios.json").read_text())
-            if name == "xgb":
-                assert set(one_by_one[name]["misclassification"]["digits"]["gradient"]) == {"xgboost"}
-                diff = dvc(repo, "metrics", "diff").stdout
-                assert "misclassification.digits.gradient.logistic.auroc" in diff
+    for name, args in variants.items():
         (repo / "params.yaml").write_text(params)
-        for name, args in variants.items():
-            dvc(repo, "exp", "run", "--queue", "-n", f"two-{name}", *args)
-        out = dvc(repo, "exp", "run", "--run-all", "-j", "2")
-        assert re.search(r"Failed", out.stdout + out.stderr) is None, out.stdout + out.stderr
-        shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
-        queued = {exp["name"]: exp["revs"][0]["data"]["metrics"]["metrics/scenarios.json"]["data"]
-                  for entry in shown for exp in (entry.get("experiments") or [])}
-        for name in variants:
-            assert queued[f"two-{name}"] == one_by_one[name]
-        assert one_by_one["xgb"] != one_by_one["seed1"]  # the variants differ: the comparison can fail
-    finally:
-        (repo / "params.yaml").write_text(params)
-        dvc(repo, "repro")
+        out = dvc(repo, "exp", "run", "-n", f"one-{name}", *args).stdout
+        assert re.findall(r"Running stage '([^']+)'", out) == ["meta", "evaluate"]
+        one_by_one[name] = json.loads((repo / "metrics" / "scenarios.json").read_text())
+        if name == "xgb":
+            assert set(one_by_one[name]["misclassification"]["digits"]["gradient"]) == {"xgboost"}
+            diff = dvc(repo, "metrics", "diff").stdout
+            assert "misclassification.digits.gradient.logistic.auroc" in diff
+    (repo / "params.yaml").write_text(params)
+    for name, args in variants.items():
+        dvc(repo, "exp", "run", "--queue", "-n", f"two-{name}", *args)
+    out = dvc(repo, "exp", "run", "--run-all", "-j", "2")
+    assert re.search(r"Failed", out.stdout + out.stderr) is None, out.stdout + out.stderr
+    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    queued = {exp["name"]: exp["revs"][0]["data"]["metrics"]["metrics/scenarios.json"]["data"]
+              for entry in shown for exp in (entry.get("experiments") or [])}
+    for name in variants:
+        assert queued[f"two-{name}"] == one_by_one[name]
+    assert one_by_one["xgb"] != one_by_one["seed1"]  # the variants differ: the comparison can fail
 
 
 def test_second_repro_is_a_no_op_and_forced_repro_is_byte_identical(pipeline_repo):
@@ -131,14 +136,12 @@ def test_a_change_to_the_meta_code_makes_meta_and_evaluate_stale(pipeline_repo):
     repo = pipeline_repo
     estimators = repo / "src" / "gradmeta" / "meta" / "estimators.py"
     original = estimators.read_text()
-    try:
-        estimators.write_text(original.replace("return self.sign_ * self._metric(X)", "return -self.sign_ * self._metric(X)"))
-        assert estimators.read_text() != original
-        stale = json.loads(dvc(repo, "status", "--json").stdout)
-        assert {"meta", "evaluate"} <= set(stale)
-        assert not any(s.startswith(("download", "train", "detectors", "extract")) for s in stale)
-    finally:
-        estimators.write_text(original)
+    estimators.write_text(original.replace("return self.sign_ * self._metric(X)", "return -self.sign_ * self._metric(X)"))
+    assert estimators.read_text() != original
+    stale = json.loads(dvc(repo, "status", "--json").stdout)
+    assert {"meta", "evaluate"} <= set(stale)
+    assert not any(s.startswith(("download", "train", "detectors", "extract")) for s in stale)
+    estimators.write_text(original)
     assert json.loads(dvc(repo, "status", "--json").stdout) == {}
 
 
@@ -175,17 +178,13 @@ def test_a_clone_of_the_upstream_commit_restores_every_stage_from_the_run_cache_
     repo = pipeline_repo
     remote = tmp_path / "remote"
     dvc(repo, "remote", "add", "--force", "--local", "-d", "upstream-share", str(remote))
-    try:
-        shared = sh(repo, "gradmeta", "share")
-    finally:  # the module's repo goes on to other tests: leave its remotes as they were
-        dvc(repo, "remote", "remove", "--local", "upstream-share")
+    shared = sh(repo, "gradmeta", "share")
     assert re.match(r"pushed \d+ run-cache entries, \d+ workspace objects and \d+ objects the entries point to",
                     shared.stdout), shared.stdout
     clone = tmp_path / "b"
     sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
     sh(clone, "git", "checkout", "-q", sh(repo, "git", "rev-list", "--max-parents=0", "HEAD").stdout.strip())
     assert not (clone / "dvc.lock").exists()
-    (clone / "params.yaml").write_text((repo / "params.yaml").read_text())  # A's params (a test above edits them)
     dvc(clone, "remote", "add", "--local", "-d", "upstream-share", str(remote))
     out = dvc(clone, "repro", "--pull").stdout
     assert re.findall(r"Running stage '([^']+)'", out) == ["evaluate"], out
@@ -207,28 +206,23 @@ def test_two_machines_extract_one_shard_each_and_meet_through_the_remote(pipelin
     (repo / "params.yaml").write_text(params.replace("  shards: [0]\n", "  shards: [0, 1]\n"))
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "two shards")
-    try:
-        machines = {}
-        for k in (0, 1):
-            machines[k] = clone = tmp_path / f"machine{k}"
-            sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
-            # --pull: the upstream outputs come from the remote (not recomputed), then the shard runs
-            out = dvc(clone, "repro", "--pull", f"extract@digits-{k}").stdout
-            assert re.findall(r"Running stage '([^']+)'", out) == [f"extract@digits-{k}"]
-            dvc(clone, "push", "--run-cache")
-        a = machines[0]
-        out = dvc(a, "repro", "--pull", "extract@digits-1").stdout  # the remote's run-cache knows this run
-        assert "Running stage" not in out and "Stage 'extract@digits-1' is cached - skipping run" in out
-        union, meta, _ = read_concept_features(a / "data" / "features", "digits")
-        assert meta["shards"] == 2 and [len(p) for p in (pd.read_parquet(a / "data" / "features" / "digits" / f)
-                                                         for f in ("part-0.parquet", "part-1.parquet"))] == [128, 72]
-        assert union.equals(whole)
-        for column in whole.columns[5:]:
-            assert union[column].to_numpy().tobytes() == whole[column].to_numpy().tobytes(), column
-    finally:
-        (repo / "params.yaml").write_text(params)
-        sh(repo, "git", "add", "-A")
-        sh(repo, "git", "commit", "-qm", "one shard again")
+    machines = {}
+    for k in (0, 1):
+        machines[k] = clone = tmp_path / f"machine{k}"
+        sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+        # --pull: the upstream outputs come from the remote (not recomputed), then the shard runs
+        out = dvc(clone, "repro", "--pull", f"extract@digits-{k}").stdout
+        assert re.findall(r"Running stage '([^']+)'", out) == [f"extract@digits-{k}"]
+        dvc(clone, "push", "--run-cache")
+    a = machines[0]
+    out = dvc(a, "repro", "--pull", "extract@digits-1").stdout  # the remote's run-cache knows this run
+    assert "Running stage" not in out and "Stage 'extract@digits-1' is cached - skipping run" in out
+    union, meta, _ = read_concept_features(a / "data" / "features", "digits")
+    assert meta["shards"] == 2 and [len(p) for p in (pd.read_parquet(a / "data" / "features" / "digits" / f)
+                                                     for f in ("part-0.parquet", "part-1.parquet"))] == [128, 72]
+    assert union.equals(whole)
+    for column in whole.columns[5:]:
+        assert union[column].to_numpy().tobytes() == whole[column].to_numpy().tobytes(), column
 
 
 def test_user_concepts_from_params_alone_join_every_scenario(pipeline_repo):

@@ -24,7 +24,8 @@ CLASSIFIERS = ("logistic", "xgboost")
 DEFAULT_LOGISTIC: dict[str, Any] = {"C": AUTO, "max_iter": 2000, "signed_log": True, "C_grid": list(C_GRID),
                                     "cv_folds": CV_FOLDS}
 DEFAULT_XGBOOST: dict[str, Any] = {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1, "subsample": 1.0,
-                                   "n_jobs": 1, "early_stopping_rounds": None, "validation_fraction": 0.2}
+                                   "n_jobs": 1, "early_stopping_rounds": None, "validation_fraction": 0.2,
+                                   "max_bin": 256}
 
 
 def _default_feature_sets() -> dict[str, tuple[str, ...]]:
@@ -138,4 +139,5 @@ def _xgboost(xg: ParamReader) -> dict[str, Any]:
             "n_jobs": xg.int("n_jobs", 1, min=1),
             "early_stopping_rounds": xg.int("early_stopping_rounds", None, min=1, allow_none=True),
             "validation_fraction": xg.float("validation_fraction", 0.2, min=0.0, max=1.0, min_exclusive=True,
-                                            max_exclusive=True)}
+                                            max_exclusive=True),
+            "max_bin": xg.int("max_bin", 256, min=2)}

@@ -1,0 +1,124 @@
+"""The research loop, timed side by side against an earlier commit: a fresh clone's `dvc repro`, a
+no-op `dvc repro` and `dvc status`, a meta-only experiment and a train-seed experiment.
+
+Two throw-away repositories are made in one run: ``baseline`` holds the git-tracked files of
+``--baseline`` (``git archive``, a fresh clone of that commit) and ``current`` the git-tracked files
+of this working tree. Each runs its *own* ``src/`` (``PYTHONPATH``), with the packages of this
+environment. On each, in this order:
+
+1. ``dvc repro`` from scratch (no cache, no run-cache: a fresh clone), with the seconds of each stage;
+2. a no-op ``dvc repro`` and ``dvc status``, median of ``--noop-rounds`` calls each;
+3. ``dvc exp run -S meta.xgboost.max_depth=4`` (meta and evaluate rerun);
+4. ``git checkout -- . && dvc checkout -f`` (not timed), then ``dvc exp run -S train.seed=1``
+   (every stage after download reruns).
+
+The two sides alternate per step (baseline first), so a noisy neighbour falls on both. Printed: each
+time, the ratio current / baseline, and each side's stage times.
+
+    python benchmarks/fast_loop.py [--baseline 48aeec1] [--json benchmarks/results/fast_loop.json]
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from repro_under_load import ROOT, copy_repo, timed_repro  # noqa: E402
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.invalid", "GIT_COMMITTER_NAME": "b",
+           "GIT_COMMITTER_EMAIL": "b@example.invalid"}
+
+
+def archive_commit(rev: str, dest: Path) -> None:
+    """The git-tracked files of ``rev`` in ``dest``, committed in a fresh repository there."""
+    blob = subprocess.run(["git", "archive", "--format=tar", rev], cwd=ROOT, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        tar.extractall(dest, filter="data")
+    env = {**os.environ, **GIT_ENV}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", rev]):
+        subprocess.run(cmd, cwd=dest, check=True, env=env)
+
+
+def side_env(repo: Path) -> dict[str, str]:
+    """The environment a side's DVC runs in: its own ``src/`` first on the import path."""
+    return {**os.environ, **GIT_ENV, "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1",
+            "PYTHONPATH": str(repo / "src"),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def timed(repo: Path, *args: str) -> float:
+    """Wall seconds of ``python -m dvc <args>`` in ``repo`` (fails loudly)."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=side_env(repo), capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"dvc {' '.join(args)} failed in {repo}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def restore(repo: Path) -> None:
+    """Back to the committed params and the outputs of the first run (from the cache)."""
+    subprocess.run(["git", "checkout", "-q", "--", "."], cwd=repo, check=True)
+    timed(repo, "checkout", "-f")
+
+
+@click.command()
+@click.option("--baseline", default="48aeec1", show_default=True, help="The commit to compare with.")
+@click.option("--noop-rounds", default=5, show_default=True)
+@click.option("--json", "json_path", default=None, help="Also write the figures here.")
+def main(baseline: str, noop_rounds: int, json_path: str | None) -> None:
+    with tempfile.TemporaryDirectory(prefix="gradmeta-loop-") as tmp:
+        repos = {"baseline": Path(tmp) / "baseline", "current": Path(tmp) / "current"}
+        for repo in repos.values():
+            repo.mkdir()
+        archive_commit(baseline, repos["baseline"])
+        copy_repo(repos["current"])
+        figures: dict[str, dict] = {side: {} for side in repos}
+
+        for side, repo in repos.items():
+            old = os.environ.get("PYTHONPATH")
+            os.environ["PYTHONPATH"] = str(repo / "src")  # timed_repro passes os.environ on
+            try:
+                total, stages = timed_repro(repo, force=False)
+            finally:
+                os.environ.pop("PYTHONPATH") if old is None else os.environ.__setitem__("PYTHONPATH", old)
+            figures[side]["repro_s"] = round(total, 1)
+            figures[side]["stages_s"] = {k: round(v, 1) for k, v in stages.items()}
+            print(f"{side}: dvc repro {total:.1f} s", flush=True)
+        for side, repo in repos.items():
+            for what in ("repro", "status"):
+                rounds = [timed(repo, what) for _ in range(noop_rounds)]
+                figures[side][f"noop_{what}_s"] = round(statistics.median(rounds), 2)
+            print(f"{side}: no-op repro {figures[side]['noop_repro_s']} s, status {figures[side]['noop_status_s']} s",
+                  flush=True)
+        for key, setting in (("exp_meta_s", "meta.xgboost.max_depth=4"), ("exp_seed_s", "train.seed=1")):
+            for side, repo in repos.items():
+                figures[side][key] = round(timed(repo, "exp", "run", "-S", setting), 1)
+                print(f"{side}: dvc exp run -S {setting}: {figures[side][key]} s", flush=True)
+                restore(repo)
+
+    keys = ("repro_s", "noop_repro_s", "noop_status_s", "exp_meta_s", "exp_seed_s")
+    ratios = {k: round(figures["current"][k] / figures["baseline"][k], 3) for k in keys}
+    print(f"\n{'':<16}{'baseline ' + baseline:>18}{'current':>10}{'ratio':>8}")
+    for k in keys:
+        print(f"{k:<16}{figures['baseline'][k]:>18}{figures['current'][k]:>10}{ratios[k]:>8.3f}")
+    for side in repos:
+        print(f"{side} stages: " + ", ".join(f"{k} {v}" for k, v in figures[side]["stages_s"].items()))
+    if json_path:
+        Path(json_path).write_text(json.dumps({"baseline": baseline, "figures": figures, "ratios": ratios}, indent=1)
+                                   + "\n")
+
+
+if __name__ == "__main__":
+    main()
