@@ -15,7 +15,7 @@ from gradmeta.cnn import file_sha256, load_model, to_tensor
 from gradmeta.core.concepts import concept_names
 from gradmeta.core.console import reports_errors, setup_logging
 from gradmeta.core.params import load_params
-from gradmeta.core.runtime import configure
+from gradmeta.core.runtime import configure, resolve_device
 from gradmeta.prepared import load_prepared
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
 from gradmeta.uncertainty.detectors.fitted import fit_detectors, save_detectors
@@ -32,11 +32,12 @@ def main(params_path: str, model_path: str, data_path: str | None, out_path: str
     params = load_params(params_path)
     data_path = data_path or f"data/prepared/{concept_names(params).known}.npz"
     cfg = DetectorsConfig.from_params(params)
-    configure(threads=2, seed=0)
+    configure(cfg.threads)  # nothing random: KNN's bank is drawn from its own seed, detectors.knn.seed
+    device = resolve_device(cfg.device)
     train = load_prepared(data_path).select("train")
-    model = load_model(model_path, "cpu")
+    model = load_model(model_path, device)
     start = time.perf_counter()
-    fitted = fit_detectors(model, to_tensor(train.images), train.labels, cfg, file_sha256(model_path))
+    fitted = fit_detectors(model, to_tensor(train.images).to(device), train.labels, cfg, file_sha256(model_path))
     log.info("fitted %s on %d train images of %s in %.1f s", ", ".join(fitted.detectors) or "nothing", len(train),
              train.concept, time.perf_counter() - start)
     save_detectors(out_path, fitted)

@@ -31,7 +31,7 @@ def main(concept: str | None, params_path: str, out_dir: str, samples_dir: str) 
     stage, concept = stage_item(concept, "--concept")
     log = setup_logging(f"{stage or 'download'}@{concept}")
     cfg = DataConfig.from_params(load_params(params_path))
-    configure(threads=2)
+    configure(threads=cfg.threads)
     data = prepare_concept(concept, cfg)
     splits = ", ".join(f"{s}: {int((data.split == s).sum())}" for s in dict.fromkeys(data.split.tolist()))
     log.info("%s: %d images (%s), %s: %s", concept, len(data), splits, KIND_WORDS[data.kind],

@@ -98,9 +98,10 @@ def test_odin_against_a_per_image_autograd_loop():
         (-torch.log(s.max())).backward()
         xp = xi.detach() - epsilon * xi.grad.sign()
         want.append(F.softmax(model(xp) / temperature, dim=1).max().item())
-    got = ODIN(model, temperature, epsilon).score(x, chunk_size=2)
+    got = ODIN(temperature, epsilon).score(model, x, chunk_size=2)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-10)
-    assert not got.equal(ODIN(model, temperature, 0.0).score(x))  # the perturbation moved the scores
+    np.testing.assert_allclose(ODIN(temperature, epsilon).predict(model, x).numpy(), -np.array(want), rtol=1e-10)
+    assert not got.equal(ODIN(temperature, 0.0).score(model, x))  # the perturbation moved the scores
 
 
 def test_mc_dropout_without_dropout_agrees_and_with_it_is_seeded():

@@ -17,6 +17,7 @@ from gradmeta.uncertainty.gradients.rules.conv import (
     uses_swapped,
 )
 from gradmeta.uncertainty.gradients.rules.linear import linear_moments
+from models import WithGeneric
 
 
 def naive_weight_grads(layer: nn.Module, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -155,17 +156,6 @@ def kl_uniform(logits):
 
 def bce_ones(logits):
     return torch.nn.functional.binary_cross_entropy(torch.sigmoid(logits), torch.ones_like(logits), reduction="sum")
-
-
-class WithGeneric(nn.Module):  # conv + PReLU (generic path) + linear head
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 3, 3)
-        self.act = nn.PReLU(3)
-        self.fc = nn.Linear(3 * 6 * 6, 4)
-
-    def forward(self, x):
-        return self.fc(self.act(self.conv(x)).flatten(1))
 
 
 @pytest.mark.parametrize("target, loss", [("kl_uniform", kl_uniform), ("bce_ones", bce_ones)])

@@ -1,6 +1,5 @@
 import pytest
 import torch
-import torch.nn.functional as F
 from reference import assert_matches_reference, naive_gradient_stats
 from torch import nn
 
@@ -12,122 +11,12 @@ from gradmeta.uncertainty.gradients import (
     gradient_statistics,
     plan_layers,
 )
+from models import MLP, BatchNormNet, ColourNet, LayoutAssumingNet, SequenceNet, StridedConvNet, TiedNet, ViewNet
 
 
 def random_images(n, shape=(1, 28, 28), seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, *shape, generator=g)
-
-
-class StridedConvNet(nn.Module):
-    """Stride, padding, dilation, groups and bias=False, then an in-place ReLU after a conv."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(2, 6, 3, stride=2, padding=1, bias=False)
-        self.conv2 = nn.Conv2d(6, 8, 3, padding=2, dilation=2, groups=2)
-        self.relu = nn.ReLU(inplace=True)
-        self.fc = nn.Linear(8 * 4 * 4, 5)
-
-    def forward(self, x):
-        x = self.relu(self.conv1(x))
-        x = self.relu(self.conv2(x))
-        return self.fc(F.adaptive_avg_pool2d(x, 4).flatten(1))
-
-
-class ColourNet(nn.Module):
-    """A 3-channel first layer with a non-square kernel, padding and dilation (the swapped
-    formulation: stride 1, few input channels), then a 5-channel conv (the grouped one)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 5, (3, 5), padding=(1, 3), dilation=(2, 1))
-        self.conv2 = nn.Conv2d(5, 4, 3, padding=1, bias=False)
-        self.fc = nn.Linear(4 * 3 * 3, 4)
-
-    def forward(self, x):
-        x = torch.tanh(self.conv2(torch.relu(self.conv1(x))))
-        return self.fc(F.adaptive_max_pool2d(x, 3).flatten(1))
-
-
-class ViewNet(nn.Module):
-    """Flattens a multi-channel conv output with view(), which needs the standard layout."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(2, 3, 3, padding=1)
-        self.fc = nn.Linear(3 * 6 * 6, 4)
-
-    def forward(self, x):
-        h = torch.relu(self.conv(x))
-        return self.fc(h.view(h.shape[0], -1))
-
-
-class LayoutAssumingNet(nn.Module):
-    """Reads a conv output's memory as if it had the standard layout (like a custom kernel that
-    ignores strides): a channels-last run would compute other values."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 3, 3, padding=1)
-        self.fc = nn.Linear(3 * 5 * 5, 4)
-
-    def forward(self, x):
-        h = self.conv(x)
-        raw = torch.as_strided(h, h.shape, torch.empty(h.shape).stride())
-        return self.fc(torch.tanh(raw).flatten(1))
-
-
-class BatchNormNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 4, 3)
-        self.bn = nn.BatchNorm2d(4)
-        self.fc = nn.Linear(4 * 6 * 6, 3)
-
-    def forward(self, x):
-        return self.fc(F.relu(self.bn(self.conv(x))).flatten(1))
-
-
-class MLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(12, 16)
-        self.fc2 = nn.Linear(16, 16, bias=False)
-        self.out = nn.Linear(16, 4)
-
-    def forward(self, x):
-        return self.out(torch.tanh(self.fc2(F.relu(self.fc1(x)))))
-
-
-class SequenceNet(nn.Module):
-    """A Linear over a (N, T, F) input, a layer called twice, and a parameter of the model itself."""
-
-    def __init__(self):
-        super().__init__()
-        self.token = nn.Linear(5, 7)
-        self.shared = nn.Linear(7, 7)
-        self.scale = nn.Parameter(torch.tensor([1.5, -0.5, 2.0]))
-        self.head = nn.Linear(7, 3)
-
-    def forward(self, x):
-        h = torch.tanh(self.token(x)).mean(1)
-        h = torch.tanh(self.shared(torch.tanh(self.shared(h))))
-        return self.head(h) * self.scale
-
-
-class TiedNet(nn.Module):
-    """Two Linear layers sharing one weight (tied), each with its own bias."""
-
-    def __init__(self):
-        super().__init__()
-        self.enc = nn.Linear(6, 6)
-        self.dec = nn.Linear(6, 6)
-        self.dec.weight = self.enc.weight
-        self.head = nn.Linear(6, 3)
-
-    def forward(self, x):
-        return self.head(torch.tanh(self.dec(torch.tanh(self.enc(x)))))
 
 
 def randomise_bn(model):

@@ -1,5 +1,7 @@
 """The meta classifiers keep scikit-learn's estimator contract (its own checks, clone, is_classifier)."""
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.base import clone, is_classifier
@@ -8,6 +10,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from gradmeta.meta import LogisticMetaClassifier, SingleMetricClassifier, XGBoostMetaClassifier
+from gradmeta.meta.estimators import classifier_kind
 
 ESTIMATORS = [LogisticMetaClassifier(), XGBoostMetaClassifier(n_estimators=20, n_jobs=1),
               SingleMetricClassifier(column=0)]
@@ -149,3 +152,51 @@ def test_bad_logistic_params_name_the_key(group, message):
 
     with pytest.raises(GradmetaError, match=message):
         MetaConfig.from_params({"meta": {"logistic": group}})
+
+
+class DictArrays:
+    """Saved arrays held in a dict, checked as the meta file's reader checks them (StateArrays)."""
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+
+    def array(self, name, kind, ndim, length=None):
+        a = self.arrays[name]
+        if a.dtype.kind != kind or a.ndim != ndim or (length is not None and a.shape[-1] != length):
+            raise ValueError(f"array {name} is {a.dtype} {a.shape}")
+        return a
+
+    def where(self, name):
+        return f"saved/{name}"
+
+
+@pytest.mark.parametrize("make", [lambda: SingleMetricClassifier(column=2), lambda: LogisticMetaClassifier(C=1.0),
+                                  lambda: XGBoostMetaClassifier(n_estimators=5, n_jobs=1)])
+def test_state_rebuilds_a_model_that_scores_the_same_bits(make):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 4))
+    y = (X[:, 2] + 0.5 * rng.standard_normal(80) > 0).astype(int)
+    model = make().fit(X, y)
+    scalars, arrays = model.state()
+    json.dumps(scalars)  # scalars are JSON, arrays plain numbers: nothing to pickle
+    assert all(a.dtype != object for a in arrays.values())
+    rebuilt = classifier_kind(type(model).kind).from_state(json.loads(json.dumps(scalars)), DictArrays(arrays))
+    assert type(rebuilt) is type(model)
+    assert json.dumps(rebuilt.get_params()) == json.dumps(model.get_params())  # tuples come back as lists
+    assert rebuilt.score_samples(X).tobytes() == model.score_samples(X).tobytes()
+    assert rebuilt.threshold_ == model.threshold_ and list(rebuilt.predict(X)) == list(model.predict(X))
+
+
+def test_a_damaged_state_is_refused_naming_the_array():
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((40, 3)), np.r_[np.zeros(20, int), np.ones(20, int)]
+    scalars, arrays = XGBoostMetaClassifier(n_estimators=3, n_jobs=1).fit(X, y).state()
+    arrays["booster_ubj"] = np.frombuffer(b"not a booster", dtype=np.uint8)
+    with pytest.raises(ValueError, match="array saved/booster_ubj is not an XGBoost model"):
+        XGBoostMetaClassifier.from_state(scalars, DictArrays(arrays))
+    scalars, arrays = LogisticMetaClassifier(C=1.0).fit(X, y).state()
+    arrays["coef"] = arrays["coef"][:, :2]
+    with pytest.raises(ValueError, match="array coef is float64"):
+        LogisticMetaClassifier.from_state(scalars, DictArrays(arrays))
+    with pytest.raises(ValueError, match="unknown meta classifier 'forest'"):
+        classifier_kind("forest")

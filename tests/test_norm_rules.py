@@ -9,6 +9,7 @@ from torch import nn
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.gradients import ALL_STATISTICS, gradient_statistics, plan_layers
+from models import Conv1d3d, Embedder, TinyTransformer, resnet_like
 
 
 def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -25,74 +26,6 @@ def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g, dtype=m.running_mean.dtype) * 0.2)
                 m.running_var.copy_(torch.rand(m.running_var.shape, generator=g, dtype=m.running_var.dtype) + 0.5)
     return model
-
-
-class Residual(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(c)
-
-    def forward(self, x):
-        return torch.relu(x + self.bn(self.conv(x)))
-
-
-def resnet_like():
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), Residual(4),
-                         nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.GroupNorm(2, 6), nn.ReLU(),
-                         nn.Conv2d(6, 6, 3, padding=1), nn.InstanceNorm2d(6, affine=True), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5))
-
-
-class TinyTransformer(nn.Module):
-    """Patch embedding (Linear on (n, T, p)), LayerNorm, one attention block, an MLP, mean pooling."""
-
-    def __init__(self, patch=7, dim=8):
-        super().__init__()
-        self.patch = patch
-        self.embed = nn.Linear(patch * patch, dim)
-        self.norm1 = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp1 = nn.Linear(dim, 2 * dim)
-        self.mlp2 = nn.Linear(2 * dim, dim)
-        self.head = nn.Linear(dim, 4)
-
-    def forward(self, x):
-        n = len(x)
-        p = x.unfold(2, self.patch, self.patch).unfold(3, self.patch, self.patch).reshape(n, -1, self.patch ** 2)
-        h = self.embed(p)
-        q, k, v = self.qkv(self.norm1(h)).chunk(3, dim=-1)
-        att = torch.softmax(q @ k.transpose(1, 2) / q.shape[-1] ** 0.5, dim=-1)
-        h = h + self.proj(att @ v)
-        h = h + self.mlp2(torch.relu(self.mlp1(self.norm2(h))))
-        return self.head(h.mean(1))
-
-
-class Conv1d3d(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c1 = nn.Conv1d(2, 3, 3, stride=2, padding=1)
-        self.bn1 = nn.BatchNorm1d(3)
-        self.c3 = nn.Conv3d(1, 2, (2, 3, 3), padding=(0, 1, 1), dilation=(1, 2, 2), groups=1)
-        self.fc = nn.Linear(3 * 5 + 2 * 2 * 3 * 3, 4)
-
-    def forward(self, x):
-        seq = x[:, :2, 0, :]  # (n, 2, 10)
-        vol = x[:, None, :, :5, :5]  # (n, 1, 3, 5, 5)
-        return self.fc(torch.cat([self.bn1(self.c1(seq)).flatten(1), self.c3(vol).flatten(1)], 1))
-
-
-class Embedder(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.emb = nn.Embedding(12, 5, padding_idx=0)
-        self.norm = nn.LayerNorm(5)
-        self.fc = nn.Linear(5, 3)
-
-    def forward(self, ids):
-        return self.fc(self.norm(self.emb(ids)).mean(1))
 
 
 def inputs(shape, n=6, seed=1):

@@ -2,11 +2,56 @@
 
 Reproduces and extends Oberdiek, Rottmann & Gottschalk (ANNPR 2018, arXiv 1805.08440).
 
-Importing gradmeta changes nothing in the process: the OpenMP policy and the CPU kernel pins are set by
-the entry points (stage scripts, the ``gradmeta`` command) through :func:`gradmeta.core.process.prepare_process`.
+The library's face, for your own model and tensors (README, "Use it on your own model"):
+
+- :func:`metric_table`: model + float tensor -> one row per image: softmax metrics, exact per-sample
+  gradient statistics, GradNorm, further gradient targets, fitted detectors' scores;
+- :func:`gradient_statistics`, :func:`softmax_metrics`: the two metric families on their own;
+- the detectors :class:`Mahalanobis`, :class:`KNN`, :class:`ViM`, :class:`ReAct` (``fit(model, images,
+  labels)``, ``score(model, images)``) and :class:`ODIN`;
+- the meta classifiers :class:`LogisticMetaClassifier`, :class:`XGBoostMetaClassifier` (scikit-learn
+  estimators) and :func:`measure_all` (AUROC, AUPR, accuracy, FPR at 95% TPR of scores against a target).
+
+Names load on first use (``import gradmeta`` imports neither torch nor scikit-learn), and importing
+gradmeta changes nothing in the process: the OpenMP policy and the CPU kernel pins are set by the entry
+points (stage scripts, the ``gradmeta`` command) through :func:`gradmeta.core.process.prepare_process`.
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 from gradmeta.core.errors import GradmetaError
 
 __version__ = "0.1.0"
-__all__ = ["GradmetaError", "__version__"]
+
+_PUBLIC = {  # name -> the module that defines it
+    "metric_table": "gradmeta.uncertainty.table",
+    "gradient_statistics": "gradmeta.uncertainty.gradients",
+    "ALL_STATISTICS": "gradmeta.uncertainty.gradients",
+    "PAPER_STATISTICS": "gradmeta.uncertainty.gradients",
+    "softmax_metrics": "gradmeta.uncertainty.softmax",
+    "Mahalanobis": "gradmeta.uncertainty.detectors",
+    "KNN": "gradmeta.uncertainty.detectors",
+    "ViM": "gradmeta.uncertainty.detectors",
+    "ReAct": "gradmeta.uncertainty.detectors",
+    "ODIN": "gradmeta.uncertainty.detectors",
+    "LogisticMetaClassifier": "gradmeta.meta.estimators",
+    "XGBoostMetaClassifier": "gradmeta.meta.estimators",
+    "measure_all": "gradmeta.evaluation.measures",
+}
+
+__all__ = ["GradmetaError", "__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'gradmeta' has no attribute {name!r}")
+    value = getattr(import_module(_PUBLIC[name]), name)
+    globals()[name] = value  # the next access is a plain lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -70,6 +70,7 @@ class DataConfig:
 
     source: str = "synthetic"
     seed: int = 0
+    threads: int = 2  # torch threads of the image generation and conversion
     known: str = "digits"
     concepts: dict[str, ConceptSpec] = field(default_factory=dict)
     raw_dir: str | None = None
@@ -99,6 +100,7 @@ class DataConfig:
         cfg = cls(
             source=mode,
             seed=data.int("seed", 0, min=0),
+            threads=data.int("threads", 2, min=1),
             known=data.str("known", names.known),
             concepts=concepts,
             raw_dir=real.str("raw_dir", None, allow_none=True),

@@ -69,8 +69,11 @@ def _fpr_at_95(fpr: np.ndarray, tpr: np.ndarray) -> float:
     return float(fpr[np.searchsorted(tpr, 0.95, side="left")])
 
 
-def measure_all(scores: np.ndarray, target: np.ndarray, threshold: float, where: str = "test set") -> dict[str, float]:
-    """Every measure of ``scores`` (n,) against ``target`` (n,) (1 = correct), accuracy at ``threshold``."""
+def measure_all(scores: np.ndarray, target: np.ndarray, threshold: float | None = None,
+                where: str = "test set") -> dict[str, float]:
+    """Every measure of ``scores`` (n,) against ``target`` (n,) (1 = correct, or in-distribution),
+    accuracy at ``threshold`` (scores >= threshold are predicted 1; nan without a threshold, e.g. for
+    a detector's raw scores)."""
     scores = np.asarray(scores, dtype=np.float64)
     target = np.asarray(target).astype(int)
     if len(target) == 0:
@@ -88,7 +91,7 @@ def measure_all(scores: np.ndarray, target: np.ndarray, threshold: float, where:
     fpr, tpr = _roc(correct_positive)
     fpr_out, tpr_out = _roc(wrong_positive)
     return {
-        "accuracy": float(np.mean((scores >= threshold) == (target == 1))),
+        "accuracy": float("nan") if threshold is None else float(np.mean((scores >= threshold) == (target == 1))),
         "auroc": float(trapezoid(tpr, fpr)),
         "aupr_wrong_positive": _average_precision(wrong_positive),
         "aupr_correct_positive": _average_precision(correct_positive),

@@ -13,10 +13,9 @@ from gradmeta.meta.estimators import (
     C_GRID,
     CV_FOLDS,
     THRESHOLD,
-    LogisticMetaClassifier,
     SingleMetricClassifier,
     ThresholdedClassifier,
-    XGBoostMetaClassifier,
+    classifier_kind,
 )
 from gradmeta.meta.scenarios import LEAVE_ONE_OUT
 
@@ -93,11 +92,9 @@ class MetaConfig:
         """A fresh, unfitted meta classifier of the given kind (``threshold`` or one of CLASSIFIERS)."""
         if classifier == THRESHOLD:
             return SingleMetricClassifier()
-        if classifier == "logistic":
-            return LogisticMetaClassifier(**self.logistic, random_state=seed)
-        if classifier == "xgboost":
-            return XGBoostMetaClassifier(**self.xgboost, random_state=seed)
-        raise GradmetaError(f"unknown meta classifier {classifier!r}, expected one of {', '.join(CLASSIFIERS)}")
+        if classifier not in CLASSIFIERS:
+            raise GradmetaError(f"unknown meta classifier {classifier!r}, expected one of {', '.join(CLASSIFIERS)}")
+        return classifier_kind(classifier)(**getattr(self, classifier), random_state=seed)
 
 
 def _known_unknowns(r: ParamReader, unknowns: tuple[str, ...], default: str) -> str | tuple[str, ...]:

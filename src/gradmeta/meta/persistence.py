@@ -5,8 +5,9 @@ read with ``allow_pickle=False``; it holds ``manifest`` (JSON: format, the meta 
 inputs, the sources, and per repeat every model's key, kind and scalar state) and plain numeric
 arrays: the splits' row positions and each model's fitted arrays (logistic regression: signed-log
 scales, standardiser, coefficients; XGBoost: the booster in XGBoost's own UBJSON model format; a
-single metric: nothing beyond its scalars). Loading accepts only the known model kinds and checks
-every array's dtype and shape before use; the rebuilt models score exactly as the fitted ones.
+single metric: nothing beyond its scalars; each classifier's ``state()`` says). Loading accepts only
+the known model kinds (:func:`classifier_kind`), rebuilds each with its class's ``from_state`` and
+checks every array's dtype and shape before use; the rebuilt models score exactly as the fitted ones.
 """
 
 from __future__ import annotations
@@ -14,61 +15,24 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 from typing import Any
 
 import numpy as np
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from gradmeta.core.atomic import write_bytes
 from gradmeta.core.concepts import Concepts
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.npzfile import NpzArchive
 from gradmeta.meta.config import MetaConfig
-from gradmeta.meta.estimators import (
-    THRESHOLD,
-    LogisticMetaClassifier,
-    SignedLog,
-    SingleMetricClassifier,
-    ThresholdedClassifier,
-    XGBoostMetaClassifier,
-    logistic_regression,
-)
+from gradmeta.meta.estimators import ThresholdedClassifier, classifier_kind
 from gradmeta.meta.fitting import FittedMeta
 from gradmeta.meta.inputs import Inputs
 from gradmeta.meta.scenarios import Split
 
 FORMAT = "gradmeta.meta/4"  # /4: the C each logistic fit used and how it was chosen; XGBoost rounds
-KINDS = {THRESHOLD: SingleMetricClassifier, "logistic": LogisticMetaClassifier, "xgboost": XGBoostMetaClassifier}
 
 
 # ------------------------------------------------------------------------------------- saving
-def _model_state(model: ThresholdedClassifier) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(JSON-able scalars, arrays) that rebuild ``model`` exactly."""
-    scalars: dict[str, Any] = {"params": model.get_params(), "n_features_in": int(model.n_features_in_)}
-    arrays = {"classes": np.asarray(model.classes_, dtype=np.int64),
-              "threshold": np.array([model.threshold_], dtype=np.float64)}
-    if isinstance(model, SingleMetricClassifier):
-        scalars["sign"] = float(model.sign_)
-    elif isinstance(model, LogisticMetaClassifier):
-        steps = model.model_.steps
-        lr, scaler = steps[-1][1], steps[-2][1]
-        scalars.update(converged=bool(model.converged_), n_iter=int(model.n_iter_), C_used=float(model.C_),
-                       C_selection=str(model.C_selection_))
-        arrays.update(scaler_mean=scaler.mean_, scaler_scale=scaler.scale_, scaler_var=scaler.var_,
-                      scaler_seen=np.asarray(scaler.n_samples_seen_, dtype=np.int64).reshape(-1),
-                      coef=lr.coef_, intercept=lr.intercept_, lr_n_iter=np.asarray(lr.n_iter_, dtype=np.int64))
-        if model.signed_log:
-            arrays["signed_log_scale"] = steps[0][1].scale_
-    elif isinstance(model, XGBoostMetaClassifier):
-        scalars["n_rounds"] = int(model.n_rounds_)
-        arrays["booster_ubj"] = np.frombuffer(bytes(model.model_.get_booster().save_raw("ubj")), dtype=np.uint8)
-    else:
-        raise GradmetaError(f"cannot save a {type(model).__name__}")
-    return scalars, arrays
-
-
 def fitted_to_bytes(fitted: FittedMeta) -> bytes:
     """The npz bytes of ``fitted`` (same fit, same bytes)."""
     arrays: dict[str, np.ndarray] = {}
@@ -79,7 +43,7 @@ def fitted_to_bytes(fitted: FittedMeta) -> bytes:
             arrays[f"split/{r}/{concept}/test"] = np.asarray(split.test, dtype=np.int64)
         entries = []
         for i, ((fit, inp, clf), model) in enumerate(models.items()):
-            scalars, model_arrays = _model_state(model)
+            scalars, model_arrays = model.state()
             entries.append({"fit": fit, "input": inp, "classifier": clf, **scalars})
             arrays.update({f"model/{r}/{i}/{k}": v for k, v in model_arrays.items()})
         repeats.append({"concepts": list(splits), "models": entries})
@@ -145,69 +109,31 @@ class _Reader:
         return Split(train, test)
 
 
+class _ModelArrays:
+    """The arrays of one saved model (``<prefix>/<name>``), as :class:`StateArrays`."""
+
+    def __init__(self, reader: _Reader, prefix: str):
+        self.reader, self.prefix = reader, prefix
+
+    def array(self, name: str, kind: str, ndim: int, length: int | None = None) -> np.ndarray:
+        return self.reader.array(f"{self.prefix}/{name}", kind, ndim, length)
+
+    def where(self, name: str) -> str:
+        return f"{self.prefix}/{name}"
+
+
 def _rebuild(reader: _Reader, entry: dict[str, Any], prefix: str) -> ThresholdedClassifier:
     kind = entry.get("classifier")
-    if kind not in KINDS or not isinstance(entry.get("params"), dict):
+    try:
+        cls = classifier_kind(kind) if isinstance(kind, str) else None
+    except ValueError:
+        cls = None
+    if cls is None or not isinstance(entry.get("params"), dict):
         raise reader.fail(f"unknown model kind {kind!r}")
     try:
-        model = KINDS[kind](**entry["params"])
-    except TypeError:
-        raise reader.fail(f"bad parameters for {kind}: {entry['params']}") from None
-    n = int(entry["n_features_in"])
-    model.n_features_in_ = n
-    model.classes_ = reader.array(f"{prefix}/classes", "i", 1, 2)
-    model.threshold_ = float(reader.array(f"{prefix}/threshold", "f", 1, 1)[0])
-    if kind == THRESHOLD:
-        model.sign_ = float(entry["sign"])
-    elif kind == "logistic":
-        _rebuild_logistic(reader, model, entry, prefix, n)
-    else:
-        _rebuild_xgboost(reader, model, entry, prefix)
-    return model
-
-
-def _rebuild_logistic(reader: _Reader, model: LogisticMetaClassifier, entry: dict[str, Any], prefix: str,
-                      n: int) -> None:
-    steps = []
-    if model.signed_log:
-        signed = SignedLog()
-        signed.scale_ = reader.array(f"{prefix}/signed_log_scale", "f", 1, n)
-        steps.append(signed)
-    scaler = StandardScaler()
-    scaler.mean_ = reader.array(f"{prefix}/scaler_mean", "f", 1, n)
-    scaler.scale_ = reader.array(f"{prefix}/scaler_scale", "f", 1, n)
-    scaler.var_ = reader.array(f"{prefix}/scaler_var", "f", 1, n)
-    scaler.n_samples_seen_ = int(reader.array(f"{prefix}/scaler_seen", "i", 1)[0])
-    scaler.n_features_in_ = n
-    model.C_, model.C_selection_ = float(entry["C_used"]), str(entry["C_selection"])
-    lr = logistic_regression(model.C_, model.max_iter)
-    lr.coef_ = reader.array(f"{prefix}/coef", "f", 2, n)
-    lr.intercept_ = reader.array(f"{prefix}/intercept", "f", 1, 1)
-    lr.n_iter_ = reader.array(f"{prefix}/lr_n_iter", "i", 1)
-    lr.classes_ = np.array([0, 1])
-    lr.n_features_in_ = n
-    model.model_ = make_pipeline(*steps, scaler, lr)
-    model.converged_, model.n_iter_ = bool(entry["converged"]), int(entry["n_iter"])
-
-
-def _rebuild_xgboost(reader: _Reader, model: XGBoostMetaClassifier, entry: dict[str, Any], prefix: str) -> None:
-    from xgboost import XGBClassifier
-    from xgboost.core import XGBoostError
-
-    booster = XGBClassifier(n_jobs=model.n_jobs)
-    key = f"{prefix}/booster_ubj"
-    try:
-        booster.load_model(bytearray(reader.array(key, "u", 1).tobytes()))
-        booster.get_booster().num_boosted_rounds()
-    except (XGBoostError, ValueError, TypeError, KeyError) as exc:
-        detail = re.sub(r"^\[[\d:]+\] \S+: ", "", (str(exc).splitlines() or [type(exc).__name__])[0])
-        raise reader.fail(f"array {key} is not an XGBoost model: {detail}") from None
-    model.model_ = booster
-    model.n_rounds_ = int(entry["n_rounds"])
-    if booster.get_booster().num_boosted_rounds() != model.n_rounds_:
-        raise reader.fail(f"array {key} holds {booster.get_booster().num_boosted_rounds()} rounds, the manifest "
-                          f"{model.n_rounds_}")
-    model.converged_ = True
+        return cls.from_state(entry, _ModelArrays(reader, prefix))
+    except ValueError as exc:
+        raise reader.fail(str(exc)) from None
 
 
 def _config(reader: _Reader, raw: dict[str, Any], known: Any) -> MetaConfig:

@@ -17,13 +17,12 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from gradmeta.cnn.model import to_tensor
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
 from gradmeta.core.runtime import DEVICES
-from gradmeta.features import GRADNORM_COLUMN, shard_count
+from gradmeta.features import shard_count
 from gradmeta.prepared import PreparedData
 from gradmeta.uncertainty.detectors.base import FeatureDetector
 from gradmeta.uncertainty.detectors.columns import detector_columns
@@ -32,11 +31,10 @@ from gradmeta.uncertainty.gradients import (
     ALL_STATISTICS,
     DEFAULT_CHUNK_SIZE,
     PAPER_STATISTICS,
-    iterate_targets,
     validate_statistics,
 )
 from gradmeta.uncertainty.shards import alignment, shard_block, shard_rows
-from gradmeta.uncertainty.softmax import softmax_metrics
+from gradmeta.uncertainty.table import engine_columns
 
 
 @dataclass(frozen=True)
@@ -74,33 +72,6 @@ def evaluation_rows(data: PreparedData) -> np.ndarray:
     return np.nonzero(data.split != "train")[0]
 
 
-def _engine_columns(model: nn.Module, images: torch.Tensor, cfg: ExtractConfig, targets: tuple[str, ...],
-                    desc: str, progress: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Predictions and float64 metric columns of one engine pass over ``images`` (one forward per
-    chunk, one backward per target): the softmax metrics, the paper's gradient statistics and
-    GradNorm, then for each further target in ``targets`` its gradient statistics as the column
-    group ``grad_<target>/``."""
-    n = len(images)
-    columns: dict[str, np.ndarray] = {}  # allocated once, filled chunk by chunk
-    pred = np.empty(n, dtype=np.int64)
-    start = 0
-    with tqdm(total=n, desc=desc, unit="img", disable=None if progress else True, leave=False) as bar:
-        for by_target in iterate_targets(model, images, ("cross_entropy", *targets), cfg.statistics, "predicted",
-                                         cfg.chunk_size, with_gradnorm=True, on_chunk=bar.update):
-            result, grads = by_target["cross_entropy"]
-            chunk = {**softmax_metrics(result.logits.cpu()), **grads, GRADNORM_COLUMN: result.gradnorm.cpu()}
-            for target in targets:
-                chunk.update({f"grad_{target}/{k.removeprefix('grad/')}": v for k, v in by_target[target][1].items()})
-            if not columns:
-                columns = {k: np.empty(n, dtype=np.float64) for k in chunk}
-            m = len(result.labels)
-            pred[start: start + m] = result.labels.cpu().numpy()
-            for k, v in chunk.items():
-                columns[k][start: start + m] = v.double().numpy()
-            start += m
-    return pred, columns
-
-
 def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
                      device: torch.device | str = "cpu", progress: bool = True, *, known: bool,
                      detectors: DetectorsConfig | None = None,
@@ -126,7 +97,8 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
     images = to_tensor(data.images[rows])
     targets = detectors.targets if detectors is not None else ()
     start = time.perf_counter()
-    pred, columns = _engine_columns(model, images, cfg, tuple(targets), f"extract {data.concept}", progress)
+    pred, columns = engine_columns(model, images, cfg.statistics, tuple(targets), cfg.chunk_size,
+                                   desc=f"extract {data.concept}", progress=progress)
     seconds["+".join(("cross_entropy", *targets))] = time.perf_counter() - start
     if detectors is not None:
         scores = detector_columns(model, images.to(device), detectors, fitted or {}, seconds, offset=offset)

@@ -1,4 +1,4 @@
-"""What every detector shares: the score convention and the penultimate-feature hook.
+"""What every detector shares: the protocol, the score convention and the penultimate features.
 
 Convention (pytorch-ood's API shape, gradmeta's sign): ``predict_features`` / ``predict`` return
 *outlier* scores like pytorch-ood (higher = more likely out-of-distribution); ``score_features`` /
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,10 +19,117 @@ from gradmeta.core.errors import GradmetaError
 from gradmeta.core.hooks import forward_with_hooks
 
 
-class FeatureDetector(ABC):
-    """A detector on penultimate features z (n, D) (and logits where it needs them)."""
+class Detector(ABC):
+    """The protocol every detector follows (pytorch-ood's and OpenOOD's shape, gradmeta's sign).
+
+    - ``fit(model, images, labels)`` -> self: learn what it needs from training tensors (nothing,
+      for a detector that scores straight from the model: ODIN, MC dropout);
+    - ``score(model, images)`` -> float64 (N,): higher = more likely in-distribution and correct;
+      ``predict(model, images)`` = ``-score``, pytorch-ood's outlier score;
+    - ``columns(model, images, shared, chunk_size, offset)`` -> {column: scores (N,)}: its
+      ``detector/<column>`` entries of the metric table (``{name: score}`` unless it has several);
+    - ``state()`` / ``from_state(state, **init)``: its fitted state as float64 tensors, no pickle;
+    - ``from_params(params, model, probe)``: built from its ``detectors.<name>`` params group.
+
+    A detector class is registered with :func:`gradmeta.uncertainty.detectors.registry.register_detector`.
+    """
+
+    detector_name: str = ""
+    fitted: bool = True  # a detector with nothing to fit is always ready
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], model: nn.Module, probe: torch.Tensor) -> Detector:
+        """The unfitted detector for ``model`` (``probe``: one input it takes) from its params group."""
+        return cls(**params)
+
+    def fit(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
+            chunk_size: int = 256) -> Detector:
+        """Nothing to learn by default."""
+        return self
+
+    @abstractmethod
+    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
+        """gradmeta's scores float64 (N,) of ``images``: higher = more likely in-distribution."""
+
+    def predict(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
+        """Outlier scores float64 (N,) of ``images`` (pytorch-ood's sign): ``-score``."""
+        return -self.score(model, images, chunk_size)
+
+    def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
+                offset: int = 0) -> dict[str, torch.Tensor]:
+        """Its metric-table columns (without the ``detector/`` prefix) for ``images``; ``shared`` holds
+        the penultimate features other detectors use too; ``offset`` is the position of ``images[0]``
+        in the whole set (a multiple of ``chunk_size``), for detectors seeded per batch."""
+        return {self.detector_name: self.score(model, images, chunk_size)}
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The fitted state, to save (float64 tensors); nothing for a detector with nothing to fit."""
+        return {}
+
+    def restore(self, state: dict[str, torch.Tensor]) -> Detector:
+        """The detector fitted with a saved :meth:`state`."""
+        return self
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor], **init: Any) -> Detector:
+        """A detector built with ``init`` (its constructor's arguments) and fitted with ``state``."""
+        return cls(**init).restore(state)
+
+    def _check_fitted(self) -> None:
+        if not self.fitted:
+            raise GradmetaError(f"{type(self).__name__} is not fitted: call fit or fit_features first")
+
+
+class SharedFeatures:
+    """The penultimate features and logits of one set of images, computed once, on first use, for
+    every detector that needs them (:func:`features_of`)."""
+
+    def __init__(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256):
+        self.model, self.images, self.chunk_size = model, images, chunk_size
+        self._value: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def get(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._value is None:
+            self._value = features_of(self.model, self.images, self.chunk_size)
+        return self._value
+
+
+class FeatureDetector(Detector):
+    """A detector on penultimate features z (n, D) (and logits where it needs them).
+
+    On features: ``fit_features(z, y)``, ``score_features(z, logits)``, ``predict_features``. On a
+    model and its input tensors (the penultimate features are the input of the model's logits layer,
+    computed in eval mode, without gradients): ``fit(model, images, labels)``, ``score(model, images)``,
+    ``predict(model, images)``.
+    """
 
     fitted: bool = False
+
+    @abstractmethod
+    def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> FeatureDetector:
+        """Fit on training features z (n, D) and, for the detectors that use them, their classes y (n,)."""
+
+    def fit(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
+            chunk_size: int = 256) -> FeatureDetector:
+        """Fit on the penultimate features of training ``images`` (N, ...) and their ``labels`` (N,)."""
+        z, _ = features_of(model, _on_device(model, images), chunk_size)
+        return self.fit_features(z, None if labels is None else torch.as_tensor(labels))
+
+    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
+        """gradmeta's scores float64 (N,) of ``images``: higher = more likely in-distribution."""
+        self._check_fitted()
+        return self.score_shared(SharedFeatures(model, _on_device(model, images), chunk_size), chunk_size)
+
+    def score_shared(self, shared: SharedFeatures, chunk_size: int = 256) -> torch.Tensor:
+        """``score_features`` of the shared features, a chunk at a time."""
+        z, logits = shared.get()
+        return torch.cat([self.score_features(z[i: i + chunk_size], logits[i: i + chunk_size])
+                          for i in range(0, len(z), chunk_size)])
+
+    def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
+                offset: int = 0) -> dict[str, torch.Tensor]:
+        self._check_fitted()
+        return {self.detector_name: self.score_shared(shared, chunk_size)}
 
     @abstractmethod
     def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
@@ -31,9 +139,12 @@ class FeatureDetector(ABC):
         """gradmeta's convention: higher = more likely in-distribution; float64 (n,)."""
         return -self.predict_features(z, logits)
 
-    def _check_fitted(self) -> None:
-        if not self.fitted:
-            raise GradmetaError(f"{type(self).__name__} is not fitted: call fit_features first")
+
+def _on_device(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        raise GradmetaError(f"images must be a floating-point torch.Tensor (N, ...), got "
+                            f"{getattr(images, 'dtype', type(images).__name__)}")
+    return images.to(next(model.parameters()).device)
 
 
 def logits_layer(model: nn.Module, probe: torch.Tensor) -> nn.Linear:
@@ -65,6 +176,21 @@ def penultimate(model: nn.Module, x: torch.Tensor, chunk_size: int = 256) -> Ite
     finally:
         handle.remove()
         model.train(was_training)
+
+
+def features_of(model: nn.Module, images: torch.Tensor, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Penultimate features (n, D) and logits (n, C), float64, of ``images`` in eval mode (filled
+    batch by batch into buffers of the final size: no whole-size float32 copies on the way)."""
+    if len(images) == 0:
+        raise GradmetaError("no images to compute penultimate features of")
+    z = logits = None
+    for start, (zc, lc) in zip(range(0, len(images), chunk_size), penultimate(model, images, chunk_size), strict=True):
+        if z is None:
+            z = torch.empty(len(images), zc.shape[1], dtype=torch.float64)
+            logits = torch.empty(len(images), lc.shape[1], dtype=torch.float64)
+        z[start: start + len(zc)] = zc
+        logits[start: start + len(lc)] = lc
+    return z, logits
 
 
 ROWS_PER_BLOCK = 8192  # rows per block of a whole-set reduction: memory stays flat in n

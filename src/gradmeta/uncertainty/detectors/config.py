@@ -1,75 +1,121 @@
-"""The ``detectors`` parameter group: which of the field's detectors become ``detector/<name>``
-columns, their parameters, and the further gradient targets (``grad_<target>/...`` column groups)."""
+"""The ``detectors`` parameter group: which registered detectors become ``detector/<name>`` columns,
+their parameters (one group ``detectors.<name>`` each, as the registry declares them), and the further
+gradient targets (``grad_<target>/...`` column groups)."""
 
 from __future__ import annotations
 
+import pkgutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
+from gradmeta.core.runtime import DEVICES
+from gradmeta.uncertainty.detectors.registry import REGISTRY, detector_spec
 
-DETECTORS = ("mahalanobis", "knn", "vim", "react", "odin", "mc_dropout")
-FITTED = ("mahalanobis", "knn", "vim", "react")  # need state from the known concept's train split
+MACHINERY = ("base", "registry", "config", "columns", "fitted")  # the package's modules that are not detectors
+
+
+def _import_detector_files() -> None:
+    """Import every detector file of this package: each registers its class on import, so a new
+    detector is one file here (nothing else to edit)."""
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
+        if info.name not in MACHINERY:
+            import_module(f"{__package__}.{info.name}")
+
+
+_import_detector_files()
+
+DETECTORS = ("mahalanobis", "knn", "vim", "react", "odin", "mc_dropout")  # the default of detectors.use
 EXTRA_TARGETS = ("kl_uniform", "bce_ones")
+
+
+def registered_names() -> tuple[str, ...]:
+    """Every registered detector: the built-in ones in their order, then the others as registered."""
+    return (*DETECTORS, *(n for n in REGISTRY if n not in DETECTORS))
+
+
+def _default_params() -> dict[str, dict[str, Any]]:
+    return {name: spec.defaults() for name, spec in REGISTRY.items()}
 
 
 @dataclass(frozen=True)
 class DetectorsConfig:
-    """Detector choice and parameters (defaults: every detector, both extra targets)."""
+    """Detector choice and parameters (defaults: the built-in detectors, both extra targets).
+
+    ``params``: detector name -> its parameters (every registered detector's, defaults filled in)."""
 
     use: tuple[str, ...] = DETECTORS
     targets: tuple[str, ...] = EXTRA_TARGETS
     chunk_size: int = 256
-    knn_k: int = 10
-    knn_bank_size: int | None = 5000   # seeded subsample of the train features; None = all
-    knn_seed: int = 0
-    vim_dim: int = 128
-    react_percentile: float = 90.0
-    odin_temperature: float = 1000.0
-    odin_epsilon: float = 0.0014
-    mc_passes: int = 10
-    mc_seed: int = 0
+    threads: int = 2      # the detectors stage's torch threads (extract scores with extract.threads)
+    device: str = "cpu"   # the detectors stage's device: cpu | cuda | auto
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=_default_params)
     params_file: str = field(default="params.yaml", compare=False)
+
+    def __post_init__(self) -> None:
+        for name in self.use:
+            detector_spec(name)
+        object.__setattr__(self, "params", {**_default_params(), **{k: {**REGISTRY[k].defaults(), **v}
+                                                                    for k, v in self.params.items()}})
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DetectorsConfig:
         """Validate ``params['detectors']``; a bad value is a GradmetaError naming the parameter."""
         r = as_params(params).reader("detectors")
         d = cls()
-        knn, vim, react, odin, mc = (r.group(k) for k in ("knn", "vim", "react", "odin", "mc_dropout"))
+        values = {}
+        for name in registered_names():
+            group = r.group(name)
+            values[name] = {key: p.read(group, key) for key, p in REGISTRY[name].params.items()}
         cfg = cls(
-            use=tuple(dict.fromkeys(r.str_list("use", list(d.use), choices=DETECTORS))),
+            use=tuple(dict.fromkeys(r.str_list("use", list(d.use), choices=registered_names()))),
             targets=tuple(dict.fromkeys(r.str_list("targets", list(d.targets), choices=EXTRA_TARGETS))),
             chunk_size=r.int("chunk_size", d.chunk_size, min=1),
-            knn_k=knn.int("k", d.knn_k, min=1),
-            knn_bank_size=knn.int("bank_size", d.knn_bank_size, min=1, allow_none=True),
-            knn_seed=knn.int("seed", d.knn_seed, min=0),
-            vim_dim=vim.int("dim", d.vim_dim, min=1),
-            react_percentile=react.float("percentile", d.react_percentile, min=0.0, max=100.0, min_exclusive=True),
-            odin_temperature=odin.float("temperature", d.odin_temperature, min=0.0, min_exclusive=True),
-            odin_epsilon=odin.float("epsilon", d.odin_epsilon, min=0.0),
-            mc_passes=mc.int("passes", d.mc_passes, min=2),
-            mc_seed=mc.int("seed", d.mc_seed, min=0),
+            threads=r.int("threads", d.threads, min=1),
+            device=r.str("device", d.device, choices=DEVICES),
+            params=values,
             params_file=r.source,
         )
         r.done()
-        if cfg.knn_bank_size is not None and "knn" in cfg.use and cfg.knn_bank_size < cfg.knn_k:
-            raise r.error("knn.bank_size", f"must be at least knn.k ({cfg.knn_k}), got {cfg.knn_bank_size}")
+        k, bank = cfg.param("knn", "k"), cfg.param("knn", "bank_size")
+        if bank is not None and "knn" in cfg.use and bank < k:
+            raise r.error("knn.bank_size", f"must be at least knn.k ({k}), got {bank}")
         return cfg
+
+    def param(self, detector: str, key: str) -> Any:
+        """The value of ``detectors.<detector>.<key>``."""
+        return self.params[detector][key]
+
+    def fitted_names(self) -> list[str]:
+        """The detectors of ``use`` that are fitted on training features (the detectors stage), in order."""
+        return [n for n in self.use if REGISTRY[n].fitted]
 
     def check_sizes(self, feature_dim: int, train_rows: int) -> None:
         """Refuse, before any fitting, what the sizes make impossible: ViM's ``dim`` must leave a null
         space of the ``feature_dim`` penultimate features, KNN's ``k`` must not exceed its bank (the
         ``train_rows`` images, or ``bank_size`` of them). Errors name the parameter."""
-        if "vim" in self.use and not 0 < self.vim_dim < feature_dim:
+        dim = self.param("vim", "dim")
+        if "vim" in self.use and not 0 < dim < feature_dim:
             raise GradmetaError(f"{self.params_file}: detectors.vim.dim must be in [1, {feature_dim - 1}] (the model's "
-                                f"penultimate layer has {feature_dim} features), got {self.vim_dim}")
-        bank = train_rows if self.knn_bank_size is None else min(self.knn_bank_size, train_rows)
-        if "knn" in self.use and self.knn_k > bank:
+                                f"penultimate layer has {feature_dim} features), got {dim}")
+        k, bank_size = self.param("knn", "k"), self.param("knn", "bank_size")
+        bank = train_rows if bank_size is None else min(bank_size, train_rows)
+        if "knn" in self.use and k > bank:
             raise GradmetaError(f"{self.params_file}: detectors.knn.k must be at most the {bank} train features in "
-                                f"KNN's bank (detectors.knn.bank_size: {self.knn_bank_size}, {train_rows} train "
-                                f"images), got {self.knn_k}")
+                                f"KNN's bank (detectors.knn.bank_size: {bank_size}, {train_rows} train "
+                                f"images), got {k}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if k != "params_file"}
+        """The flat record written into the outputs' metadata (what the scores depend on, so neither
+        ``threads`` nor ``device``): use, targets, chunk_size, then
+        ``<prefix>_<param>`` of every built-in detector (e.g. ``knn_k``, ``mc_passes``) and of every
+        other registered detector in ``use``."""
+        out: dict[str, Any] = {"use": list(self.use), "targets": list(self.targets), "chunk_size": self.chunk_size}
+        for name in (*DETECTORS, *(n for n in self.use if n not in DETECTORS)):  # others only where used
+            spec = REGISTRY[name]
+            out.update({f"{spec.key_prefix}_{key}": self.params[name][key] for key in spec.params})
+        return out

@@ -1,7 +1,8 @@
-"""The detectors stage's work: fit Mahalanobis, KNN, ViM and ReAct on the penultimate features of the
-known concept's train split, and save their state without pickle (``models/detectors.npz``: a JSON
-manifest plus float64 arrays ``<detector>/<name>``), so the extract stage scores every image with
-exactly the same state."""
+"""The detectors stage's work: fit the detectors that need training state (Mahalanobis, KNN, ViM,
+ReAct, and any registered with ``fitted=True``) on the penultimate features of the known concept's
+train split, and save their state without pickle (``models/detectors.npz``: a JSON manifest plus
+float64 arrays ``<detector>/<name>``), so the extract stage scores every image with exactly the
+same state."""
 
 from __future__ import annotations
 
@@ -18,12 +19,9 @@ from torch import nn
 from gradmeta.core.atomic import write_bytes
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.npzfile import NpzArchive
-from gradmeta.uncertainty.detectors.base import FeatureDetector, logits_layer, penultimate
-from gradmeta.uncertainty.detectors.config import FITTED, DetectorsConfig
-from gradmeta.uncertainty.detectors.knn import KNN
-from gradmeta.uncertainty.detectors.mahalanobis import Mahalanobis
-from gradmeta.uncertainty.detectors.react import ReAct
-from gradmeta.uncertainty.detectors.vim import ViM
+from gradmeta.uncertainty.detectors.base import Detector, FeatureDetector, features_of, logits_layer
+from gradmeta.uncertainty.detectors.config import DetectorsConfig
+from gradmeta.uncertainty.detectors.registry import REGISTRY, detector_spec
 
 FORMAT = "gradmeta.detectors/1"
 
@@ -37,38 +35,17 @@ class FittedDetectors:
     model_sha256: str
 
 
-def fresh_detector(name: str, model: nn.Module, probe: torch.Tensor, cfg: DetectorsConfig) -> FeatureDetector:
-    """An unfitted feature detector ``name`` (one of FITTED) for ``model``, configured from ``cfg``."""
-    if name == "mahalanobis":
-        return Mahalanobis()
-    if name == "knn":
-        return KNN(k=cfg.knn_k)
-    head = logits_layer(model, probe)
-    if name == "vim":
-        return ViM(head, cfg.vim_dim)
-    return ReAct(head, cfg.react_percentile)
-
-
-def features_of(model: nn.Module, images: torch.Tensor, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Penultimate features (n, D) and logits (n, C), float64, of ``images`` in eval mode (filled
-    batch by batch into buffers of the final size: no whole-size float32 copies on the way)."""
-    if len(images) == 0:
-        raise GradmetaError("no images to compute penultimate features of")
-    z = logits = None
-    for start, (zc, lc) in zip(range(0, len(images), chunk_size), penultimate(model, images, chunk_size), strict=True):
-        if z is None:
-            z = torch.empty(len(images), zc.shape[1], dtype=torch.float64)
-            logits = torch.empty(len(images), lc.shape[1], dtype=torch.float64)
-        z[start: start + len(zc)] = zc
-        logits[start: start + len(lc)] = lc
-    return z, logits
+def fresh_detector(name: str, model: nn.Module, probe: torch.Tensor, cfg: DetectorsConfig) -> Detector:
+    """The unfitted registered detector ``name`` for ``model`` (``probe``: one input), from its params."""
+    return detector_spec(name).cls.from_params(dict(cfg.params[name]), model, probe)
 
 
 def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | np.ndarray, cfg: DetectorsConfig,
                   model_sha256: str) -> FittedDetectors:
-    """Fit every feature detector of ``cfg.use`` on ``images`` (the known concept's train split, as
-    the model takes them) and their ``labels``; KNN's bank is a seeded subsample of ``knn_bank_size``."""
-    wanted = [n for n in cfg.use if n in FITTED]
+    """Fit every detector of ``cfg.use`` that is fitted on training features on ``images`` (the known
+    concept's train split, as the model takes them) and their ``labels``, from one pass of
+    penultimate features (KNN's bank: a seeded subsample of ``detectors.knn.bank_size``)."""
+    wanted = cfg.fitted_names()
     labels = torch.as_tensor(labels)
     fitted: dict[str, FeatureDetector] = {}
     if wanted:
@@ -77,14 +54,7 @@ def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor |
         cfg.check_sizes(logits_layer(model, images[:1]).in_features, len(images))  # before the long part
         z, _ = features_of(model, images, cfg.chunk_size)
         for name in wanted:
-            detector = fresh_detector(name, model, images[:1], cfg)
-            if name == "knn" and cfg.knn_bank_size is not None and cfg.knn_bank_size < len(z):
-                rng = np.random.Generator(np.random.PCG64(cfg.knn_seed))
-                bank = np.sort(rng.choice(len(z), size=cfg.knn_bank_size, replace=False))
-                detector.fit_features(z[torch.from_numpy(bank)])
-            else:
-                detector.fit_features(z, labels)
-            fitted[name] = detector
+            fitted[name] = fresh_detector(name, model, images[:1], cfg).fit_features(z, labels)
     return FittedDetectors(cfg, fitted, model_sha256)
 
 
@@ -118,7 +88,7 @@ def load_detectors(path: str | os.PathLike[str], model: nn.Module, probe: torch.
         if manifest.get("config") != cfg.to_dict():
             raise GradmetaError(f"{path}: fitted with other detector params than params.yaml; rerun the detectors stage")
         names = manifest.get("detectors")
-        if not isinstance(names, list) or not set(names) <= set(FITTED):
+        if not isinstance(names, list) or not all(n in REGISTRY and REGISTRY[n].fitted for n in names):
             raise GradmetaError(f"{path}: not a gradmeta detectors file (detectors {names!r})")
         states = {name: {key.split("/", 1)[1]: _finite_state(npz, key) for key in npz.names
                          if key.startswith(f"{name}/")} for name in names}

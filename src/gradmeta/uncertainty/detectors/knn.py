@@ -7,10 +7,12 @@ feature (paper: the score -r_k is higher for in-distribution; ``score_features``
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.detectors.base import FeatureDetector
+from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
 def _normalised(z: torch.Tensor) -> torch.Tensor:
@@ -18,16 +20,25 @@ def _normalised(z: torch.Tensor) -> torch.Tensor:
     return z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
+@register_detector("knn", fitted=True, params={"k": Param(10, int, min=1),
+                                                "bank_size": Param(5000, int, min=1, allow_none=True),
+                                                "seed": Param(0, int, min=0)})
 class KNN(FeatureDetector):
-    """k-th nearest-neighbour distance of normalised features to a bank of training features."""
+    """k-th nearest-neighbour distance of normalised features to a bank of training features.
 
-    def __init__(self, k: int = 50, chunk_size: int = 1024):
+    ``bank_size``: the bank is a seeded (``seed``) sample of that many training features, sorted by
+    position (None, or at least as many as there are: every one)."""
+
+    def __init__(self, k: int = 50, chunk_size: int = 1024, bank_size: int | None = None, seed: int = 0):
         if k < 1:
             raise GradmetaError(f"KNN: k must be a positive integer, got {k}")
-        self.k, self.chunk_size = k, chunk_size
+        self.k, self.chunk_size, self.bank_size, self.seed = k, chunk_size, bank_size, seed
 
     def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> KNN:
         """z (n, D) training features (the bank); n must be at least k."""
+        if self.bank_size is not None and self.bank_size < len(z):
+            rng = np.random.Generator(np.random.PCG64(self.seed))
+            z = z[torch.from_numpy(np.sort(rng.choice(len(z), size=self.bank_size, replace=False)))]
         if len(z) < self.k:
             raise GradmetaError(f"KNN: the bank has {len(z)} features, fewer than k = {self.k}")
         self.bank = _normalised(z)

@@ -18,13 +18,17 @@ import torch
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.detectors.base import FeatureDetector, scatter_matrix
+from gradmeta.uncertainty.detectors.registry import register_detector
 
 
+@register_detector("mahalanobis", fitted=True)
 class Mahalanobis(FeatureDetector):
     """Class-conditional Gaussians with a shared covariance; the pseudo-inverse guards rank deficiency."""
 
-    def fit_features(self, z: torch.Tensor, y: torch.Tensor) -> Mahalanobis:
+    def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> Mahalanobis:
         """z (n, D) training features, y (n,) their classes."""
+        if y is None:
+            raise GradmetaError("Mahalanobis needs the classes of its training images (labels)")
         z, y = z.double(), y.long()
         classes = torch.unique(y)
         if len(classes) < 2:

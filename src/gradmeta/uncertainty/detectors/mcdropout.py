@@ -5,8 +5,10 @@ seeded. From the mean predictive distribution p = mean_t softmax(f_t(x)):
 - predictive entropy H[p] = -sum_c p_c log p_c;
 - mutual information (BALD) = H[p] - mean_t H[softmax(f_t(x))];
 - variation ratio = 1 - (count of the modal predicted class over the T passes) / T.
-All three are uncertainties (higher = more likely wrong or out-of-distribution); ``scores`` returns
-their negations under ``detector/mc_<name>`` (gradmeta's sign: higher = in-distribution, correct).
+All three are uncertainties (higher = more likely wrong or out-of-distribution). The detector
+:class:`MCDropout` gives their negations (gradmeta's sign: higher = in-distribution, correct) as the
+three columns ``detector/mc_entropy``, ``detector/mc_mutual_information``, ``detector/mc_variation_ratio``;
+its ``score`` is the first.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import logits_layer
+from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, logits_layer
+from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
@@ -66,6 +69,34 @@ def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 20, 
     finally:
         model.train(was_training)
     return {k: torch.cat([p[k] for p in parts]) for k in ("entropy", "mutual_information", "variation_ratio")}
+
+
+@register_detector("mc_dropout", key_prefix="mc", params={"passes": Param(10, int, min=2), "seed": Param(0, int, min=0)})
+class MCDropout(Detector):
+    """MC dropout as one detector of three outputs (nothing to fit; the model needs dropout layers)."""
+
+    OUTPUTS = ("entropy", "mutual_information", "variation_ratio")
+
+    def __init__(self, passes: int = 10, seed: int = 0):
+        if passes < 2:
+            raise GradmetaError(f"MC dropout needs at least 2 passes, got {passes}")
+        self.passes, self.seed = passes, seed
+
+    def scores(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256, offset: int = 0,
+               head_inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The three uncertainties negated, float64 (N,) each, keyed as :attr:`OUTPUTS`."""
+        mc = mc_dropout_uncertainty(model, images, self.passes, self.seed, chunk_size,
+                                    first_batch=offset // chunk_size, head_inputs=head_inputs)
+        return {k: -mc[k] for k in self.OUTPUTS}
+
+    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
+        """Minus the predictive entropy, float64 (N,): higher = in-distribution."""
+        return self.scores(model, images, chunk_size)["entropy"]
+
+    def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
+                offset: int = 0) -> dict[str, torch.Tensor]:
+        z, _ = shared.get()
+        return {f"mc_{k}": v for k, v in self.scores(model, images, chunk_size, offset, head_inputs=z).items()}
 
 
 def batch_seed(seed: int, batch: int) -> int:

@@ -5,6 +5,9 @@ Temperature scaling plus an input perturbation: x' = x - epsilon * sign(-grad_x 
 with S(x; T) = softmax(f(x) / T) and yhat its arg max; score (paper, higher = in-distribution) =
 max_c S_c(x'; T). ``predict`` returns its negation (outlier score), ``score`` the paper's score.
 In eval mode samples do not interact, so one batched backward gives every image's input gradient.
+
+Its metric-table column ``detector/odin`` is T log of the score: monotone in it, and at T = 1000 the
+score differs from 1/C only in the fourth digit, so it would tie in float32.
 """
 
 from __future__ import annotations
@@ -14,35 +17,40 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures
+from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
-class ODIN:
-    """Max temperature-scaled softmax after a small step that raises it."""
+@register_detector("odin", params={"temperature": Param(1000.0, float, min=0.0, min_exclusive=True),
+                                   "epsilon": Param(0.0014, float, min=0.0)})
+class ODIN(Detector):
+    """Max temperature-scaled softmax after a small step that raises it (nothing to fit)."""
 
-    def __init__(self, model: nn.Module, temperature: float = 1000.0, epsilon: float = 0.0014):
+    def __init__(self, temperature: float = 1000.0, epsilon: float = 0.0014):
         if temperature <= 0 or epsilon < 0:
             raise GradmetaError(f"ODIN: temperature must be > 0 and epsilon >= 0, got {temperature}, {epsilon}")
-        self.model, self.temperature, self.epsilon = model, temperature, epsilon
+        self.temperature, self.epsilon = temperature, epsilon
 
-    def score(self, x: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
-        """max softmax(f(x') / T), float64 (n,): higher = in-distribution."""
-        was_training = self.model.training
-        self.model.eval()
+    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
+        """max softmax(f(x') / T), float64 (N,): higher = in-distribution."""
+        was_training = model.training
+        model.eval()
         try:
-            return torch.cat([self._score_chunk(x[i: i + chunk_size]) for i in range(0, len(x), chunk_size)])
+            return torch.cat([self._score_chunk(model, images[i: i + chunk_size])
+                              for i in range(0, len(images), chunk_size)])
         finally:
-            self.model.train(was_training)
+            model.train(was_training)
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Outlier scores (pytorch-ood's sign): -score."""
-        return -self.score(x)
+    def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
+                offset: int = 0) -> dict[str, torch.Tensor]:
+        return {self.detector_name: self.temperature * torch.log(self.score(model, images, chunk_size))}
 
-    def _score_chunk(self, x: torch.Tensor) -> torch.Tensor:
+    def _score_chunk(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         x = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
-            log_p = F.log_softmax(self.model(x) / self.temperature, dim=1)
+            log_p = F.log_softmax(model(x) / self.temperature, dim=1)
             loss = -log_p.max(dim=1).values.sum()  # minus log S_yhat, summed: per-sample gradients
             (grad,) = torch.autograd.grad(loss, x)
         perturbed = x.detach() - self.epsilon * grad.sign()
         with torch.no_grad():
-            return F.softmax(self.model(perturbed) / self.temperature, dim=1).amax(1).double()
+            return F.softmax(model(perturbed) / self.temperature, dim=1).amax(1).double()

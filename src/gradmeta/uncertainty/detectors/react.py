@@ -8,14 +8,19 @@ Here ``predict_features`` = -logsumexp(logits') and ``score_features`` = logsume
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import FeatureDetector
+from gradmeta.uncertainty.detectors.base import FeatureDetector, logits_layer
+from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
+@register_detector("react", fitted=True, params={"percentile": Param(90.0, float, min=0.0, max=100.0,
+                                                                     min_exclusive=True)})
 class ReAct(FeatureDetector):
     """Energy of the logits recomputed from activations clipped at a training percentile."""
 
@@ -25,6 +30,10 @@ class ReAct(FeatureDetector):
         self.weight = head.weight.detach().double()
         self.bias = None if head.bias is None else head.bias.detach().double()
         self.percentile = percentile
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], model: nn.Module, probe: torch.Tensor) -> ReAct:
+        return cls(logits_layer(model, probe), params["percentile"])
 
     def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> ReAct:
         # numpy's linear-interpolation quantile, as torch.quantile's, without its 16M-element limit

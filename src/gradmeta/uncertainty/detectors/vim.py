@@ -11,13 +11,17 @@ its negation, logsumexp(logits) - v (energy minus virtual logit).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import ROWS_PER_BLOCK, FeatureDetector, scatter_matrix
+from gradmeta.uncertainty.detectors.base import ROWS_PER_BLOCK, FeatureDetector, logits_layer, scatter_matrix
+from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
+@register_detector("vim", fitted=True, params={"dim": Param(128, int, min=1)})
 class ViM(FeatureDetector):
     """Virtual logit from the feature residual outside the principal subspace, matched to the logits."""
 
@@ -29,6 +33,10 @@ class ViM(FeatureDetector):
             raise GradmetaError(f"ViM: dim must be in [1, {self.weight.shape[1] - 1}] (feature size "
                                 f"{self.weight.shape[1]}), got {dim}")
         self.dim = dim
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], model: nn.Module, probe: torch.Tensor) -> ViM:
+        return cls(logits_layer(model, probe), params["dim"])
 
     def _logits(self, z: torch.Tensor) -> torch.Tensor:
         return z @ self.weight.T + self.bias

@@ -1,0 +1,84 @@
+"""The detector registry: a detector is one file whose class registers its name and parameters.
+
+    @register_detector("knn", fitted=True, params={"k": Param(10, int, min=1)})
+    class KNN(FeatureDetector): ...
+
+The name is the ``detectors.use`` entry and the column ``detector/<name>`` (or the columns its
+``columns`` method names); ``params`` are the ``detectors.<name>`` params group, with the pipeline's
+defaults and bounds (``DetectorsConfig`` reads and checks them); ``fitted`` says whether the detector
+needs state from the known concept's train split (the ``detectors`` stage fits it on the penultimate
+features and saves its ``state()``), as opposed to one that scores straight from the model (ODIN,
+MC dropout). ``key_prefix`` names the params in the flat record written into the outputs' metadata
+(``<prefix>_<param>``; the name by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gradmeta.core.errors import GradmetaError
+from gradmeta.core.params import ParamReader
+
+
+@dataclass(frozen=True)
+class Param:
+    """One detector parameter: its default, type (``int`` or ``float``) and bounds."""
+
+    default: Any
+    kind: type = int
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    allow_none: bool = False
+
+    def read(self, reader: ParamReader, key: str) -> Any:
+        """The value of ``key`` in ``reader``'s group, checked (a bad one names the parameter)."""
+        if self.kind is int:
+            return reader.int(key, self.default, min=None if self.min is None else int(self.min),
+                              allow_none=self.allow_none)
+        if self.kind is float:
+            return reader.float(key, self.default, min=self.min, max=self.max, min_exclusive=self.min_exclusive)
+        raise GradmetaError(f"detector parameter {key}: kind must be int or float, got {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A registered detector: its class, parameters, and whether it is fitted on training features."""
+
+    name: str
+    cls: type
+    params: Mapping[str, Param] = field(default_factory=dict)
+    fitted: bool = False
+    key_prefix: str = ""
+
+    def defaults(self) -> dict[str, Any]:
+        return {k: p.default for k, p in self.params.items()}
+
+
+REGISTRY: dict[str, DetectorSpec] = {}
+
+
+def register_detector(name: str, *, params: Mapping[str, Param] | None = None, fitted: bool = False,
+                      key_prefix: str | None = None) -> Callable[[type], type]:
+    """Class decorator: register the detector class under ``name`` (see the module docstring).
+    Registering another class under a taken name is an error; the same class again is a no-op."""
+    if not name or not name.replace("_", "").isalnum() or not name[0].isalpha():
+        raise GradmetaError(f"detector name must be letters, digits and '_', starting with a letter, got {name!r}")
+
+    def register(cls: type) -> type:
+        known = REGISTRY.get(name)
+        if known is not None and known.cls.__qualname__ != cls.__qualname__:
+            raise GradmetaError(f"detector {name!r} is already registered ({known.cls.__qualname__})")
+        REGISTRY[name] = DetectorSpec(name, cls, dict(params or {}), fitted, key_prefix or name)
+        cls.detector_name = name
+        return cls
+
+    return register
+
+
+def detector_spec(name: str) -> DetectorSpec:
+    if name not in REGISTRY:
+        raise GradmetaError(f"unknown detector {name!r}; registered: {', '.join(REGISTRY)}")
+    return REGISTRY[name]

@@ -1,0 +1,104 @@
+"""The per-image metric table of any classifier on any float tensor: what the extract stage computes,
+for a user's own model and data.
+
+Columns, in this order (the names of the pipeline's features, :mod:`gradmeta.features`):
+
+- ``pred``: the model's predicted class (argmax of its logits);
+- ``softmax/<metric>`` (:mod:`.softmax`), ``grad/<parameter>/<statistic>`` and ``grad/all/<statistic>``
+  (the exact per-sample gradient statistics of the cross-entropy, :mod:`.gradients`) and
+  ``baseline/gradnorm``;
+- ``grad_<target>/...`` for each further gradient target (``kl_uniform``, ``bce_ones``);
+- ``detector/<name>`` for each detector given, in gradmeta's sign (higher = in-distribution).
+
+Every metric column is float64 here (the pipeline stores float32).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from gradmeta.core.errors import GradmetaError
+from gradmeta.features import GRADNORM_COLUMN
+from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures
+from gradmeta.uncertainty.gradients import DEFAULT_CHUNK_SIZE, PAPER_STATISTICS, iterate_targets
+from gradmeta.uncertainty.softmax import softmax_metrics
+
+DETECTOR_PREFIX = "detector/"
+
+
+def engine_columns(model: nn.Module, images: torch.Tensor, statistics: Sequence[str], targets: Sequence[str] = (),
+                   chunk_size: int = DEFAULT_CHUNK_SIZE, labels: torch.Tensor | str = "predicted",
+                   desc: str = "metrics", progress: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Predictions (n,) int64 and float64 metric columns (n,) of one engine pass over ``images``
+    (one forward per chunk, one backward per target): the softmax metrics, the gradient statistics
+    and GradNorm, then for each further target of ``targets`` its gradient statistics as the column
+    group ``grad_<target>/``."""
+    n = len(images)
+    columns: dict[str, np.ndarray] = {}  # allocated once, filled chunk by chunk
+    pred = np.empty(n, dtype=np.int64)
+    start = 0
+    with tqdm(total=n, desc=desc, unit="img", disable=None if progress else True, leave=False) as bar:
+        for by_target in iterate_targets(model, images, ("cross_entropy", *targets), statistics, labels,
+                                         chunk_size, with_gradnorm=True, on_chunk=bar.update):
+            result, grads = by_target["cross_entropy"]
+            chunk = {**softmax_metrics(result.logits.cpu()), **grads, GRADNORM_COLUMN: result.gradnorm.cpu()}
+            for target in targets:
+                chunk.update({f"grad_{target}/{k.removeprefix('grad/')}": v for k, v in by_target[target][1].items()})
+            if not columns:
+                columns = {k: np.empty(n, dtype=np.float64) for k in chunk}
+            m = len(result.labels)
+            pred[start: start + m] = result.logits.argmax(1).cpu().numpy()
+            for k, v in chunk.items():
+                columns[k][start: start + m] = v.double().numpy()
+            start += m
+    return pred, columns
+
+
+def table_detector_columns(model: nn.Module, images: torch.Tensor, detectors: Mapping[str, Detector],
+                           chunk_size: int = 256) -> dict[str, np.ndarray]:
+    """``detector/<key>`` -> float64 scores (n,) of each detector on ``images`` (a detector of several
+    outputs, as MC dropout, gives its own column names); the penultimate features are computed once
+    for all detectors that use them."""
+    for key, detector in detectors.items():
+        if not isinstance(detector, Detector):
+            raise GradmetaError(f"detectors[{key!r}] must be a detector (gradmeta.Mahalanobis, KNN, ViM, ReAct, ODIN, "
+                                f"MCDropout or a registered one), got {type(detector).__name__}")
+        detector._check_fitted()
+    shared = SharedFeatures(model, images, chunk_size)
+    out: dict[str, np.ndarray] = {}
+    for key, detector in detectors.items():
+        columns = detector.columns(model, images, shared, chunk_size)
+        if len(columns) == 1:
+            columns = {key: next(iter(columns.values()))}
+        out.update({DETECTOR_PREFIX + k: v.double().cpu().numpy() for k, v in columns.items()})
+    return out
+
+
+def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor | str = "predicted",
+                 statistics: Sequence[str] = PAPER_STATISTICS, targets: Sequence[str] = (),
+                 detectors: Mapping[str, Detector] | None = None,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = False) -> pd.DataFrame:
+    """The per-image metric table of ``model`` on ``images`` (N, ...): one row per image, the columns
+    of the module docstring.
+
+    ``images``: a float tensor of any shape the model takes (moved chunk by chunk to the model's
+    device). ``labels``: the class each image's gradients are taken at, ``"predicted"`` (the
+    paper's choice) or an integer tensor (N,). ``statistics``: of ``gradmeta.ALL_STATISTICS``.
+    ``targets``: further gradient targets (``"kl_uniform"``, ``"bce_ones"``). ``detectors``: column name ->
+    detector, fitted where it needs it (e.g. ``{"mahalanobis": Mahalanobis().fit(model, train_x, train_y),
+    "odin": ODIN()}``).
+    The model is run in eval mode; its mode is restored. Memory is flat in N but for the table.
+    """
+    if isinstance(targets, str):
+        raise GradmetaError(f"targets must be a list of target names, got the string {targets!r}")
+    pred, columns = engine_columns(model, images, statistics, tuple(targets), chunk_size, labels, progress=progress)
+    if detectors:
+        device = next(model.parameters()).device
+        columns.update(table_detector_columns(model, images.to(device), detectors))
+    return pd.DataFrame({"pred": pred, **columns})

@@ -1,0 +1,81 @@
+"""A detector is one file and one registration: a toy detector registered here, in the test module,
+reaches the ``detectors`` params group (defaults, bounds, errors), the pipeline's features table
+and the library's ``metric_table``, with values checked against a hand computation (scipy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import logsumexp
+from test_detector_pipeline import SMALL
+
+from gradmeta import metric_table
+from gradmeta.cnn import build_cnn, to_tensor
+from gradmeta.core.errors import GradmetaError
+from gradmeta.prepared import PreparedData
+from gradmeta.uncertainty.detectors import REGISTRY, Detector, Param, register_detector
+from gradmeta.uncertainty.detectors.config import DetectorsConfig
+from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
+
+
+@pytest.fixture
+def toy():
+    """``toy_energy``: scale x logsumexp of the logits (the negated energy), nothing to fit."""
+
+    @register_detector("toy_energy", params={"scale": Param(2.0, float, min=0.0, min_exclusive=True)})
+    class ToyEnergy(Detector):
+        def __init__(self, scale: float = 2.0):
+            self.scale = scale
+
+        def score(self, model, images, chunk_size=256):
+            with torch.no_grad():
+                return self.scale * torch.logsumexp(model(images).double(), dim=1)
+
+    yield ToyEnergy
+    REGISTRY.pop("toy_energy")
+
+
+def hand_scores(model, images: torch.Tensor, scale: float) -> np.ndarray:
+    with torch.no_grad():
+        logits = model(images).double().numpy()
+    return scale * logsumexp(logits, axis=1)
+
+
+def test_the_toy_has_a_params_group_with_its_defaults_and_bounds(toy):
+    cfg = DetectorsConfig.from_params({"detectors": {"use": ["knn", "toy_energy"], "toy_energy": {"scale": 3}}})
+    assert cfg.use == ("knn", "toy_energy") and cfg.param("toy_energy", "scale") == 3.0
+    assert cfg.to_dict()["toy_energy_scale"] == 3.0 and cfg.to_dict()["knn_k"] == 10
+    assert DetectorsConfig.from_params({"detectors": {"use": ["toy_energy"]}}).param("toy_energy", "scale") == 2.0
+    with pytest.raises(GradmetaError, match=r"detectors\.toy_energy\.scale must be a number > 0.0"):
+        DetectorsConfig.from_params({"detectors": {"toy_energy": {"scale": 0}}})
+    with pytest.raises(GradmetaError, match=r"detectors\.toy_energy\.sharpness"):
+        DetectorsConfig.from_params({"detectors": {"toy_energy": {"sharpness": 1}}})
+    with pytest.raises(GradmetaError, match="already registered"):
+        register_detector("toy_energy")(type("Other", (Detector,), {}))
+
+
+def test_the_toy_reaches_the_features_table_and_metric_table(toy):
+    model = build_cnn(SMALL, seed=0).eval()
+    rng = np.random.default_rng(2)
+    data = PreparedData("letters", "synthetic_letters", "synthetic", rng.integers(0, 256, (6, 28, 28)).astype(np.uint8),
+                        np.full(6, -1), np.full(6, "test"), np.arange(6))
+    cfg = DetectorsConfig.from_params({"detectors": {"use": ["odin", "toy_energy"], "targets": [],
+                                                     "toy_energy": {"scale": 0.5}}})
+    frame = extract_features(model, data, ExtractConfig(chunk_size=4), progress=False, known=False, detectors=cfg,
+                             fitted={})
+    assert [c for c in frame.columns if c.startswith("detector/")] == ["detector/odin", "detector/toy_energy"]
+    want = hand_scores(model, to_tensor(data.images), 0.5)
+    np.testing.assert_allclose(frame["detector/toy_energy"].to_numpy(), want, rtol=1e-6)  # float32 in the table
+    table = metric_table(model, to_tensor(data.images), detectors={"energy": toy(scale=0.5)})
+    np.testing.assert_allclose(table["detector/energy"].to_numpy(), want, rtol=1e-12)
+
+
+def test_the_fitted_detectors_must_come_from_the_detectors_stage(toy):
+    model = build_cnn(SMALL, seed=0).eval()
+    data = PreparedData("letters", "synthetic_letters", "synthetic", np.zeros((2, 28, 28), np.uint8),
+                        np.full(2, -1), np.full(2, "test"), np.arange(2))
+    cfg = DetectorsConfig.from_params({"detectors": {"use": ["knn"], "targets": []}})
+    with pytest.raises(GradmetaError, match="'knn' has no fitted state: run the detectors stage"):
+        extract_features(model, data, ExtractConfig(chunk_size=4), progress=False, known=False, detectors=cfg,
+                         fitted={})
