@@ -11,14 +11,14 @@ import time
 
 import click
 
-from gradmeta.cnn import file_sha256, load_model, to_tensor
+from gradmeta.cnn import file_sha256, load_model
 from gradmeta.core.concepts import concept_names
 from gradmeta.core.console import reports_errors, setup_logging
 from gradmeta.core.params import load_params
 from gradmeta.core.runtime import configure, resolve_device
 from gradmeta.prepared import load_prepared
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
-from gradmeta.uncertainty.detectors.fitted import fit_detectors, save_detectors
+from gradmeta.uncertainty.detectors.stage import run, write
 
 
 @click.command()
@@ -37,10 +37,10 @@ def main(params_path: str, model_path: str, data_path: str | None, out_path: str
     train = load_prepared(data_path).select("train")
     model = load_model(model_path, device)
     start = time.perf_counter()
-    fitted = fit_detectors(model, to_tensor(train.images).to(device), train.labels, cfg, file_sha256(model_path))
+    fitted = run(cfg, model, train, file_sha256(model_path), device)
     log.info("fitted %s on %d train images of %s in %.1f s", ", ".join(fitted.detectors) or "nothing", len(train),
              train.concept, time.perf_counter() - start)
-    save_detectors(out_path, fitted)
+    write(fitted, out_path)
 
 
 if __name__ == "__main__":

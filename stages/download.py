@@ -7,17 +7,14 @@ from gradmeta.core.process import prepare_process
 
 prepare_process()  # before numpy, torch or XGBoost load: OpenMP policy, CPU kernel pins
 
-from pathlib import Path
-
 import click
 
 from gradmeta.core.concepts import KIND_WORDS
 from gradmeta.core.console import reports_errors, setup_logging, stage_item
 from gradmeta.core.params import load_params
 from gradmeta.core.runtime import configure
-from gradmeta.datasets import DataConfig, prepare_concept
-from gradmeta.datasets.imageops import save_montage
-from gradmeta.prepared import save_prepared
+from gradmeta.datasets import DataConfig
+from gradmeta.datasets.stage import DownloadPaths, run, write
 
 
 @click.command()
@@ -32,12 +29,11 @@ def main(concept: str | None, params_path: str, out_dir: str, samples_dir: str) 
     log = setup_logging(f"{stage or 'download'}@{concept}")
     cfg = DataConfig.from_params(load_params(params_path))
     configure(threads=cfg.threads)
-    data = prepare_concept(concept, cfg)
+    data = run(cfg, concept)
     splits = ", ".join(f"{s}: {int((data.split == s).sum())}" for s in dict.fromkeys(data.split.tolist()))
     log.info("%s: %d images (%s), %s: %s", concept, len(data), splits, KIND_WORDS[data.kind],
              data.provenance["description"])
-    save_prepared(Path(out_dir) / f"{concept}.npz", data)
-    save_montage(Path(samples_dir) / f"{concept}.png", data.images)
+    write(data, DownloadPaths(out_dir, samples_dir))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ import click
 
 from gradmeta.core.console import reports_errors, setup_logging
 from gradmeta.core.params import load_params
-from gradmeta.evaluation import run
+from gradmeta.evaluation import EvaluateConfig, run, write
+from gradmeta.meta.persistence import load_fitted
+from gradmeta.meta.scenarios import load_concept_features
 
 
 @click.command()
@@ -20,7 +22,17 @@ from gradmeta.evaluation import run
 @click.option("--metrics-dir", default="metrics", show_default=True)
 @reports_errors
 def main(params_path: str, features_dir: str, meta_path: str, metrics_dir: str) -> None:
-    run(load_params(params_path), features_dir, meta_path, metrics_dir, setup_logging("evaluate"))
+    log = setup_logging("evaluate")
+    fitted = load_fitted(meta_path)
+    cfg = EvaluateConfig.from_params(load_params(params_path), fitted)  # resolved against the fitted config
+    known, unknowns = fitted.config.known_concept, fitted.config.unknown_concepts
+    frames, metas = load_concept_features(features_dir, (known, *unknowns), log)
+    evaluation = run(cfg, fitted, frames, metas, meta_path)
+    write(evaluation, metrics_dir)
+    for v in evaluation.verdicts:
+        log.info("claim (%s) %s", v.claim, v.word)
+    kinds = ", ".join(sorted({str(m.get("kind", "?")) for m in metas.values()}))
+    log.info("%d result rows (%s) -> %s/report.md", evaluation.n_results, kinds, metrics_dir)
 
 
 if __name__ == "__main__":

@@ -7,22 +7,17 @@ from gradmeta.core.process import prepare_process
 
 prepare_process()  # before numpy, torch or XGBoost load: OpenMP policy, CPU kernel pins
 
-import time
-
 import click
 
 from gradmeta.cnn import file_sha256, load_model, to_tensor
-from gradmeta.core.concepts import concept_names
 from gradmeta.core.console import reports_errors, setup_logging, stage_item
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.kernels import kernels_mode
 from gradmeta.core.params import load_params
 from gradmeta.core.runtime import configure, resolve_device
-from gradmeta.features import part_path, write_features
+from gradmeta.features import part_path
 from gradmeta.prepared import load_prepared
-from gradmeta.uncertainty.detectors.config import DetectorsConfig
 from gradmeta.uncertainty.detectors.fitted import load_detectors
-from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
+from gradmeta.uncertainty.stage import ExtractSettings, run, write
 
 
 def _stage_concept_and_shard(concept: str | None, shard: int | None) -> tuple[str, str, int]:
@@ -53,37 +48,24 @@ def main(concept: str | None, params_path: str, model_path: str, data_path: str 
          out_path: str | None, detectors_path: str) -> None:
     stage, concept, shard = _stage_concept_and_shard(concept, shard)
     log = setup_logging(f"{stage}@{concept}-{shard}")
-    params = load_params(params_path)
-    concepts = concept_names(params)
-    if concept not in concepts.all:
-        raise GradmetaError(f"{params.source}: --concept {concept!r} is not among the concepts ({', '.join(concepts.all)})")
+    cfg = ExtractSettings.from_params(load_params(params_path))
+    cfg.check(concept, shard, params_path)
     data_path = data_path or f"data/prepared/{concept}.npz"
     out_path = out_path or str(part_path("data/features", concept, shard))
-    cfg = ExtractConfig.from_params(params)
-    if not 0 <= shard < cfg.shards:
-        raise GradmetaError(f"{params.source}: --shard {shard} is not among extract.shards (0..{cfg.shards - 1})")
-    detectors = DetectorsConfig.from_params(params)
-    device = resolve_device(cfg.device)
-    configure(cfg.threads)
+    device = resolve_device(cfg.extract.device)
+    configure(cfg.extract.threads)
     data = load_prepared(data_path)
     if data.concept != concept:
         raise GradmetaError(f"{data_path}: holds concept {data.concept!r}, expected {concept!r}")
     model = load_model(model_path, device)
-    fitted = load_detectors(detectors_path, model, to_tensor(data.images[:1]).to(device), detectors)
-    start = time.perf_counter()
-    parts: dict[str, float] = {}
-    frame = extract_features(model, data, cfg, device, known=concept == concepts.known, detectors=detectors,
-                             fitted=fitted, seconds=parts, shard=shard)
-    seconds = time.perf_counter() - start
-    log.info("seconds per part: %s", ", ".join(f"{k} {v:.1f}" for k, v in parts.items()))
+    fitted = load_detectors(detectors_path, model, to_tensor(data.images[:1]).to(device), cfg.detectors)
+    result = run(cfg, model, data, fitted, shard, device, file_sha256(model_path))
+    frame = result.frame
+    log.info("seconds per part: %s", ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     log.info("%d images (%s, %s; shard %d of %d), %d metric columns, %.0f images/s on %s", len(frame), data.kind,
-             data.source, shard, cfg.shards, frame.shape[1] - 5, len(frame) / max(seconds, 1e-9), device)
-    write_features(out_path, frame, {"concept": concept, "known": concept == concepts.known, "source": data.source,
-                                     "kind": data.kind, "provenance": data.provenance,
-                                     "model_sha256": file_sha256(model_path), "extract": cfg.to_dict(),
-                                     "detectors": detectors.to_dict(), "shard": shard, "shards": cfg.shards,
-                                     "rows": [int(frame["index"].iloc[0]), int(frame["index"].iloc[-1]) + 1],
-                                     "kernels": kernels_mode()})
+             data.source, shard, cfg.extract.shards, frame.shape[1] - 5, len(frame) / max(result.total_seconds, 1e-9),
+             device)
+    write(result, out_path)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ import click
 from gradmeta.core.console import reports_errors, setup_logging
 from gradmeta.core.params import load_params
 from gradmeta.features import shard_count
-from gradmeta.meta import MetaConfig, fit_all, save_fitted
+from gradmeta.meta import MetaConfig
 from gradmeta.meta.scenarios import load_concept_features
+from gradmeta.meta.stage import run, write
 
 
 @click.command()
@@ -30,11 +31,11 @@ def main(params_path: str, features_dir: str, out_path: str) -> None:
                                           shards=shard_count(params))
     sources = {c: str(m.get("source", "?")) for c, m in metas.items()}
     start = time.perf_counter()
-    fitted = fit_all(frames, cfg, sources, log)
+    fitted = run(cfg, frames, sources, log)
     n_models = sum(len(m) for m in fitted.models)
     log.info("%d meta classifiers over %d repeats in %.1f s (data: %s)", n_models, cfg.repeats,
              time.perf_counter() - start, ", ".join(sorted({str(m.get("kind", "?")) for m in metas.values()})))
-    save_fitted(out_path, fitted)
+    write(fitted, out_path)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,8 @@ prepare_process()  # before numpy, torch or XGBoost load: OpenMP policy, CPU ker
 
 import click
 
-from gradmeta.cnn import TrainConfig, save_model
-from gradmeta.cnn.stage import train_on
-from gradmeta.core.atomic import round_floats, write_json
+from gradmeta.cnn import TrainConfig
+from gradmeta.cnn.stage import TrainPaths, run, write
 from gradmeta.core.concepts import concept_names
 from gradmeta.core.console import reports_errors, setup_logging
 from gradmeta.core.params import load_params
@@ -29,11 +28,8 @@ def main(params_path: str, data_path: str | None, model_out: str, metrics_out: s
     params = load_params(params_path)
     data_path = data_path or f"data/prepared/{concept_names(params).known}.npz"
     cfg = TrainConfig.from_params(params)
-    trained = train_on(load_prepared(data_path), cfg, log, where=data_path)
-    save_model(model_out, trained.model, info={"source": trained.metrics["source"], "train_size": trained.train_size,
-                                              "seed": cfg.seed})
-    write_json(metrics_out, round_floats(trained.metrics))
-    write_json(curve_out, round_floats(trained.curve))
+    trained = run(cfg, load_prepared(data_path), log, where=data_path)
+    write(trained, cfg, TrainPaths(model_out, metrics_out, curve_out))
 
 
 if __name__ == "__main__":

@@ -134,3 +134,24 @@ def test_the_readme_example_runs_on_a_small_resnet(resnet):
     assert printed[1]["auroc"] == pytest.approx(roc_auc_score(is_in, scores), abs=1e-12)
     assert np.isnan(printed[1]["accuracy"])
     assert measure_all(scores, is_in)["auroc"] == printed[1]["auroc"]
+
+
+def test_gradnorm_and_mc_dropout_follow_the_protocol(resnet):
+    """GradNorm against autograd's last-layer gradient of KL(u || p) per image; MC dropout on a model
+    without dropout is refused, ODIN scores through the same call."""
+    x, _ = synthetic_images(4, seed=9, shift=0.0)
+    got = gradmeta.GradNorm().score(resnet, x).numpy()
+    want = []
+    for i in range(len(x)):
+        resnet.zero_grad(set_to_none=True)
+        logits = resnet(x[i: i + 1])
+        (-torch.log_softmax(logits, 1).mean()).backward()
+        want.append(float(resnet[-1].weight.grad.abs().sum()))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    table = metric_table(resnet, x, detectors={"gn": gradmeta.GradNorm(), "odin": gradmeta.ODIN(1000.0, 0.0)})
+    np.testing.assert_allclose(table["detector/gn"], table["baseline/gradnorm"], rtol=1e-6)
+    with torch.no_grad():
+        tempered = torch.softmax(resnet(x).double() / 1000.0, 1).amax(1)
+    np.testing.assert_allclose(table["detector/odin"], 1000.0 * torch.log(tempered).numpy(), rtol=1e-6)
+    with pytest.raises(GradmetaError, match="needs a model with dropout layers"):
+        gradmeta.MCDropout().score(resnet, x)

@@ -8,7 +8,7 @@ The library's face, for your own model and tensors (README, "Use it on your own 
   gradient statistics, GradNorm, further gradient targets, fitted detectors' scores;
 - :func:`gradient_statistics`, :func:`softmax_metrics`: the two metric families on their own;
 - the detectors :class:`Mahalanobis`, :class:`KNN`, :class:`ViM`, :class:`ReAct` (``fit(model, images,
-  labels)``, ``score(model, images)``) and :class:`ODIN`;
+  labels)``, ``score(model, images)``), :class:`ODIN`, :class:`MCDropout` and :class:`GradNorm`;
 - the meta classifiers :class:`LogisticMetaClassifier`, :class:`XGBoostMetaClassifier` (scikit-learn
   estimators) and :func:`measure_all` (AUROC, AUPR, accuracy, FPR at 95% TPR of scores against a target).
 
@@ -37,6 +37,8 @@ _PUBLIC = {  # name -> the module that defines it
     "ViM": "gradmeta.uncertainty.detectors",
     "ReAct": "gradmeta.uncertainty.detectors",
     "ODIN": "gradmeta.uncertainty.detectors",
+    "MCDropout": "gradmeta.uncertainty.detectors",
+    "GradNorm": "gradmeta.uncertainty.detectors",
     "LogisticMetaClassifier": "gradmeta.meta.estimators",
     "XGBoostMetaClassifier": "gradmeta.meta.estimators",
     "measure_all": "gradmeta.evaluation.measures",

@@ -1,4 +1,5 @@
-"""The train stage's work: fit the CNN on the known concept's train split and measure it."""
+"""The train stage's work: :func:`run` fits the CNN on the known concept's train split and measures it;
+:func:`write` saves the model, its metrics and its curve."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradmeta.cnn.model import CNN, build_cnn, to_tensor
+from gradmeta.cnn.model import CNN, build_cnn, save_model, to_tensor
 from gradmeta.cnn.training import TrainConfig, accuracy, predict_logits, train_cnn, train_val_split
+from gradmeta.core.atomic import round_floats, write_json
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.kernels import kernels_mode
 from gradmeta.core.runtime import configure, resolve_device
@@ -39,7 +41,7 @@ def check_labels(data: PreparedData, num_classes: int, where: str) -> None:
                             f"train.architecture.num_classes to {int(used.max()) + 1} (now {num_classes})")
 
 
-def train_on(data: PreparedData, cfg: TrainConfig, log: logging.Logger, where: str = "data") -> TrainedCNN:
+def run(cfg: TrainConfig, data: PreparedData, log: logging.Logger, where: str = "data") -> TrainedCNN:
     """Train a fresh CNN on ``data``'s train split (minus ``cfg.val_fraction`` for validation) and
     evaluate it on the test split; threads, seeds and determinism are set from ``cfg`` first."""
     device = resolve_device(cfg.device)
@@ -75,3 +77,20 @@ def train_on(data: PreparedData, cfg: TrainConfig, log: logging.Logger, where: s
     }
     log.info("test accuracy %.4f (%d errors of %d)", metrics["test_accuracy"], test_errors, len(test))
     return TrainedCNN(model, metrics, curve, len(train_idx))
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    """Where the train stage writes: the checkpoint, ``train.json`` and the per-epoch curve."""
+
+    model: str = "models/cnn.pt"
+    metrics: str = "metrics/train.json"
+    curve: str = "metrics/train_curve.json"
+
+
+def write(trained: TrainedCNN, cfg: TrainConfig, paths: TrainPaths) -> None:
+    """Save the model (with where it came from), its metrics and curve, each atomically."""
+    save_model(paths.model, trained.model, info={"source": trained.metrics["source"], "train_size": trained.train_size,
+                                                 "seed": cfg.seed})
+    write_json(paths.metrics, round_floats(trained.metrics))
+    write_json(paths.curve, round_floats(trained.curve))

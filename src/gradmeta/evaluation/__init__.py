@@ -1,8 +1,9 @@
 """Evaluation: measures and their conventions, scoring, the summary table, the paper's claims, the
-report, plots, and :func:`run` (the evaluate stage's work)."""
+report, plots, and :func:`run` / :func:`write` (the evaluate stage's work)."""
 
 from gradmeta.evaluation.measures import MEASURES, measure_all
-from gradmeta.evaluation.run import EvaluateConfig, run
+from gradmeta.evaluation.run import EvaluateConfig, Evaluation, run, write
 from gradmeta.evaluation.summary import summarize_results, summary_row
 
-__all__ = ["MEASURES", "EvaluateConfig", "measure_all", "run", "summarize_results", "summary_row"]
+__all__ = ["MEASURES", "EvaluateConfig", "Evaluation", "measure_all", "run", "summarize_results", "summary_row",
+           "write"]

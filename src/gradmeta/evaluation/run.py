@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,6 @@ from gradmeta.evaluation.scoring import score_all
 from gradmeta.evaluation.summary import cnn_context, summarize_results
 from gradmeta.meta.estimators import THRESHOLD
 from gradmeta.meta.fitting import FittedMeta, check_split_rows
-from gradmeta.meta.persistence import load_fitted
-from gradmeta.meta.scenarios import load_concept_features
 
 DEFAULT_REMOTE = ("cifar10", "noise")
 
@@ -65,51 +62,72 @@ def judge_claims(summary, known: str, unknowns: list[str], cfg: EvaluateConfig) 
     return verdicts, [note_d]
 
 
-def run(params: dict[str, Any], features_dir: str, meta_path: str, metrics_dir: str,
-        log: logging.Logger) -> None:
-    """Evaluate the fitted meta classifiers of ``meta_path`` on the features of ``features_dir``;
-    write ``scenarios.json``, ``measures.csv``, ``report.md``, ``plots/`` (Vega data for DVC),
-    ``figures/`` (the same charts as PNGs, for the report) and ``histograms/`` (PNGs only) in
-    ``metrics_dir``. Bad params or files raise a GradmetaError before anything is written."""
-    fitted = load_fitted(meta_path)
-    cfg = EvaluateConfig.from_params(params, fitted)
+@dataclass
+class Evaluation:
+    """Everything the evaluate stage writes, computed: the scored results and their summary, the ROC
+    curves, the claims' verdicts, and what the report and plots show."""
+
+    cfg: EvaluateConfig
+    fitted: FittedMeta
+    frames: dict[str, Any]
+    metas: dict[str, dict[str, Any]]
+    summary: Any
+    roc: dict
+    curves: dict[str, tuple[str, str]]
+    headline: list[tuple[str, str]]
+    verdicts: list[Verdict]
+    notes: list[str]
+    n_results: int
+
+    @property
+    def known(self) -> str:
+        return self.fitted.config.known_concept
+
+    @property
+    def unknowns(self) -> list[str]:
+        return list(self.fitted.config.unknown_concepts)
+
+
+def run(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any], metas: dict[str, dict[str, Any]],
+        meta_path: str = "models/meta/meta.npz") -> Evaluation:
+    """Score the fitted meta classifiers on the meta-test rows of ``frames`` (the features tables
+    they were fitted on: checked), summarise, and judge the claims."""
     meta_cfg = fitted.config
     known, unknowns = meta_cfg.known_concept, list(meta_cfg.unknown_concepts)
-    frames, metas = load_concept_features(features_dir, (known, *unknowns), log)
     check_split_rows(fitted, frames, meta_path)
     missing = [m for m in cfg.histogram_metrics if m not in frames[known].columns]
     if missing:
         raise GradmetaError(f"{cfg.params_file}: evaluate.histogram_metrics: no feature column {missing[0]!r}")
-
     composite = [(name, clf) for name in fitted.inputs.sets for clf in meta_cfg.classifiers]
     headline = [(m, THRESHOLD) for m in fitted.inputs.named_single] + composite
     curves = {"entropy": ("softmax/entropy", THRESHOLD), "gradient": ("gradient", cfg.primary_classifier),
               "all": ("all", cfg.primary_classifier)}
     results, roc = score_all(frames, fitted, tuple(curves.values()))
     summary = summarize_results(results)
-    context = cnn_context(frames)
+    verdicts, notes = judge_claims(summary, known, unknowns, cfg)
+    return Evaluation(cfg, fitted, frames, metas, summary, roc, curves, headline, verdicts, notes, len(results))
 
+
+def write(ev: Evaluation, metrics_dir: str) -> None:
+    """``scenarios.json``, ``measures.csv``, ``report.md``, ``plots/`` (Vega data for DVC), ``figures/``
+    (the same charts as PNGs, for the report) and ``histograms/`` (PNGs only) in ``metrics_dir``."""
+    cfg, known, unknowns, meta_cfg = ev.cfg, ev.known, ev.unknowns, ev.fitted.config
     metrics = Path(metrics_dir)
     plots_dir, figures_dir, histograms_dir = metrics / "plots", metrics / "figures", metrics / "histograms"
     for d in (plots_dir, figures_dir, histograms_dir):  # outputs of this stage only: start clean, no stale files
         shutil.rmtree(d, ignore_errors=True)
-    write_roc(roc, curves, known, plots_dir, figures_dir)
-    write_auroc_bars(summary, headline, known, plots_dir, figures_dir)
-    write_histograms(frames, list(cfg.histogram_metrics), known, histograms_dir)
-
-    verdicts, notes = judge_claims(summary, known, unknowns, cfg)
+    write_roc(ev.roc, ev.curves, known, plots_dir, figures_dir)
+    write_auroc_bars(ev.summary, ev.headline, known, plots_dir, figures_dir)
+    write_histograms(ev.frames, list(cfg.histogram_metrics), known, histograms_dir)
     figures = [f"{d.name}/{p.name}" for d in (figures_dir, histograms_dir) for p in sorted(d.glob("*.png"))]
-    rows = field_rows(fitted.inputs.single, list(fitted.inputs.sets), cfg.primary_classifier)
-    report = render_report(data_lines=data_section(metas, known),
-                           field_lines=field_section(summary, rows, known, unknowns, cfg.unstable_std),
-                           summary=summary, context=context, main_rows=headline, known=known, unknowns=unknowns,
-                           verdicts=verdicts, notes=notes, repeats=meta_cfg.repeats,
+    rows = field_rows(ev.fitted.inputs.single, list(ev.fitted.inputs.sets), cfg.primary_classifier)
+    report = render_report(data_lines=data_section(ev.metas, known),
+                           field_lines=field_section(ev.summary, rows, known, unknowns, cfg.unstable_std),
+                           summary=ev.summary, context=cnn_context(ev.frames), main_rows=ev.headline, known=known,
+                           unknowns=unknowns, verdicts=ev.verdicts, notes=ev.notes, repeats=meta_cfg.repeats,
                            test_fraction=meta_cfg.test_fraction, figures=figures, unstable_std=cfg.unstable_std)
-    write_json(metrics / "scenarios.json", scenarios_json(summary, context, known, unknowns, cfg.primary_classifier,
-                                                          list(fitted.inputs.sets), verdicts))
-    write_bytes(metrics / "measures.csv", measures_csv(summary).encode())
+    write_json(metrics / "scenarios.json", scenarios_json(ev.summary, cnn_context(ev.frames), known, unknowns,
+                                                          cfg.primary_classifier, list(ev.fitted.inputs.sets),
+                                                          ev.verdicts))
+    write_bytes(metrics / "measures.csv", measures_csv(ev.summary).encode())
     write_bytes(metrics / "report.md", report.encode())
-    for v in verdicts:
-        log.info("claim (%s) %s", v.claim, v.word)
-    log.info("%d result rows (%s) -> %s", len(results), ", ".join(sorted({m.get("kind", "?") for m in metas.values()})),
-             metrics / "report.md")

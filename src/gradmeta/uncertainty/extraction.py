@@ -1,4 +1,6 @@
-"""The extract stage's work: the features table of one prepared concept, computed by the CNN.
+"""The extract stage's features table of one prepared concept: the library's per-image metric table
+(:func:`gradmeta.uncertainty.table.metric_table`) on the concept's evaluation images (one shard of
+them), with the pipeline's own columns in front (concept, index, label, pred, correct).
 
 Per evaluation image (every image outside the concept's train split): the softmax metrics
 (:mod:`.softmax`), the gradient statistics of every parameter (:mod:`.gradients`), the GradNorm
@@ -9,7 +11,6 @@ column order of :mod:`gradmeta.features`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from gradmeta.core.runtime import DEVICES
 from gradmeta.features import shard_count
 from gradmeta.prepared import PreparedData
 from gradmeta.uncertainty.detectors.base import FeatureDetector
-from gradmeta.uncertainty.detectors.columns import detector_columns
+from gradmeta.uncertainty.detectors.columns import detector_instances
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
 from gradmeta.uncertainty.gradients import (
     ALL_STATISTICS,
@@ -34,7 +35,7 @@ from gradmeta.uncertainty.gradients import (
     validate_statistics,
 )
 from gradmeta.uncertainty.shards import alignment, shard_block, shard_rows
-from gradmeta.uncertainty.table import engine_columns
+from gradmeta.uncertainty.table import metric_table
 
 
 @dataclass(frozen=True)
@@ -88,21 +89,21 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
     ``shard``: compute only that block of the evaluation rows of ``cfg.shards``
     (:func:`gradmeta.uncertainty.shards.shard_rows`); the blocks' tables, concatenated in order, are
     the unsharded table."""
-    seconds = {} if seconds is None else seconds
     align = alignment(cfg.chunk_size, *((detectors.chunk_size,) if detectors is not None else ()))
     all_rows = evaluation_rows(data)
     rows = shard_rows(all_rows, shard, cfg.shards, align, data.concept)
     offset = shard_block(len(all_rows), shard, cfg.shards, align).start  # position of rows[0] among all_rows
     model = model.to(device)
     images = to_tensor(data.images[rows])
-    targets = detectors.targets if detectors is not None else ()
-    start = time.perf_counter()
-    pred, columns = engine_columns(model, images, cfg.statistics, tuple(targets), cfg.chunk_size,
-                                   desc=f"extract {data.concept}", progress=progress)
-    seconds["+".join(("cross_entropy", *targets))] = time.perf_counter() - start
+    instances = None
     if detectors is not None:
-        scores = detector_columns(model, images.to(device), detectors, fitted or {}, seconds, offset=offset)
-        columns.update({k: v.cpu().numpy() for k, v in scores.items()})
+        instances = detector_instances(model, images[:1].to(device), detectors, fitted or {})
+    metrics = metric_table(model, images, statistics=cfg.statistics,
+                           targets=tuple(detectors.targets) if detectors is not None else (), detectors=instances,
+                           chunk_size=cfg.chunk_size, detector_chunk_size=detectors.chunk_size if detectors is not None else 256,
+                           offset=offset, seconds=seconds, progress=progress, desc=f"extract {data.concept}")
+    pred = metrics.pop("pred").to_numpy()
+    columns = {k: metrics[k].to_numpy() for k in metrics.columns}
     labels = data.labels[rows]
     correct = (pred == labels) if known else np.zeros(len(rows), dtype=bool)
     table = {"concept": np.full(len(rows), data.concept, dtype=object), "index": rows.astype(np.int64),

@@ -15,6 +15,7 @@ Every metric column is float64 here (the pipeline stores float32).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -61,10 +62,17 @@ def engine_columns(model: nn.Module, images: torch.Tensor, statistics: Sequence[
 
 
 def table_detector_columns(model: nn.Module, images: torch.Tensor, detectors: Mapping[str, Detector],
-                           chunk_size: int = 256) -> dict[str, np.ndarray]:
+                           chunk_size: int = 256, offset: int = 0,
+                           seconds: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """``detector/<key>`` -> float64 scores (n,) of each detector on ``images`` (a detector of several
-    outputs, as MC dropout, gives its own column names); the penultimate features are computed once
-    for all detectors that use them."""
+    outputs, as MC dropout, gives its own column names); the penultimate features are computed once,
+    for all detectors that use them, in batches of ``chunk_size``. ``offset`` (a multiple of
+    ``chunk_size``) is the position of ``images[0]`` in a whole set that is scored in slices: a slice
+    starting at a batch boundary gets the same scores, bit for bit, as the whole set (MC dropout's
+    masks are seeded per batch). ``seconds[key]``, when given, receives each detector's wall time
+    (the first that needs the penultimate features includes them)."""
+    if offset % chunk_size:
+        raise GradmetaError(f"offset {offset} is not a multiple of the detectors' chunk size {chunk_size}")
     for key, detector in detectors.items():
         if not isinstance(detector, Detector):
             raise GradmetaError(f"detectors[{key!r}] must be a detector (gradmeta.Mahalanobis, KNN, ViM, ReAct, ODIN, "
@@ -73,17 +81,21 @@ def table_detector_columns(model: nn.Module, images: torch.Tensor, detectors: Ma
     shared = SharedFeatures(model, images, chunk_size)
     out: dict[str, np.ndarray] = {}
     for key, detector in detectors.items():
-        columns = detector.columns(model, images, shared, chunk_size)
+        start = time.perf_counter()
+        columns = detector.columns(model, images, shared, chunk_size, offset)
         if len(columns) == 1:
             columns = {key: next(iter(columns.values()))}
         out.update({DETECTOR_PREFIX + k: v.double().cpu().numpy() for k, v in columns.items()})
+        if seconds is not None:
+            seconds[key] = time.perf_counter() - start
     return out
 
 
 def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor | str = "predicted",
                  statistics: Sequence[str] = PAPER_STATISTICS, targets: Sequence[str] = (),
-                 detectors: Mapping[str, Detector] | None = None,
-                 chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = False) -> pd.DataFrame:
+                 detectors: Mapping[str, Detector] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 detector_chunk_size: int = 256, offset: int = 0, seconds: dict[str, float] | None = None,
+                 progress: bool = False, desc: str = "metrics") -> pd.DataFrame:
     """The per-image metric table of ``model`` on ``images`` (N, ...): one row per image, the columns
     of the module docstring.
 
@@ -92,13 +104,20 @@ def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor
     paper's choice) or an integer tensor (N,). ``statistics``: of ``gradmeta.ALL_STATISTICS``.
     ``targets``: further gradient targets (``"kl_uniform"``, ``"bce_ones"``). ``detectors``: column name ->
     detector, fitted where it needs it (e.g. ``{"mahalanobis": Mahalanobis().fit(model, train_x, train_y),
-    "odin": ODIN()}``).
+    "odin": ODIN()}``), scored in batches of ``detector_chunk_size``; ``offset``: see
+    :func:`table_detector_columns`. ``chunk_size``: images per batched forward/backward of the
+    gradient engine. ``seconds``, when given, receives the wall time of the gradient pass (keyed
+    ``cross_entropy+<target>...``) and of each detector.
     The model is run in eval mode; its mode is restored. Memory is flat in N but for the table.
     """
     if isinstance(targets, str):
         raise GradmetaError(f"targets must be a list of target names, got the string {targets!r}")
-    pred, columns = engine_columns(model, images, statistics, tuple(targets), chunk_size, labels, progress=progress)
+    start = time.perf_counter()
+    pred, columns = engine_columns(model, images, statistics, tuple(targets), chunk_size, labels, desc=desc,
+                                   progress=progress)
+    if seconds is not None:
+        seconds["+".join(("cross_entropy", *targets))] = time.perf_counter() - start
     if detectors:
         device = next(model.parameters()).device
-        columns.update(table_detector_columns(model, images.to(device), detectors))
+        columns.update(table_detector_columns(model, images.to(device), detectors, detector_chunk_size, offset, seconds))
     return pd.DataFrame({"pred": pred, **columns})

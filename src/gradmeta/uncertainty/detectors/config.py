@@ -16,7 +16,7 @@ from gradmeta.core.params import as_params
 from gradmeta.core.runtime import DEVICES
 from gradmeta.uncertainty.detectors.registry import REGISTRY, detector_spec
 
-MACHINERY = ("base", "registry", "config", "columns", "fitted")  # the package's modules that are not detectors
+MACHINERY = ("base", "registry", "config", "columns", "fitted", "stage")  # the package's modules that are not detectors
 
 
 def _import_detector_files() -> None:

@@ -1,0 +1,24 @@
+"""The detectors stage's work: :func:`run` fits every detector of ``detectors.use`` that learns from
+training features on the known concept's train split; :func:`write` saves their state without pickle
+(:mod:`.fitted`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gradmeta.cnn.model import to_tensor
+from gradmeta.prepared import PreparedData
+from gradmeta.uncertainty.detectors.config import DetectorsConfig
+from gradmeta.uncertainty.detectors.fitted import FittedDetectors, fit_detectors, save_detectors
+
+
+def run(cfg: DetectorsConfig, model: nn.Module, train: PreparedData, model_sha256: str,
+        device: torch.device | str = "cpu") -> FittedDetectors:
+    """The fitted detectors of ``model`` (on ``device``) from ``train``'s images and labels."""
+    return fit_detectors(model, to_tensor(train.images).to(device), train.labels, cfg, model_sha256)
+
+
+def write(fitted: FittedDetectors, out_path: str) -> None:
+    """``models/detectors.npz``: float64 arrays and a JSON manifest, atomically."""
+    save_detectors(out_path, fitted)

@@ -1,0 +1,76 @@
+"""The extract stage's work: :func:`run` computes the features table of one shard of a concept (the
+metric table of :mod:`.table` plus the pipeline's columns and metadata, :mod:`.extraction`);
+:func:`write` saves it as a Parquet part with its metadata."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from gradmeta.core.concepts import Concepts, concept_names
+from gradmeta.core.errors import GradmetaError
+from gradmeta.core.kernels import kernels_mode
+from gradmeta.features import write_features
+from gradmeta.prepared import PreparedData
+from gradmeta.uncertainty.detectors.base import Detector
+from gradmeta.uncertainty.detectors.config import DetectorsConfig
+from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """Everything the extract stage reads from params, parsed once: the ``extract`` and ``detectors``
+    groups and the concept names."""
+
+    extract: ExtractConfig
+    detectors: DetectorsConfig
+    concepts: Concepts
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> ExtractSettings:
+        return cls(ExtractConfig.from_params(params), DetectorsConfig.from_params(params), concept_names(params))
+
+    def check(self, concept: str, shard: int, source: str) -> None:
+        """The concept must be one of the params' and the shard one of ``extract.shards``."""
+        if concept not in self.concepts.all:
+            raise GradmetaError(f"{source}: --concept {concept!r} is not among the concepts "
+                                f"({', '.join(self.concepts.all)})")
+        if not 0 <= shard < self.extract.shards:
+            raise GradmetaError(f"{source}: --shard {shard} is not among extract.shards (0..{self.extract.shards - 1})")
+
+
+@dataclass
+class ExtractResult:
+    """One shard's features table, its file metadata, and the seconds of each part (for the log)."""
+
+    frame: pd.DataFrame
+    metadata: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+    total_seconds: float = 0.0
+
+
+def run(cfg: ExtractSettings, model: nn.Module, data: PreparedData, fitted: dict[str, Detector], shard: int,
+        device: torch.device | str, model_sha256: str, progress: bool = True) -> ExtractResult:
+    """The features table of shard ``shard`` of ``data``'s evaluation rows, computed by ``model``
+    with the detectors' ``fitted`` state, and the metadata its Parquet file carries."""
+    known = data.concept == cfg.concepts.known
+    parts: dict[str, float] = {}
+    start = time.perf_counter()
+    frame = extract_features(model, data, cfg.extract, device, progress, known=known, detectors=cfg.detectors,
+                             fitted=fitted, seconds=parts, shard=shard)
+    total = time.perf_counter() - start
+    metadata = {"concept": data.concept, "known": known, "source": data.source, "kind": data.kind,
+                "provenance": data.provenance, "model_sha256": model_sha256, "extract": cfg.extract.to_dict(),
+                "detectors": cfg.detectors.to_dict(), "shard": shard, "shards": cfg.extract.shards,
+                "rows": [int(frame["index"].iloc[0]), int(frame["index"].iloc[-1]) + 1], "kernels": kernels_mode()}
+    return ExtractResult(frame, metadata, parts, total)
+
+
+def write(result: ExtractResult, out_path: str) -> None:
+    """The shard's Parquet part (atomically), its metadata under the key ``gradmeta``."""
+    write_features(out_path, result.frame, result.metadata)
