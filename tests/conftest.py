@@ -14,8 +14,8 @@ def _quiet_tqdm(monkeypatch):
 
 @pytest.fixture
 def test_models():
-    """name -> a fresh instance of each model of the shared zoo (tests/models.py), built with seed 0."""
-    import models
+    """name -> a fresh instance of each model of the shared zoo (tests/model_zoo.py), built with seed 0."""
+    import model_zoo as models
 
     factories = {"strided_conv": models.StridedConvNet, "colour": models.ColourNet, "view": models.ViewNet,
                  "layout_assuming": models.LayoutAssumingNet, "batchnorm": models.BatchNormNet, "mlp": models.MLP,

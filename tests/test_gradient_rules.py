@@ -3,6 +3,7 @@ naive per-sample autograd loop (float64) over a grid of layer configurations."""
 
 import pytest
 import torch
+from model_zoo import WithGeneric
 from reference import naive_gradient_stats
 from torch import nn
 
@@ -17,7 +18,6 @@ from gradmeta.uncertainty.gradients.rules.conv import (
     uses_swapped,
 )
 from gradmeta.uncertainty.gradients.rules.linear import linear_moments
-from models import WithGeneric
 
 
 def naive_weight_grads(layer: nn.Module, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

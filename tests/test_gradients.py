@@ -1,5 +1,6 @@
 import pytest
 import torch
+from model_zoo import MLP, BatchNormNet, ColourNet, LayoutAssumingNet, SequenceNet, StridedConvNet, TiedNet, ViewNet
 from reference import assert_matches_reference, naive_gradient_stats
 from torch import nn
 
@@ -11,7 +12,6 @@ from gradmeta.uncertainty.gradients import (
     gradient_statistics,
     plan_layers,
 )
-from models import MLP, BatchNormNet, ColourNet, LayoutAssumingNet, SequenceNet, StridedConvNet, TiedNet, ViewNet
 
 
 def random_images(n, shape=(1, 28, 28), seed=0):

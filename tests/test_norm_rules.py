@@ -4,12 +4,12 @@ statistics, blank and saturated inputs included."""
 
 import pytest
 import torch
+from model_zoo import Conv1d3d, Embedder, TinyTransformer, resnet_like
 from reference import assert_matches_reference, naive_gradient_stats
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.gradients import ALL_STATISTICS, gradient_statistics, plan_layers
-from models import Conv1d3d, Embedder, TinyTransformer, resnet_like
 
 
 def randomise(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -1,5 +1,5 @@
 """The small models the tests run the engine, the detectors and the library on: one zoo, shared by
-every test module (``from models import ...``; the ``test_models`` fixture of conftest.py names them)."""
+every test module (``from model_zoo import ...``; the ``test_models`` fixture of conftest.py names them)."""
 
 from __future__ import annotations
 
