@@ -120,13 +120,14 @@ def write(ev: Evaluation, metrics_dir: str) -> None:
     write_auroc_bars(ev.summary, ev.headline, known, plots_dir, figures_dir)
     write_histograms(ev.frames, list(cfg.histogram_metrics), known, histograms_dir)
     figures = [f"{d.name}/{p.name}" for d in (figures_dir, histograms_dir) for p in sorted(d.glob("*.png"))]
+    context = cnn_context(ev.frames)
     rows = field_rows(ev.fitted.inputs.single, list(ev.fitted.inputs.sets), cfg.primary_classifier)
     report = render_report(data_lines=data_section(ev.metas, known),
                            field_lines=field_section(ev.summary, rows, known, unknowns, cfg.unstable_std),
-                           summary=ev.summary, context=cnn_context(ev.frames), main_rows=ev.headline, known=known,
+                           summary=ev.summary, context=context, main_rows=ev.headline, known=known,
                            unknowns=unknowns, verdicts=ev.verdicts, notes=ev.notes, repeats=meta_cfg.repeats,
                            test_fraction=meta_cfg.test_fraction, figures=figures, unstable_std=cfg.unstable_std)
-    write_json(metrics / "scenarios.json", scenarios_json(ev.summary, cnn_context(ev.frames), known, unknowns,
+    write_json(metrics / "scenarios.json", scenarios_json(ev.summary, context, known, unknowns,
                                                           cfg.primary_classifier, list(ev.fitted.inputs.sets),
                                                           ev.verdicts))
     write_bytes(metrics / "measures.csv", measures_csv(ev.summary).encode())

@@ -95,13 +95,12 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
     offset = shard_block(len(all_rows), shard, cfg.shards, align).start  # position of rows[0] among all_rows
     model = model.to(device)
     images = to_tensor(data.images[rows])
-    instances = None
+    with_detectors = {}
     if detectors is not None:
-        instances = detector_instances(model, images[:1].to(device), detectors, fitted or {})
-    metrics = metric_table(model, images, statistics=cfg.statistics,
-                           targets=tuple(detectors.targets) if detectors is not None else (), detectors=instances,
-                           chunk_size=cfg.chunk_size, detector_chunk_size=detectors.chunk_size if detectors is not None else 256,
-                           offset=offset, seconds=seconds, progress=progress, desc=f"extract {data.concept}")
+        with_detectors = {"targets": detectors.targets, "detector_chunk_size": detectors.chunk_size,
+                          "detectors": detector_instances(model, images[:1].to(device), detectors, fitted or {})}
+    metrics = metric_table(model, images, statistics=cfg.statistics, chunk_size=cfg.chunk_size, offset=offset,
+                           seconds=seconds, progress=progress, desc=f"extract {data.concept}", **with_detectors)
     pred = metrics.pop("pred").to_numpy()
     columns = {k: metrics[k].to_numpy() for k in metrics.columns}
     labels = data.labels[rows]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, features_of
+from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, _on_device, features_of
 from gradmeta.uncertainty.detectors.registry import register_detector
 from gradmeta.uncertainty.gradnorm import gradnorm_scores
 
@@ -21,12 +21,10 @@ class GradNorm(Detector):
     """||p - u||_1 * ||a||_1 of the logits layer's input a: higher = in-distribution."""
 
     def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
-        return self._from_features(*features_of(model, images.to(next(model.parameters()).device), chunk_size))
+        z, logits = features_of(model, _on_device(model, images), chunk_size)
+        return gradnorm_scores(logits, z)
 
     def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
                 offset: int = 0) -> dict[str, torch.Tensor]:
-        return {self.detector_name: self._from_features(*shared.get())}
-
-    @staticmethod
-    def _from_features(z: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        return gradnorm_scores(logits, z)
+        z, logits = shared.get()
+        return {self.detector_name: gradnorm_scores(logits, z)}
