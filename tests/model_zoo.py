@@ -225,3 +225,125 @@ def small_resnet(classes: int = 4) -> nn.Module:
                 m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
                 m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
     return model.eval()
+
+
+class EncoderNet(nn.Module):
+    """Tokens of 4 pixels embedded by a Linear, two ``nn.TransformerEncoderLayer`` blocks (torch's own
+    MultiheadAttention inside), mean pooling, a linear head; ``batch_first`` either way, ``norm_first``
+    either way, optionally a causal mask with the ``is_causal`` hint and a key padding mask from the data."""
+
+    def __init__(self, batch_first=True, norm_first=False, causal=False, padding=False, dim=8, classes=3):
+        super().__init__()
+        self.batch_first, self.causal, self.padding = batch_first, causal, padding
+        self.embed = nn.Linear(4, dim)
+        self.blocks = nn.ModuleList(nn.TransformerEncoderLayer(dim, 2, 2 * dim, dropout=0.1, activation="gelu",
+                                                               batch_first=batch_first, norm_first=norm_first)
+                                    for _ in range(2))
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        tokens = x.reshape(len(x), -1, 4)
+        h = self.embed(tokens)
+        mask = nn.Transformer.generate_square_subsequent_mask(h.shape[1], dtype=h.dtype) if self.causal else None
+        padding = None
+        if self.padding:  # a blank token is padding; the first never is
+            padding = tokens.abs().sum(-1) == 0
+            padding[:, 0] = False
+        if not self.batch_first:
+            h = h.transpose(0, 1)
+        for block in self.blocks:
+            h = block(h, src_mask=mask, src_key_padding_mask=padding, is_causal=self.causal)
+        if not self.batch_first:
+            h = h.transpose(0, 1)
+        return self.head(h.mean(1))
+
+
+class AttentionNet(nn.Module):
+    """One ``nn.MultiheadAttention`` called the ways users call it: ``mha`` its constructor's options
+    (bias, add_bias_kv, add_zero_attn, kdim/vdim, batch_first); ``cross``: keys and values from other
+    tokens than the queries (with kdim/vdim their own widths); ``mask``: None, ``"bool"`` (2-D
+    causal), ``"float"`` (2-D, a fixed table) or ``"per-sample"`` (3-D, one per sample and head, from
+    the data); ``padding``: a key padding mask from the data; ``weights``: the returned attention
+    weights feed the head too (``"average"`` or ``"heads"``), else they are not asked for."""
+
+    def __init__(self, mha=None, cross=False, mask=None, padding=False, weights=None, dim=8, heads=2, classes=3):
+        super().__init__()
+        mha = dict(mha or {})
+        self.batch_first = mha.get("batch_first", False)
+        self.cross, self.mask, self.padding, self.weights, self.heads = cross or "kdim" in mha, mask, padding, weights, heads
+        self.embed = nn.Linear(4, dim)
+        if self.cross:
+            self.embed_k = nn.Linear(4, mha.get("kdim", dim))
+            self.embed_v = nn.Linear(4, mha.get("vdim", dim))
+        self.attention = nn.MultiheadAttention(dim, heads, **mha)
+        self.head = nn.Linear(dim, classes)
+        queries, keys = 6, 5 if self.cross else 6
+        keys += int(mha.get("add_bias_kv", False)) + int(mha.get("add_zero_attn", False))
+        per_head = heads if weights == "heads" else 1
+        self.weights_head = nn.Linear(per_head * queries * keys, classes) if weights else None
+        self.register_buffer("table", torch.randn(6, 5 if self.cross else 6, generator=torch.Generator().manual_seed(3)))
+
+    def forward(self, x):
+        tokens = x.reshape(len(x), -1, 4)  # (n, 6, 4)
+        sources = tokens[:, 1:] if self.cross else tokens
+        q = self.embed(tokens)
+        k, v = (self.embed_k(sources), self.embed_v(sources)) if self.cross else (q, q)
+        tgt, src = q.shape[1], k.shape[1]
+        kwargs = {}
+        if self.mask == "bool":
+            kwargs["attn_mask"] = torch.ones(tgt, src, dtype=torch.bool).triu(1)
+        elif self.mask == "float":
+            kwargs["attn_mask"] = self.table.to(q.dtype)
+        elif self.mask == "per-sample":
+            scores = tokens[:, :, :1] - sources[:, :, :1].transpose(1, 2)  # (n, tgt, src)
+            kwargs["attn_mask"] = (-scores.abs()).repeat_interleave(self.heads, 0)
+        if self.padding:
+            padding = sources.abs().sum(-1) < 1.0
+            padding[:, 0] = False
+            kwargs["key_padding_mask"] = padding
+        if self.weights:
+            kwargs.update(need_weights=True, average_attn_weights=self.weights == "average")
+        else:
+            kwargs["need_weights"] = False
+        if not self.batch_first:
+            q, k, v = (t.transpose(0, 1) for t in (q, k, v))
+            if not self.cross:
+                k = v = q
+        out, attn = self.attention(q, k, v, **kwargs)
+        if not self.batch_first:
+            out = out.transpose(0, 1)
+        logits = self.head(out.mean(1))
+        return logits if self.weights_head is None else logits + self.weights_head(attn.flatten(1))
+
+
+class DecoderNet(nn.Module):
+    """An ``nn.TransformerDecoderLayer`` (self-attention with a causal mask, cross-attention to a memory
+    made of other tokens), sequence first; mean pooling, a linear head."""
+
+    def __init__(self, dim=8, classes=3):
+        super().__init__()
+        self.embed = nn.Linear(4, dim)
+        self.memory = nn.Linear(4, dim)
+        self.decoder = nn.TransformerDecoderLayer(dim, 2, 2 * dim, dropout=0.0)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        tokens = x.reshape(len(x), -1, 4).transpose(0, 1)  # (T, n, 4)
+        h, memory = self.embed(tokens), self.memory(tokens[1:])
+        mask = nn.Transformer.generate_square_subsequent_mask(h.shape[0], dtype=h.dtype)
+        return self.head(self.decoder(h, memory, tgt_mask=mask, tgt_is_causal=True).mean(0))
+
+
+class OutProjReused(nn.Module):
+    """Calls the attention's ``out_proj`` on its own as well: the attention rule must not claim it."""
+
+    def __init__(self, dim=8):
+        super().__init__()
+        self.embed = nn.Linear(4, dim)
+        self.attention = nn.MultiheadAttention(dim, 2, batch_first=True)
+        self.head = nn.Linear(dim, 3)
+
+    def forward(self, x):
+        h = self.embed(x.reshape(len(x), -1, 4))
+        out = self.attention(h, h, h, need_weights=False)[0]
+        return self.head((out + self.attention.out_proj(h)).mean(1))

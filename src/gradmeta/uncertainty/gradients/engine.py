@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.uncertainty.gradients.calls import detached_call, first_tensor, output_tensors, with_outputs
 from gradmeta.uncertainty.gradients.generic import generic_moments
 from gradmeta.uncertainty.gradients.layout import to_channels_last
 from gradmeta.uncertainty.gradients.moments import (
@@ -40,6 +41,7 @@ from gradmeta.uncertainty.gradients.moments import (
     validate_statistics,
 )
 from gradmeta.uncertainty.gradients.plan import Layer, Plan, plan_layers
+from gradmeta.uncertainty.gradients.rules.registry import Call
 from gradmeta.uncertainty.gradients.targets import TARGETS, Target, target_named
 from gradmeta.uncertainty.gradnorm import gradnorm_scores
 
@@ -79,10 +81,10 @@ class ChunkResult:
 class _Captured:
     """One ruled layer's call in the chunk's forward pass."""
 
-    layer_input: torch.Tensor  # detached
-    output: torch.Tensor       # the tensor whose gradient is taken
-    version: int               # its version counter right after the call
-    passed_on: torch.Tensor    # what the rest of the model received
+    layer_input: torch.Tensor | Call  # detached: the first input tensor, or the whole call for a whole-call rule
+    outputs: tuple[torch.Tensor | None, ...]  # the tensors whose gradients are taken
+    versions: list[int | None]  # their version counters right after the call
+    passed_on: object  # what the rest of the model received
 
 
 def _forward_capturing(model: nn.Module, plan: Plan, x: torch.Tensor) -> tuple[torch.Tensor, dict[int, _Captured]]:
@@ -90,28 +92,48 @@ def _forward_capturing(model: nn.Module, plan: Plan, x: torch.Tensor) -> tuple[t
     captured: dict[int, _Captured] = {}
 
     def make_hook(layer: Layer) -> Callable:
-        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        def hook(module: nn.Module, args: tuple, kwargs: dict, output: object) -> object | None:
+            outputs = output_tensors(output)
             # With copy_output the rest of the model gets a copy, so an in-place op downstream
             # (e.g. ReLU(inplace=True)) cannot change the tensor whose gradient we ask for.
             if layer.channels_last:
                 passed_on = to_channels_last(output, copy=layer.copy_output)
+            elif layer.copy_output:
+                passed_on = with_outputs(output, [None if o is None else o.clone() for o in outputs])
             else:
-                passed_on = output.clone() if layer.copy_output else output
-            captured[id(module)] = _Captured(inputs[0].detach(), output, output._version, passed_on)
+                passed_on = output
+            layer_input = (detached_call(args, kwargs) if layer.rule.whole_call
+                           else first_tensor(args, kwargs).detach())
+            captured[id(module)] = _Captured(layer_input, outputs,
+                                             [None if o is None else o._version for o in outputs], passed_on)
             return passed_on if passed_on is not output else None
         return hook
 
-    handles = [layer.module.register_forward_hook(make_hook(layer)) for layer in plan.fast]
+    handles = [layer.module.register_forward_hook(make_hook(layer), with_kwargs=True) for layer in plan.fast]
     try:
         logits = model(x)
     finally:
         for h in handles:
             h.remove()
     for layer in plan.fast:
-        if captured[id(layer.module)].output._version != captured[id(layer.module)].version:
+        call = captured[id(layer.module)]
+        if any(o is not None and o._version != v for o, v in zip(call.outputs, call.versions)):
             raise GradmetaError(f"layer {layer.name or type(layer.module).__name__}: its output was modified in "
                                 "place, which the probe at planning did not show (a data-dependent forward?)")
     return logits, captured
+
+
+def _layer_moments(layer: Layer, call: _Captured, grads: tuple[torch.Tensor | None, ...],
+                   needs: Needs) -> dict[str, Moments]:
+    """One ruled layer's moments (the module's own parameter names) from its call and output gradients."""
+    grads = tuple(None if o is None else torch.zeros_like(o) if g is None else g.detach()
+                  for o, g in zip(call.outputs, grads))
+    if layer.rule.whole_call:
+        return layer.rule.compute(layer.module, call.layer_input, grads, needs)
+    a, g = call.layer_input, grads[0]
+    if layer.sample_dim:
+        a, g = a.movedim(layer.sample_dim, 0), g.movedim(layer.sample_dim, 0)
+    return layer.rule.compute(layer.module, a, g, needs)
 
 
 def _ruled_moments(plan: Plan, captured: dict[int, _Captured], logits: torch.Tensor, y: torch.Tensor,
@@ -120,13 +142,14 @@ def _ruled_moments(plan: Plan, captured: dict[int, _Captured], logits: torch.Ten
     (``retain_graph``: keep the forward's graph for a further target's backward)."""
     if not plan.fast:
         return {}
-    outputs = [captured[id(layer.module)].output for layer in plan.fast]
+    calls = [captured[id(layer.module)] for layer in plan.fast]
+    outputs = [o for call in calls for o in call.outputs if o is not None]
     loss = target.loss(logits, y)
-    grads = torch.autograd.grad(loss, outputs, allow_unused=True, retain_graph=retain_graph)
+    flat = iter(torch.autograd.grad(loss, outputs, allow_unused=True, retain_graph=retain_graph))
     moments: dict[str, Moments] = {}
-    for layer, g, out in zip(plan.fast, grads, outputs):
-        g = torch.zeros_like(out) if g is None else g.detach()
-        per_param = layer.rule.compute(layer.module, captured[id(layer.module)].layer_input, g, needs)
+    for layer, call in zip(plan.fast, calls):
+        grads = tuple(None if o is None else next(flat) for o in call.outputs)
+        per_param = _layer_moments(layer, call, grads, needs)
         moments.update({full: per_param[own] for full, own in layer.params})
     return moments
 

@@ -6,6 +6,11 @@ Made once per call on one probe image (:func:`plan_layers`):
 - a BatchNorm that normalises with batch statistics is refused (samples interact);
 - a module called more or less than once per forward, or sharing a parameter with another
   module, goes through the generic path (a rule sees one call's input and output);
+- the samples' dimension of each ruled module's input and output is found on a second probe of
+  two samples (e.g. dimension 1 for a Linear inside a sequence-first transformer); a module whose
+  samples are not where its rule takes them, or are folded into another dimension, goes through
+  the generic path;
+- a rule that owns its submodules (attention's ``out_proj``) takes their parameters;
 - a layer whose output is modified in place downstream (e.g. ``ReLU(inplace=True)``) passes a
   copy on, so the tensor whose gradient is asked for keeps its values;
 - the CPU layout (:mod:`gradmeta.uncertainty.gradients.layout`).
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from gradmeta.core.hooks import forward_with_hooks
+from gradmeta.uncertainty.gradients.calls import first_tensor, output_tensors, sample_dim
 from gradmeta.uncertainty.gradients.layout import accepts_channels_last
 from gradmeta.uncertainty.gradients.rules import Rule, rule_for
 from gradmeta.uncertainty.gradients.rules.batchnorm import refuse_batch_statistics
@@ -36,6 +41,7 @@ class Layer:
     params: list[tuple[str, str]]  # (full parameter name, the module's own name for it)
     copy_output: bool = False  # an in-place op downstream modifies the output: pass a copy on
     channels_last: bool = False  # pass the (4-D) output on in channels-last layout
+    sample_dim: int = 0  # the dimension of the input and output that holds the samples
 
     @property
     def path(self) -> str:
@@ -73,32 +79,61 @@ def _owned_layers(model: nn.Module) -> list[Layer]:
     layers, seen = [], set()
     for name, module in model.named_modules():
         refuse_batch_statistics(name, module)
-        all_own = list(module.named_parameters(recurse=False))
+        rule = rule_for(module)
+        all_own = list(module.named_parameters(recurse=rule is not None and rule.owns_submodules))
         own = [(f"{name}.{p}" if name else p, p) for p, t in all_own if id(t) not in seen]
+        shared = any(owners[id(t)] > 1 or id(t) in seen for _, t in all_own)
         seen.update(id(t) for _, t in all_own)
-        shared = any(owners[id(t)] > 1 for _, t in all_own)
         if own:
-            layers.append(Layer(name, module, None if shared else rule_for(module), own))
+            layers.append(Layer(name, module, None if shared else rule, own))
     return layers
 
 
+def _probe(model: nn.Module, modules: list[nn.Module], x: torch.Tensor) -> tuple[torch.Tensor, dict[int, list]]:
+    """``model(x)`` without gradients; per module (by id) a list of its calls as (shape of its first input
+    tensor, its output tensors, their versions right after the call)."""
+    calls: dict[int, list] = {}
+
+    def record(module: nn.Module, args: tuple, kwargs: dict, output: object) -> None:
+        first, outputs = first_tensor(args, kwargs), output_tensors(output)
+        calls.setdefault(id(module), []).append(
+            (None if first is None else first.shape, outputs, [None if o is None else o._version for o in outputs]))
+
+    handles = [m.register_forward_hook(record, with_kwargs=True) for m in modules]
+    try:
+        with torch.no_grad():
+            return model(x), calls
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _probe_calls(model: nn.Module, layers: list[Layer], probe: torch.Tensor) -> torch.Tensor:
-    """Run ``probe`` once in the standard layout: route layers not called exactly once to the generic
-    path, mark layers whose output is modified in place downstream; returns the logits."""
-    calls: dict[int, list[tuple[torch.Tensor, int]]] = {}
-
-    def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        calls.setdefault(id(module), []).append((output, output._version))
-
+    """Run ``probe`` once in the standard layout, and twice over as a batch of two: route layers not
+    called exactly once, or whose samples are not where their rule takes them, to the generic path;
+    mark layers whose output is modified in place downstream; returns the logits of ``probe``."""
     fast = [layer for layer in layers if layer.rule is not None]
-    logits = forward_with_hooks(model, [layer.module for layer in fast], record, probe)
+    owned = {layer.name: [m for m in layer.module.modules() if m is not layer.module]
+             for layer in fast if layer.rule.owns_submodules}
+    modules = [layer.module for layer in fast] + [m for subs in owned.values() for m in subs]
+    logits, calls = _probe(model, modules, probe)
+    _, calls_of_two = _probe(model, modules, torch.cat([probe, probe]))
     for layer in fast:
-        seen = calls.get(id(layer.module), [])
-        if len(seen) != 1:
+        seen, seen_two = calls.get(id(layer.module), []), calls_of_two.get(id(layer.module), [])
+        if any(id(m) in calls for m in owned.get(layer.name, [])):  # an owned submodule called on its own
             layer.rule = None
-        else:
-            output, version = seen[0]
-            layer.copy_output = output._version != version
+            continue
+        if len(seen) != 1 or len(seen_two) != 1 or seen[0][0] is None or not seen[0][1] or seen[0][1][0] is None:
+            layer.rule = None
+            continue
+        (shape, outputs, versions), (shape_two, outputs_two, _) = seen[0], seen_two[0]
+        dim = sample_dim(shape, shape_two)
+        if (dim is None or sample_dim(outputs[0].shape, outputs_two[0].shape) != dim
+                or dim not in layer.rule.sample_dims(layer.module, len(shape))):
+            layer.rule = None
+            continue
+        layer.sample_dim = dim
+        layer.copy_output = any(o is not None and o._version != v for o, v in zip(outputs, versions))
     return logits
 
 

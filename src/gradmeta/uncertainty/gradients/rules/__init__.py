@@ -1,6 +1,7 @@
 """Per-layer gradient rules, one file per module type; importing this package registers them."""
 
 from gradmeta.uncertainty.gradients.rules import (  # noqa: F401  (importing a rule's file registers it)
+    attention,
     batchnorm,
     conv,
     embedding,
@@ -9,6 +10,6 @@ from gradmeta.uncertainty.gradients.rules import (  # noqa: F401  (importing a r
     layernorm,
     linear,
 )
-from gradmeta.uncertainty.gradients.rules.registry import Rule, register_rule, rule_for
+from gradmeta.uncertainty.gradients.rules.registry import Call, Rule, register_rule, rule_for
 
-__all__ = ["Rule", "register_rule", "rule_for"]
+__all__ = ["Call", "Rule", "register_rule", "rule_for"]

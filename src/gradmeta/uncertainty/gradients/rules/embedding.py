@@ -21,7 +21,7 @@ def _plain(m: nn.Embedding) -> bool:
     return m.max_norm is None and not m.scale_grad_by_freq
 
 
-@register_rule(nn.Embedding, applies=_plain, name="embedding")
+@register_rule(nn.Embedding, applies=_plain, name="embedding", sample_dims=lambda m, ndim: tuple(range(ndim)))
 def embedding_moments(module: nn.Embedding, ids: torch.Tensor, g: torch.Tensor, needs: Needs) -> dict[str, Moments]:
     """Moments of the per-sample ``weight`` gradients of an Embedding; ids (n, ...), g (n, ..., dim)."""
     n, dim = len(ids), module.embedding_dim

@@ -14,7 +14,8 @@ from gradmeta.uncertainty.gradients.rules.affine import affine_moments
 from gradmeta.uncertainty.gradients.rules.registry import register_rule
 
 
-@register_rule(nn.LayerNorm, applies=lambda m: m.elementwise_affine, name="layernorm")
+@register_rule(nn.LayerNorm, applies=lambda m: m.elementwise_affine, name="layernorm",
+               sample_dims=lambda m, ndim: tuple(range(max(ndim - len(m.normalized_shape), 1))))
 def layernorm_moments(module: nn.LayerNorm, a: torch.Tensor, g: torch.Tensor, needs: Needs) -> dict[str, Moments]:
     """Moments of the per-sample ``weight`` and ``bias`` gradients of a LayerNorm."""
     xhat = F.layer_norm(a, module.normalized_shape, None, None, module.eps)

@@ -6,8 +6,23 @@ moments of the module's own parameters from what the batched pass gives:
     rule(module, layer_input, output_grad, needs) -> {"weight": Moments, "bias": Moments, ...}
 
 ``layer_input`` is the module's (first) input and ``output_grad`` the gradient of the summed loss
-with respect to its output (both batched, first dimension = samples, so the per-sample output
-gradient is a row of it). Keys are the module's own parameter names (``named_parameters(recurse=False)``).
+with respect to its output, both with the samples along the first dimension (the engine moves
+them there when the module gets them elsewhere, e.g. a Linear inside a sequence-first
+transformer), so the per-sample output gradient is a row of it. Keys are the module's own
+parameter names (``named_parameters(recurse=False)``).
+
+A *whole-call* rule (``whole_call=True``, e.g. attention) instead receives the call itself and
+the gradients of every tensor the call returned:
+
+    rule(module, call, output_grads, needs)
+
+``call`` is a :class:`Call` (the positional and keyword arguments, tensors detached, identity
+kept: ``query is key`` still holds) and ``output_grads`` a tuple with one gradient per output
+tensor (a tensor output is a 1-tuple; None for an output that is not a tensor). Such a rule finds
+the samples in its arguments itself (:attr:`Rule.sample_dims`). A rule that ``owns_submodules``
+computes its submodules' parameters too (keys as ``named_parameters()`` of the module), so a
+submodule the module uses through a functional call (``out_proj`` of ``nn.MultiheadAttention``)
+is not taken for a layer of its own.
 
 Rules are looked up by the module's exact type (a subclass may change ``forward``) and may decline
 a configuration they do not cover (``applies``); such modules go through the generic exact path.
@@ -16,34 +31,64 @@ a configuration they do not cover (``applies``); such modules go through the gen
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-import torch
 from torch import nn
 
 from gradmeta.uncertainty.gradients.moments import Moments, Needs
 
-RuleFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor, Needs], dict[str, Moments]]
+RuleFunction = Callable[[nn.Module, Any, Any, Needs], dict[str, Moments]]
+
+
+@dataclass(frozen=True)
+class Call:
+    """The arguments of one module call: positional ``args`` and keyword ``kwargs``, tensors detached."""
+
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+
+
+def first_dim_only(module: nn.Module, ndim: int) -> tuple[int, ...]:
+    """Sample dimensions of a module whose input must carry the samples first (convolutions, norms)."""
+    return (0,)
+
+
+def any_but_last(module: nn.Module, ndim: int) -> tuple[int, ...]:
+    """Sample dimensions of a module acting on the last dimension (Linear): any other one."""
+    return tuple(range(max(ndim - 1, 1)))
 
 
 @dataclass(frozen=True)
 class Rule:
-    """A registered rule: its name (shown in the plan), the function, and which modules it covers."""
+    """A registered rule: its name (shown in the plan), the function, and which modules it covers.
+
+    ``sample_dims(module, input_ndim)``: the dimensions of the module's first input (and output)
+    along which the rule accepts the samples; the plan finds where they are on two probes (one
+    sample, two samples) and sends a module whose samples lie elsewhere, or nowhere, to the
+    generic path.
+    """
 
     name: str
     compute: RuleFunction
     applies: Callable[[nn.Module], bool]
+    sample_dims: Callable[[nn.Module, int], tuple[int, ...]] = first_dim_only
+    whole_call: bool = False
+    owns_submodules: bool = False
 
 
 _RULES: dict[type[nn.Module], Rule] = {}
 
 
 def register_rule(*module_types: type[nn.Module], applies: Callable[[nn.Module], bool] = lambda m: True,
-                  name: str | None = None) -> Callable[[RuleFunction], RuleFunction]:
-    """Decorator: register a rule function for ``module_types`` (exact types)."""
+                  name: str | None = None,
+                  sample_dims: Callable[[nn.Module, int], tuple[int, ...]] = first_dim_only,
+                  whole_call: bool = False, owns_submodules: bool = False,
+                  ) -> Callable[[RuleFunction], RuleFunction]:
+    """Decorator: register a rule function for ``module_types`` (exact types); see :class:`Rule`."""
 
     def decorate(func: RuleFunction) -> RuleFunction:
-        rule = Rule(name or func.__name__, func, applies)
+        rule = Rule(name or func.__name__, func, applies, sample_dims, whole_call, owns_submodules)
         for t in module_types:
             _RULES[t] = rule
         return func
