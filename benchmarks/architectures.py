@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -69,6 +71,35 @@ class SmallViT(nn.Module):
         return self.head(self.norm(h).mean(1))
 
 
+class TorchViT(nn.Module):
+    """A ViT made of torch's own layers: 7x7 patches (16 tokens) embedded by a Linear plus a fixed
+    sinusoidal position table (a buffer), two pre-norm ``nn.TransformerEncoderLayer`` blocks (4-head
+    ``nn.MultiheadAttention``, GELU MLP 2x, dropout 0.1, inactive in eval), LayerNorm, mean pooling, a
+    linear head."""
+
+    def __init__(self, dim: int = 64, heads: int = 4, depth: int = 2, patch: int = 7):
+        super().__init__()
+        self.patch = patch
+        self.embed = nn.Linear(patch * patch, dim)
+        tokens = (28 // patch) ** 2
+        position = torch.arange(tokens, dtype=torch.float32)[:, None]
+        frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+        table = torch.zeros(tokens, dim)
+        table[:, 0::2], table[:, 1::2] = torch.sin(position * frequency), torch.cos(position * frequency)
+        self.register_buffer("position", table)
+        layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.1, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, p = len(x), self.patch
+        tokens = x.unfold(2, p, p).unfold(3, p, p).reshape(n, -1, p * p)
+        h = self.encoder(self.embed(tokens) + self.position)
+        return self.head(self.norm(h).mean(1))
+
+
 def _randomise_norms(model: nn.Module) -> nn.Module:
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -83,7 +114,8 @@ def _randomise_norms(model: nn.Module) -> nn.Module:
 
 def build(name: str) -> nn.Module:
     """A seeded model in eval mode: ``default`` (the paper's CNN), ``conv-heavy`` (5x5 convolutions
-    without padding, 32 and 64 channels, dense 200), ``resnet``, ``transformer``."""
+    without padding, 32 and 64 channels, dense 200), ``resnet``, ``transformer`` (attention written out),
+    ``vit`` (torch's ``nn.TransformerEncoderLayer``)."""
     torch.manual_seed(0)
     if name == "default":
         return build_cnn(CNNConfig(), seed=0).eval()
@@ -93,7 +125,9 @@ def build(name: str) -> nn.Module:
         return _randomise_norms(SmallResNet()).eval()
     if name == "transformer":
         return SmallViT().eval()
+    if name == "vit":
+        return TorchViT().eval()
     raise ValueError(f"unknown model {name!r}")
 
 
-MODELS = ("default", "conv-heavy", "resnet", "transformer")
+MODELS = ("default", "conv-heavy", "resnet", "transformer", "vit")

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from architectures import MODELS, build
 
+from gradmeta.core.kernels import kernels_mode
+from gradmeta.core.runtime import configure
 from gradmeta.uncertainty.gradients import (
     DEFAULT_CHUNK_SIZE,
     PAPER_STATISTICS,
@@ -122,6 +124,24 @@ def peak_memory_child(n: int, chunk: int, threads: int, model_name: str) -> dict
     return {"n": n, "rss_before_mb": before, "peak_rss_mb": peak, "engine_increase_mb": peak - before}
 
 
+def report(per_image: dict[str, list[float]], model_name: str, n: int, chunk_size: int, threads: int,
+           rounds: int) -> dict[str, dict[str, float]]:
+    """Print images/s of each method's best round, its ratio to (a), and the median per-round ratio; return them."""
+    best = {k: min(v) for k, v in per_image.items()}
+    plain_rounds = per_image["a plain forward+backward"]
+    ref = 1.0 / best["a plain forward+backward"]
+    print(f"gradient engine benchmark: {model_name} model, N={n}, chunk={chunk_size}, threads={threads}, "
+          f"best of {rounds} rounds, torch {torch.__version__}, {kernels_mode()}, "
+          f"ATen {torch.backends.cpu.get_cpu_capability()}, oneDNN {'on' if torch.backends.mkldnn.enabled else 'off'}")
+    print(f"{'method':34s} {'images/s':>10s} {'vs (a)':>8s} {'median per round':>17s}")
+    figures = {}
+    for name, sec in best.items():
+        median = statistics.median(p / s for p, s in zip(plain_rounds, per_image[name]))
+        figures[name] = {"images_per_s": 1.0 / sec, "best_ratio": 1.0 / sec / ref, "median_ratio": median}
+        print(f"{name:34s} {1.0 / sec:10.0f} {1.0 / sec / ref:7.2f}x {median:16.2f}x")
+    return figures
+
+
 @click.command()
 @click.option("--n", default=2048, show_default=True, help="Images per method and round.")
 @click.option("--rounds", default=5, show_default=True)
@@ -132,13 +152,17 @@ def peak_memory_child(n: int, chunk: int, threads: int, model_name: str) -> dict
 @click.option("--memory-n", default=(4096, 16384), multiple=True, show_default=True)
 @click.option("--model", "model_name", type=click.Choice(MODELS), default="default", show_default=True,
               help="default: the paper's CNN; conv-heavy: 5x5 convs without padding, dense 200; "
-                   "resnet: 3 residual blocks with BatchNorm; transformer: patch Linear, LayerNorm, attention, MLP.")
+                   "resnet: 3 residual blocks with BatchNorm; transformer: patch Linear, LayerNorm, attention, MLP; "
+                   "vit: two nn.TransformerEncoderLayer blocks.")
+@click.option("--quick", is_flag=True, help="Only (a), (a''), (b), (c): no naive loop, vmap or memory.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the figures (images/s, ratios) as JSON.")
 @click.option("--memory-child", type=int, default=None, hidden=True)
-def main(n, rounds, threads, chunk_size, naive_n, vmap_chunk, memory_n, model_name, memory_child):
+def main(n, rounds, threads, chunk_size, naive_n, vmap_chunk, memory_n, model_name, quick, json_path, memory_child):
+    configure(threads)  # as the stages run: deterministic algorithms; oneDNN off where the kernels are pinned
     if memory_child is not None:
         print(json.dumps(peak_memory_child(memory_child, chunk_size, threads, model_name)))
         return
-    torch.set_num_threads(threads)
     model, images = make_inputs(n, model_name)
     model_channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
     methods = {
@@ -150,6 +174,10 @@ def main(n, rounds, threads, chunk_size, naive_n, vmap_chunk, memory_n, model_na
         "d naive per-sample loop": (naive, model, images[:naive_n], 1),
         "e torch.func vmap(grad)": (vmap_grad, model, images[: max(vmap_chunk, n // 4)], vmap_chunk),
     }
+    if quick:
+        for name in ("a' plain, chunk 256", "d naive per-sample loop", "e torch.func vmap(grad)"):
+            del methods[name]
+        memory_n = ()
     for fn, net, x, chunk in methods.values():  # warm-up
         fn(net, x[: min(len(x), 2 * chunk)], chunk)
     per_image: dict[str, list[float]] = {k: [] for k in methods}  # seconds per image, per round
@@ -159,14 +187,14 @@ def main(n, rounds, threads, chunk_size, naive_n, vmap_chunk, memory_n, model_na
             fn(net, x, chunk)
             per_image[name].append((time.perf_counter() - start) / len(x))
     best = {k: min(v) for k, v in per_image.items()}
-    plain_rounds = per_image["a plain forward+backward"]
-    ref = 1.0 / best["a plain forward+backward"]
-    print(f"gradient engine benchmark: {model_name} model, N={n}, chunk={chunk_size}, threads={threads}, "
-          f"best of {rounds} rounds, torch {torch.__version__}")
-    print(f"{'method':34s} {'images/s':>10s} {'vs (a)':>8s} {'median per round':>17s}")
-    for name, sec in best.items():
-        median = statistics.median(p / s for p, s in zip(plain_rounds, per_image[name]))
-        print(f"{name:34s} {1.0 / sec:10.0f} {1.0 / sec / ref:7.2f}x {median:16.2f}x")
+    figures = report(per_image, model_name, n, chunk_size, threads, rounds)
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump({"model": model_name, "n": n, "rounds": rounds, "chunk_size": chunk_size, "threads": threads,
+                       "kernels": kernels_mode(), "aten_capability": torch.backends.cpu.get_cpu_capability(),
+                       "onednn": torch.backends.mkldnn.enabled, "methods": figures}, fh, indent=1)
+    if quick:
+        return
     engine_s = best["b gradmeta paper stats"]
     plain256_s, plain_cl_s = best["a' plain, chunk 256"], best["a'' plain, channels-last model"]
     print(f"(b) vs naive loop: {best['d naive per-sample loop'] / engine_s:.1f}x; "

@@ -1,6 +1,8 @@
 """Per-layer rules on their own: each conv formulation, the Linear rule and the registry, against a
 naive per-sample autograd loop (float64) over a grid of layer configurations."""
 
+import time
+
 import pytest
 import torch
 from model_zoo import WithGeneric
@@ -11,12 +13,17 @@ from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.gradients import gradient_statistics, iterate_targets
 from gradmeta.uncertainty.gradients.moments import ALL_STATISTICS, Needs, moments_of
 from gradmeta.uncertainty.gradients.plan import plan_layers
-from gradmeta.uncertainty.gradients.rules import register_rule, registry, rule_for
+from gradmeta.uncertainty.gradients.rules import formulations, register_rule, registry, rule_for
 from gradmeta.uncertainty.gradients.rules.conv import (
+    GROUPED,
+    SWAPPED,
+    UNFOLDED,
+    fixed_formulation,
     grouped_conv_weight_grads,
     swapped_conv_weight_grads,
-    uses_swapped,
+    unfolded_conv_weight_grads,
 )
+from gradmeta.uncertainty.gradients.rules.formulations import Formulation
 from gradmeta.uncertainty.gradients.rules.linear import linear_moments
 
 
@@ -66,11 +73,54 @@ def test_swapped_formulation_matches_the_naive_loop(c_in, c_out, k, stride, padd
     torch.testing.assert_close(got, want.reshape(len(a), -1))
 
 
-def test_which_formulation_a_layer_gets():
-    assert uses_swapped(nn.Conv2d(1, 32, 5, padding=2))
-    assert not uses_swapped(nn.Conv2d(32, 64, 5))  # many input channels
-    assert not uses_swapped(nn.Conv2d(2, 4, 3, stride=2))
-    assert not uses_swapped(nn.Conv2d(2, 4, 3, groups=2))
+UNFOLDABLE = [cfg for cfg in GRID if cfg[6] == 1]
+
+
+@pytest.mark.parametrize("c_in, c_out, k, stride, padding, dilation, groups", UNFOLDABLE)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_unfolded_formulation_matches_the_naive_loop(c_in, c_out, k, stride, padding, dilation, groups, channels_last):
+    torch.manual_seed(4)
+    conv = nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, dilation=dilation, groups=groups).double()
+    a, g = inputs_for(conv)
+    if channels_last:  # the layout the engine runs convolutions' outputs in on the CPU
+        a, g = (t.contiguous(memory_format=torch.channels_last) for t in (a, g))
+    torch.testing.assert_close(unfolded_conv_weight_grads(conv, a, g), naive_weight_grads(conv, a, g))
+
+
+def test_the_measured_choice_takes_the_fastest_once_per_key_and_none_when_pinned(monkeypatch):
+    calls = []
+
+    def timed(name, seconds):
+        def compute(module, a, g):
+            calls.append(name)
+            time.sleep(seconds)
+            return a
+        return compute
+
+    slow = Formulation("slow", timed("slow", 0.02), lambda m: True)
+    fast = Formulation("fast", timed("fast", 0.0), lambda m: True)
+    never = Formulation("never", timed("never", 0.0), lambda m: False)
+    conv, a = nn.Conv2d(1, 1, 1), torch.zeros(2, 1, 3, 3)
+    monkeypatch.setattr(formulations, "is_pinned", lambda: False)
+    monkeypatch.setattr(formulations, "_CHOSEN", {})
+    assert formulations.choose([slow, fast, never], slow, conv, "k", a, a) is fast
+    assert calls.count("slow") == calls.count("fast") == formulations.REPEATS + 1 and "never" not in calls
+    calls.clear()
+    assert formulations.choose([slow, fast], slow, conv, "k", a, a) is fast and not calls  # remembered
+    assert list(formulations.chosen().values()) == ["fast"]
+    assert formulations.choose([slow, fast], slow, conv, "k", a[:1], a[:1]) is fast and calls  # new shape: measured
+    monkeypatch.setattr(formulations, "is_pinned", lambda: True)
+    calls.clear()
+    assert formulations.choose([slow, fast], slow, conv, "other", a, a) is slow and not calls
+
+
+def test_which_formulation_a_layer_gets_when_pinned_and_which_apply():
+    assert fixed_formulation(nn.Conv2d(1, 32, 5, padding=2)) is UNFOLDED
+    assert fixed_formulation(nn.Conv2d(2, 4, 3, stride=2, dilation=2)) is UNFOLDED
+    assert fixed_formulation(nn.Conv2d(2, 4, 3, groups=2)) is GROUPED
+    assert fixed_formulation(nn.Conv1d(2, 4, 3)) is GROUPED
+    assert SWAPPED.applies(nn.Conv2d(32, 64, 5)) and not SWAPPED.applies(nn.Conv2d(2, 4, 3, stride=2))
+    assert not SWAPPED.applies(nn.Conv2d(2, 4, 3, groups=2)) and not UNFOLDED.applies(nn.Conv3d(2, 4, 3))
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (5, 3, 7)])  # 2-D input, and extra dimensions (n, T, in)

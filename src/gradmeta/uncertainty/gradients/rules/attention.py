@@ -78,6 +78,10 @@ def _projection_weights(module: nn.MultiheadAttention) -> tuple[list[torch.Tenso
     return weights, biases
 
 
+def _detached(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.detach()
+
+
 def _samples_first(t: torch.Tensor, batch_first: bool) -> torch.Tensor:
     return t if batch_first else t.transpose(0, 1)
 
@@ -91,7 +95,7 @@ def attention_moments(module: nn.MultiheadAttention, call: Call, output_grads: t
     arguments.apply_defaults()
     arguments = arguments.arguments
     query, key, value = arguments["query"], arguments["key"], arguments["value"]
-    same = [query is key and key is value]
+    packed = module._qkv_same_embed_dim and query is key and key is value  # self-attention: one projection
     query, key, value = (_samples_first(t, module.batch_first) for t in (query, key, value))
     grad_out, grad_weights = output_grads[0], output_grads[1] if len(output_grads) > 1 else None
     grad_out = _samples_first(grad_out, module.batch_first)
@@ -100,9 +104,13 @@ def attention_moments(module: nn.MultiheadAttention, call: Call, output_grads: t
     weights, biases = _projection_weights(module)
 
     with torch.enable_grad():
-        projected = [F.linear(x, w.detach(), None if b is None else b.detach()).requires_grad_()
-                     for x, w, b in zip((query, key, value), weights, biases)]
-        q, k, v = projected
+        if packed:
+            leaves = [F.linear(query, module.in_proj_weight.detach(), _detached(module.in_proj_bias)).requires_grad_()]
+            q, k, v = leaves[0].chunk(3, -1)
+        else:
+            leaves = [F.linear(x, w.detach(), _detached(b)).requires_grad_()
+                      for x, w, b in zip((query, key, value), weights, biases)]
+            q, k, v = leaves
         appended = []
         if module.bias_k is not None:
             appended = [b.detach().reshape(1, 1, embed).expand(n, 1, embed).clone().requires_grad_()
@@ -112,29 +120,33 @@ def attention_moments(module: nn.MultiheadAttention, call: Call, output_grads: t
             k, v = (F.pad(t, (0, 0, 0, 1)) for t in (k, v))
         mask = _attention_mask(module, arguments, n, tgt, key.shape[1], query.dtype)
         qh, kh, vh = (t.reshape(n, -1, heads, head_dim).transpose(1, 2) for t in (q, k, v))
-        scores = (qh * head_dim ** -0.5) @ kh.transpose(-2, -1)
-        attention = torch.softmax(scores if mask is None else scores + mask, dim=-1)
-        context = (attention @ vh).transpose(1, 2).reshape(n, tgt, embed)
-        targets, grads = [context], [grad_out @ module.out_proj.weight.detach()]
-        if grad_weights is not None and arguments["need_weights"]:
-            targets.append(attention.mean(1) if arguments["average_attn_weights"] else attention)
+        context_grad = (grad_out @ module.out_proj.weight.detach()).reshape(n, tgt, heads, head_dim).transpose(1, 2)
+        targets, grads = [], [context_grad]
+        if grad_weights is not None and arguments["need_weights"]:  # the model uses the attention weights
+            scores = (qh * head_dim ** -0.5) @ kh.transpose(-2, -1)
+            attention = torch.softmax(scores if mask is None else scores + mask, dim=-1)
+            targets = [attention @ vh, attention.mean(1) if arguments["average_attn_weights"] else attention]
             grads.append(grad_weights)
-        leaves = projected + appended
-        leaf_grads = torch.autograd.grad(targets, leaves, grads, allow_unused=True)
-    dq, dk, dv, *d_appended = (torch.zeros_like(t) if d is None else d for t, d in zip(leaves, leaf_grads))
+        else:
+            targets = [F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask)]
+        leaf_grads = torch.autograd.grad(targets, leaves + appended, grads, allow_unused=True)
+        context = targets[0].detach().transpose(1, 2).reshape(n, tgt, embed)
+    d_leaves = [torch.zeros_like(t) if d is None else d for t, d in zip(leaves + appended, leaf_grads)]
+    d_appended = d_leaves[len(leaves):]
 
     out: dict[str, Moments] = {}
-    inputs = (query, key, value)
-    if module._qkv_same_embed_dim and same[0]:
-        out["in_proj_weight"] = sequence_linear_moments(query, torch.cat([dq, dk, dv], -1), needs)
+    if packed:
+        bias_grads = d_leaves[0].sum(1)
+        out["in_proj_weight"] = sequence_linear_moments(query, d_leaves[0], needs)
     else:
-        parts = [sequence_linear_moments(x, d, needs) for x, d in zip(inputs, (dq, dk, dv))]
+        bias_grads = torch.cat([d.sum(1) for d in d_leaves[:3]], -1)
+        parts = [sequence_linear_moments(x, d, needs) for x, d in zip((query, key, value), d_leaves[:3])]
         if module._qkv_same_embed_dim:
             out["in_proj_weight"] = combine(stack(parts), [p.count for p in parts])
         else:
             out.update(zip(("q_proj_weight", "k_proj_weight", "v_proj_weight"), parts))
     if module.in_proj_bias is not None:
-        out["in_proj_bias"] = moments_of(torch.cat([d.sum(1) for d in (dq, dk, dv)], -1), needs)
+        out["in_proj_bias"] = moments_of(bias_grads, needs)
     if module.bias_k is not None:
         out["bias_k"], out["bias_v"] = (moments_of(d.reshape(n, embed), needs) for d in d_appended)
     out["out_proj.weight"] = sequence_linear_moments(context.detach(), grad_out, needs)

@@ -1,14 +1,20 @@
 """Rules for ``nn.Conv1d/2d/3d`` (zero padding given as numbers; any stride, dilation, groups).
 
 The per-sample weight gradients are materialised a few samples at a time and reduced in float32
-passes, so memory stays bounded whatever the batch:
+passes, so memory stays bounded whatever the batch, by one of three exact formulations, the fastest
+measured on this machine for the layer's shapes (:mod:`.formulations`; a pinned process takes the fixed
+choice of :func:`fixed_formulation`):
 
-- grouped formulation (:func:`grouped_conv_weight_grads`): the m samples become the groups of one
-  grouped convolution whose weight gradient, computed by the backend's convolution kernels, is
-  exactly the stack of per-sample gradients;
-- swapped formulation (:func:`swapped_conv_weight_grads`), for Conv2d with groups=1, stride 1 and at
-  most ``SWAPPED_MAX_IN_CHANNELS`` input channels (typically a first layer): the padded input
-  convolved with each sample's output gradient as the kernel; faster there.
+- grouped formulation (:func:`grouped_conv_weight_grads`), any convolution: the m samples become the
+  groups of one grouped convolution whose weight gradient, computed by the backend's convolution
+  kernels, is exactly the stack of per-sample gradients (the fastest with oneDNN on, except for
+  inputs of one channel);
+- swapped formulation (:func:`swapped_conv_weight_grads`), for Conv2d with groups=1 and stride 1: the
+  padded input convolved with each sample's output gradient as the kernel (the fastest with oneDNN on
+  for a first layer of one input channel);
+- unfolded formulation (:func:`unfolded_conv_weight_grads`), for Conv2d with groups=1: the input's
+  patches (im2col) times each sample's output gradient, one batched matrix product (the fastest with
+  oneDNN off, as in a pinned process).
 
 The bias gradient of sample k is its output gradient summed over positions.
 """
@@ -20,10 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradmeta.uncertainty.gradients.moments import Moments, Needs, moments_of
-from gradmeta.uncertainty.gradients.rules.blocks import blockwise_moments
+from gradmeta.uncertainty.gradients.rules.blocks import block_length, blockwise_moments
+from gradmeta.uncertainty.gradients.rules.formulations import Formulation, choose
 from gradmeta.uncertainty.gradients.rules.registry import register_rule
-
-SWAPPED_MAX_IN_CHANNELS = 4  # stride-1 convs with this few inputs: the swapped formulation is faster
 
 
 def _covered(conv: nn.Conv2d) -> bool:
@@ -49,16 +54,16 @@ def conv_nd_moments(module: nn.Conv1d | nn.Conv3d, a: torch.Tensor, g: torch.Ten
     return out
 
 
-def uses_swapped(conv: nn.Module) -> bool:
-    """Whether the swapped formulation computes this layer's per-sample weight gradients."""
-    return (isinstance(conv, nn.Conv2d) and conv.groups == 1 and conv.in_channels <= SWAPPED_MAX_IN_CHANNELS
-            and all(s == 1 for s in conv.stride))
+def swapped_applies(conv: nn.Module) -> bool:
+    """The swapped formulation: a Conv2d with groups=1 and stride 1."""
+    return isinstance(conv, nn.Conv2d) and conv.groups == 1 and all(s == 1 for s in conv.stride)
 
 
 def conv2d_weight_moments(conv: nn.Module, a: torch.Tensor, g: torch.Tensor, needs: Needs) -> Moments:
     """Per-sample weight-gradient moments of a convolution from its input a and output gradient g,
-    materialised in blocks (:func:`blockwise_moments`)."""
-    per_sample_gradients = swapped_conv_weight_grads if uses_swapped(conv) else grouped_conv_weight_grads
+    materialised in blocks (:func:`blockwise_moments`) by the formulation chosen for the layer
+    (:func:`formulation_for`)."""
+    per_sample_gradients = formulation_for(conv, a, g).compute
     return blockwise_moments(a.shape[0], conv.weight.numel(), a,
                              lambda i, j: per_sample_gradients(conv, a[i:j], g[i:j]), needs)
 
@@ -78,6 +83,15 @@ def grouped_conv_weight_grads(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor)
     return per_sample.reshape(m, -1)
 
 
+def unfolded_conv_weight_grads(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Per-sample weight gradients (m, weight.numel()) of a groups=1 Conv2d in the weight's entry order:
+    the input's patches (im2col, ``F.unfold``: (m, in*kh*kw, L)) times each sample's output gradient
+    (m, out, L) in one batched matrix product."""
+    m = a.shape[0]
+    patches = F.unfold(a, conv.kernel_size, dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
+    return torch.bmm(g.reshape(m, conv.out_channels, -1), patches.transpose(1, 2)).reshape(m, -1)
+
+
 def swapped_conv_weight_grads(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Per-sample weight gradients (m, weight.numel()) of a groups=1, stride-1 Conv2d, entries in
     (in_channel, out_channel, kh, kw) order (statistics do not depend on the order).
@@ -91,6 +105,34 @@ def swapped_conv_weight_grads(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor)
     per_sample = F.conv2d(a.transpose(0, 1), kernels, stride=conv.dilation, padding=conv.padding,
                           groups=m)  # (c_in, m*out, kh, kw)
     return per_sample.reshape(c_in, m, -1).transpose(0, 1).reshape(m, -1)
+
+
+GROUPED = Formulation("grouped", grouped_conv_weight_grads, lambda conv: True)
+SWAPPED = Formulation("swapped", swapped_conv_weight_grads, swapped_applies)
+UNFOLDED = Formulation("unfolded", unfolded_conv_weight_grads,
+                       lambda conv: isinstance(conv, nn.Conv2d) and conv.groups == 1)
+FORMULATIONS = {f.name: f for f in (GROUPED, SWAPPED, UNFOLDED)}
+
+
+def fixed_formulation(conv: nn.Module) -> Formulation:
+    """The choice of a pinned process: unfolded where it applies (Conv2d, groups=1), else grouped.
+
+    Pinned, convolutions run as ATen's im2col + BLAS (oneDNN off); the grouped formulation then loops over
+    the samples as groups, while the unfolded one makes one im2col and one batched product: measured 0.95-1.34x
+    of the summed weight gradient's time against 0.44-0.85x grouped and 0.33-0.81x swapped on every Conv2d of
+    ``benchmarks/architectures.py`` (``python benchmarks/conv_formulations.py``). The code path is the same
+    on every x86-64-v3 CPU, so the choice is too.
+    """
+    return UNFOLDED if UNFOLDED.applies(conv) else GROUPED
+
+
+def formulation_for(conv: nn.Module, a: torch.Tensor, g: torch.Tensor) -> Formulation:
+    """The formulation for this layer on this chunk (input a, output gradient g), measured on one block the
+    first time a layer of its configuration and shapes is met (:func:`.formulations.choose`)."""
+    m = block_length(a.shape[0], conv.weight.numel(), a.element_size())
+    key = ("conv", type(conv).__name__, tuple(conv.weight.shape), conv.stride, conv.padding, conv.dilation,
+           conv.groups)
+    return choose(FORMULATIONS.values(), fixed_formulation(conv), conv, key, a[:m], g[:m])
 
 
 _SHAPES: dict[tuple, torch.Tensor] = {}
