@@ -5,16 +5,18 @@ import time
 
 import pytest
 import torch
-from model_zoo import WithGeneric
-from reference import naive_gradient_stats
+from model_zoo import ColourNet, StridedConvNet, WithGeneric, resnet_like
+from reference import assert_matches_reference, naive_gradient_stats
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.gradients import gradient_statistics, iterate_targets
 from gradmeta.uncertainty.gradients.moments import ALL_STATISTICS, Needs, moments_of
 from gradmeta.uncertainty.gradients.plan import plan_layers
+from gradmeta.uncertainty.gradients.rules import conv as conv_rules
 from gradmeta.uncertainty.gradients.rules import formulations, register_rule, registry, rule_for
 from gradmeta.uncertainty.gradients.rules.conv import (
+    FORMULATIONS,
     GROUPED,
     SWAPPED,
     UNFOLDED,
@@ -112,6 +114,21 @@ def test_the_measured_choice_takes_the_fastest_once_per_key_and_none_when_pinned
     monkeypatch.setattr(formulations, "is_pinned", lambda: True)
     calls.clear()
     assert formulations.choose([slow, fast], slow, conv, "other", a, a) is slow and not calls
+
+
+@pytest.mark.parametrize("name", ["grouped", "swapped", "unfolded"])
+@pytest.mark.parametrize("factory, shape", [(StridedConvNet, (2, 15, 15)), (ColourNet, (3, 10, 9)),
+                                            (resnet_like, (1, 8, 8))])
+def test_the_engine_with_each_formulation_matches_the_naive_loop(monkeypatch, name, factory, shape):
+    """Whatever a measurement picks (here forced; grouped where the named one does not apply), channels-last
+    layout included, every statistic is exact."""
+    forced = FORMULATIONS[name]
+    monkeypatch.setattr(conv_rules, "formulation_for", lambda c, a, g: forced if forced.applies(c) else GROUPED)
+    torch.manual_seed(5)
+    model = factory().double().eval()
+    x = torch.rand(5, *shape, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    result = gradient_statistics(model, x, ALL_STATISTICS, chunk_size=3)
+    assert_matches_reference(result, naive_gradient_stats(model, x), ALL_STATISTICS)
 
 
 def test_which_formulation_a_layer_gets_when_pinned_and_which_apply():

@@ -35,6 +35,7 @@ This module imports nothing numerical: it must run before numpy or torch is load
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
@@ -59,7 +60,9 @@ CLEARED = ("NPY_DISABLE_CPU_FEATURES",)
 _NUMPY_LEGACY_V3 = "SSE SSE2 SSE3 SSSE3 SSE41 POPCNT SSE42 AVX F16C FMA3 AVX2"
 
 
+@functools.cache
 def _numpy_level() -> str:
+    """numpy's name for the pinned level (read once: the installed numpy does not change in a process)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -89,7 +89,11 @@ def unfolded_conv_weight_grads(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor
     (m, out, L) in one batched matrix product."""
     m = a.shape[0]
     patches = F.unfold(a, conv.kernel_size, dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
-    return torch.bmm(g.reshape(m, conv.out_channels, -1), patches.transpose(1, 2)).reshape(m, -1)
+    if g.dim() == 4 and g.is_contiguous(memory_format=torch.channels_last):  # (m, L, out) as it lies: no copy
+        per_position = g.permute(0, 2, 3, 1).reshape(m, -1, conv.out_channels).transpose(1, 2)
+    else:
+        per_position = g.reshape(m, conv.out_channels, -1)
+    return torch.bmm(per_position, patches.transpose(1, 2)).reshape(m, -1)
 
 
 def swapped_conv_weight_grads(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
