@@ -30,6 +30,8 @@ from gradmeta.uncertainty.gradients.rules.blocks import block_length, blockwise_
 from gradmeta.uncertainty.gradients.rules.formulations import Formulation, choose
 from gradmeta.uncertainty.gradients.rules.registry import register_rule
 
+PATCH_BYTES = 8 << 20  # im2col patches materialised at once by the unfolded formulation
+
 
 def _covered(conv: nn.Conv2d) -> bool:
     return conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
@@ -86,7 +88,19 @@ def grouped_conv_weight_grads(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor)
 def unfolded_conv_weight_grads(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Per-sample weight gradients (m, weight.numel()) of a groups=1 Conv2d in the weight's entry order:
     the input's patches (im2col, ``F.unfold``: (m, in*kh*kw, L)) times each sample's output gradient
-    (m, out, L) in one batched matrix product."""
+    (m, out, L) in one batched matrix product, for at most ``PATCH_BYTES`` of patches at a time."""
+    m = a.shape[0]
+    per_sample = g.shape[2] * g.shape[3] * conv.weight[0].numel() * a.element_size()
+    step = max(1, PATCH_BYTES // per_sample)
+    if step >= m:
+        return _unfolded(conv, a, g)
+    out = a.new_empty(m, conv.weight.numel())
+    for i in range(0, m, step):
+        out[i: i + step] = _unfolded(conv, a[i: i + step], g[i: i + step])
+    return out
+
+
+def _unfolded(conv: nn.Conv2d, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     m = a.shape[0]
     patches = F.unfold(a, conv.kernel_size, dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
     if g.dim() == 4 and g.is_contiguous(memory_format=torch.channels_last):  # (m, L, out) as it lies: no copy
@@ -122,10 +136,10 @@ def fixed_formulation(conv: nn.Module) -> Formulation:
     """The choice of a pinned process: unfolded where it applies (Conv2d, groups=1), else grouped.
 
     Pinned, convolutions run as ATen's im2col + BLAS (oneDNN off); the grouped formulation then loops over
-    the samples as groups, while the unfolded one makes one im2col and one batched product: measured 0.95-1.34x
-    of the summed weight gradient's time against 0.44-0.85x grouped and 0.33-0.81x swapped on every Conv2d of
-    ``benchmarks/architectures.py`` (``python benchmarks/conv_formulations.py``). The code path is the same
-    on every x86-64-v3 CPU, so the choice is too.
+    the samples as groups, while the unfolded one makes one im2col and one batched product: measured
+    0.73-1.35x of the summed weight gradient's time against 0.45-0.79x grouped and 0.32-0.70x swapped on
+    every Conv2d of ``benchmarks/architectures.py`` (``python benchmarks/conv_formulations.py``, pinned). The
+    code path is the same on every x86-64-v3 CPU, so the choice is too.
     """
     return UNFOLDED if UNFOLDED.applies(conv) else GROUPED
 
