@@ -86,6 +86,47 @@ def _samples_first(t: torch.Tensor, batch_first: bool) -> torch.Tensor:
     return t if batch_first else t.transpose(0, 1)
 
 
+def _recomputed_gradients(module: nn.MultiheadAttention, arguments: dict, query: torch.Tensor, key: torch.Tensor,
+                          value: torch.Tensor, packed: bool, grad_out: torch.Tensor, grad_weights: torch.Tensor | None,
+                          ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    """The attention recomputed from its inputs (samples first) and differentiated with the gradients of its
+    outputs: the gradients of the projections ([q k v] packed (n, tgt, 3E), or q, k, v apart), of the appended
+    ``bias_k``/``bias_v`` positions (n, 1, E) each, and the context (n, tgt, E) that ``out_proj`` receives."""
+    n, tgt, embed = query.shape
+    heads, head_dim = module.num_heads, embed // module.num_heads
+    with torch.enable_grad():
+        if packed:
+            projected = [F.linear(query, module.in_proj_weight.detach(), _detached(module.in_proj_bias))]
+            q, k, v = projected[0].requires_grad_().chunk(3, -1)
+        else:
+            weights, biases = _projection_weights(module)
+            projected = [F.linear(x, w.detach(), _detached(b)).requires_grad_()
+                         for x, w, b in zip((query, key, value), weights, biases)]
+            q, k, v = projected
+        appended = []
+        if module.bias_k is not None:
+            appended = [b.detach().reshape(1, 1, embed).expand(n, 1, embed).clone().requires_grad_()
+                        for b in (module.bias_k, module.bias_v)]
+            k, v = torch.cat([k, appended[0]], 1), torch.cat([v, appended[1]], 1)
+        if module.add_zero_attn:
+            k, v = (F.pad(t, (0, 0, 0, 1)) for t in (k, v))
+        mask = _attention_mask(module, arguments, n, tgt, key.shape[1], query.dtype)
+        qh, kh, vh = (t.reshape(n, -1, heads, head_dim).transpose(1, 2) for t in (q, k, v))
+        grads = [(grad_out @ module.out_proj.weight.detach()).reshape(n, tgt, heads, head_dim).transpose(1, 2)]
+        if grad_weights is not None and arguments["need_weights"]:  # the model uses the attention weights
+            scores = (qh * head_dim ** -0.5) @ kh.transpose(-2, -1)
+            attention = torch.softmax(scores if mask is None else scores + mask, dim=-1)
+            targets = [attention @ vh, attention.mean(1) if arguments["average_attn_weights"] else attention]
+            grads.append(grad_weights)
+        else:
+            targets = [F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask)]
+        leaves = projected + appended
+        found = torch.autograd.grad(targets, leaves, grads, allow_unused=True)
+    d_leaves = [torch.zeros_like(t) if d is None else d for t, d in zip(leaves, found)]
+    context = targets[0].detach().transpose(1, 2).reshape(n, tgt, embed)
+    return d_leaves[: len(projected)], d_leaves[len(projected):], context
+
+
 @register_rule(nn.MultiheadAttention, name="attention", sample_dims=_sample_dims, whole_call=True,
                owns_submodules=True)
 def attention_moments(module: nn.MultiheadAttention, call: Call, output_grads: tuple, needs: Needs) -> dict[str, Moments]:
@@ -99,48 +140,17 @@ def attention_moments(module: nn.MultiheadAttention, call: Call, output_grads: t
     query, key, value = (_samples_first(t, module.batch_first) for t in (query, key, value))
     grad_out, grad_weights = output_grads[0], output_grads[1] if len(output_grads) > 1 else None
     grad_out = _samples_first(grad_out, module.batch_first)
-    n, tgt, embed = query.shape
-    heads, head_dim = module.num_heads, embed // module.num_heads
-    weights, biases = _projection_weights(module)
-
-    with torch.enable_grad():
-        if packed:
-            leaves = [F.linear(query, module.in_proj_weight.detach(), _detached(module.in_proj_bias)).requires_grad_()]
-            q, k, v = leaves[0].chunk(3, -1)
-        else:
-            leaves = [F.linear(x, w.detach(), _detached(b)).requires_grad_()
-                      for x, w, b in zip((query, key, value), weights, biases)]
-            q, k, v = leaves
-        appended = []
-        if module.bias_k is not None:
-            appended = [b.detach().reshape(1, 1, embed).expand(n, 1, embed).clone().requires_grad_()
-                        for b in (module.bias_k, module.bias_v)]
-            k, v = torch.cat([k, appended[0]], 1), torch.cat([v, appended[1]], 1)
-        if module.add_zero_attn:
-            k, v = (F.pad(t, (0, 0, 0, 1)) for t in (k, v))
-        mask = _attention_mask(module, arguments, n, tgt, key.shape[1], query.dtype)
-        qh, kh, vh = (t.reshape(n, -1, heads, head_dim).transpose(1, 2) for t in (q, k, v))
-        context_grad = (grad_out @ module.out_proj.weight.detach()).reshape(n, tgt, heads, head_dim).transpose(1, 2)
-        targets, grads = [], [context_grad]
-        if grad_weights is not None and arguments["need_weights"]:  # the model uses the attention weights
-            scores = (qh * head_dim ** -0.5) @ kh.transpose(-2, -1)
-            attention = torch.softmax(scores if mask is None else scores + mask, dim=-1)
-            targets = [attention @ vh, attention.mean(1) if arguments["average_attn_weights"] else attention]
-            grads.append(grad_weights)
-        else:
-            targets = [F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask)]
-        leaf_grads = torch.autograd.grad(targets, leaves + appended, grads, allow_unused=True)
-        context = targets[0].detach().transpose(1, 2).reshape(n, tgt, embed)
-    d_leaves = [torch.zeros_like(t) if d is None else d for t, d in zip(leaves + appended, leaf_grads)]
-    d_appended = d_leaves[len(leaves):]
+    n, _, embed = query.shape
+    d_projected, d_appended, context = _recomputed_gradients(module, arguments, query, key, value, packed,
+                                                             grad_out, grad_weights)
 
     out: dict[str, Moments] = {}
     if packed:
-        bias_grads = d_leaves[0].sum(1)
-        out["in_proj_weight"] = sequence_linear_moments(query, d_leaves[0], needs)
+        bias_grads = d_projected[0].sum(1)
+        out["in_proj_weight"] = sequence_linear_moments(query, d_projected[0], needs)
     else:
-        bias_grads = torch.cat([d.sum(1) for d in d_leaves[:3]], -1)
-        parts = [sequence_linear_moments(x, d, needs) for x, d in zip((query, key, value), d_leaves[:3])]
+        bias_grads = torch.cat([d.sum(1) for d in d_projected], -1)
+        parts = [sequence_linear_moments(x, d, needs) for x, d in zip((query, key, value), d_projected)]
         if module._qkv_same_embed_dim:
             out["in_proj_weight"] = combine(stack(parts), [p.count for p in parts])
         else:
@@ -149,7 +159,7 @@ def attention_moments(module: nn.MultiheadAttention, call: Call, output_grads: t
         out["in_proj_bias"] = moments_of(bias_grads, needs)
     if module.bias_k is not None:
         out["bias_k"], out["bias_v"] = (moments_of(d.reshape(n, embed), needs) for d in d_appended)
-    out["out_proj.weight"] = sequence_linear_moments(context.detach(), grad_out, needs)
+    out["out_proj.weight"] = sequence_linear_moments(context, grad_out, needs)
     if module.out_proj.bias is not None:
         out["out_proj.bias"] = moments_of(grad_out.sum(1), needs)
     return out
