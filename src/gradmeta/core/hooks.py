@@ -10,10 +10,11 @@ from torch import nn
 
 
 def forward_with_hooks(model: nn.Module, modules: Iterable[nn.Module], hook: Callable[..., Any],
-                       x: torch.Tensor) -> torch.Tensor:
-    """``model(x)`` without gradients, with ``hook(module, inputs, output)`` on each of ``modules``
-    for the duration of the call; the hooks are removed even if the forward raises."""
-    handles = [m.register_forward_hook(hook) for m in modules]
+                       x: torch.Tensor, with_kwargs: bool = False) -> torch.Tensor:
+    """``model(x)`` without gradients, with ``hook(module, inputs, output)`` (``hook(module, args, kwargs,
+    output)`` when ``with_kwargs``) on each of ``modules`` for the duration of the call; the hooks are
+    removed even if the forward raises."""
+    handles = [m.register_forward_hook(hook, with_kwargs=with_kwargs) for m in modules]
     try:
         with torch.no_grad():
             return model(x)

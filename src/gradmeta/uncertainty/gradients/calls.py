@@ -29,6 +29,16 @@ def output_tensors(output: Any) -> tuple[torch.Tensor | None, ...]:
     return ()
 
 
+def versions(outputs: Sequence[torch.Tensor | None]) -> list[int | None]:
+    """The version counters of a call's output tensors (None where not a tensor), to see later changes."""
+    return [None if o is None else o._version for o in outputs]
+
+
+def modified(outputs: Sequence[torch.Tensor | None], seen: Sequence[int | None]) -> bool:
+    """Whether any of ``outputs`` was modified in place since its version was ``seen`` (:func:`versions`)."""
+    return any(o is not None and o._version != v for o, v in zip(outputs, seen))
+
+
 def with_outputs(output: Any, tensors: Sequence[torch.Tensor | None]) -> Any:
     """``output`` with its tensors replaced by ``tensors`` (same structure as :func:`output_tensors`)."""
     if isinstance(output, torch.Tensor):

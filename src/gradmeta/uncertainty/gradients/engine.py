@@ -29,7 +29,14 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.gradients.calls import detached_call, first_tensor, output_tensors, with_outputs
+from gradmeta.uncertainty.gradients.calls import (
+    detached_call,
+    first_tensor,
+    modified,
+    output_tensors,
+    versions,
+    with_outputs,
+)
 from gradmeta.uncertainty.gradients.generic import generic_moments
 from gradmeta.uncertainty.gradients.layout import to_channels_last
 from gradmeta.uncertainty.gradients.moments import (
@@ -104,8 +111,7 @@ def _forward_capturing(model: nn.Module, plan: Plan, x: torch.Tensor) -> tuple[t
                 passed_on = output
             layer_input = (detached_call(args, kwargs) if layer.rule.whole_call
                            else first_tensor(args, kwargs).detach())
-            captured[id(module)] = _Captured(layer_input, outputs,
-                                             [None if o is None else o._version for o in outputs], passed_on)
+            captured[id(module)] = _Captured(layer_input, outputs, versions(outputs), passed_on)
             return passed_on if passed_on is not output else None
         return hook
 
@@ -117,7 +123,7 @@ def _forward_capturing(model: nn.Module, plan: Plan, x: torch.Tensor) -> tuple[t
             h.remove()
     for layer in plan.fast:
         call = captured[id(layer.module)]
-        if any(o is not None and o._version != v for o, v in zip(call.outputs, call.versions)):
+        if modified(call.outputs, call.versions):
             raise GradmetaError(f"layer {layer.name or type(layer.module).__name__}: its output was modified in "
                                 "place, which the probe at planning did not show (a data-dependent forward?)")
     return logits, captured

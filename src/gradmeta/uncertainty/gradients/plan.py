@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from gradmeta.uncertainty.gradients.calls import first_tensor, output_tensors, sample_dim
+from gradmeta.core.hooks import forward_with_hooks
+from gradmeta.uncertainty.gradients.calls import first_tensor, modified, output_tensors, sample_dim, versions
 from gradmeta.uncertainty.gradients.layout import accepts_channels_last
 from gradmeta.uncertainty.gradients.rules import Rule, rule_for
 from gradmeta.uncertainty.gradients.rules.batchnorm import refuse_batch_statistics
@@ -96,16 +97,26 @@ def _probe(model: nn.Module, modules: list[nn.Module], x: torch.Tensor) -> tuple
 
     def record(module: nn.Module, args: tuple, kwargs: dict, output: object) -> None:
         first, outputs = first_tensor(args, kwargs), output_tensors(output)
-        calls.setdefault(id(module), []).append(
-            (None if first is None else first.shape, outputs, [None if o is None else o._version for o in outputs]))
+        calls.setdefault(id(module), []).append((None if first is None else first.shape, outputs, versions(outputs)))
 
-    handles = [m.register_forward_hook(record, with_kwargs=True) for m in modules]
-    try:
-        with torch.no_grad():
-            return model(x), calls
-    finally:
-        for h in handles:
-            h.remove()
+    return forward_with_hooks(model, modules, record, x, with_kwargs=True), calls
+
+
+def _sample_dim_of(layer: Layer, calls: dict[int, list], calls_of_two: dict[int, list],
+                   owned: list[nn.Module]) -> int | None:
+    """The dimension holding the samples in ``layer``'s input and output, from its call on one sample and on
+    two; None when its rule cannot compute it: not called exactly once, an owned submodule called on its
+    own, no tensor input or output, or samples not in one dimension its rule takes them in."""
+    seen, seen_two = calls.get(id(layer.module), []), calls_of_two.get(id(layer.module), [])
+    if any(id(m) in calls for m in owned) or len(seen) != 1 or len(seen_two) != 1:
+        return None
+    (shape, outputs, _), (shape_two, outputs_two, _) = seen[0], seen_two[0]
+    if shape is None or not outputs or outputs[0] is None:
+        return None
+    dim = sample_dim(shape, shape_two)
+    if dim is None or sample_dim(outputs[0].shape, outputs_two[0].shape) != dim:
+        return None
+    return dim if dim in layer.rule.sample_dims(layer.module, len(shape)) else None
 
 
 def _probe_calls(model: nn.Module, layers: list[Layer], probe: torch.Tensor) -> torch.Tensor:
@@ -119,21 +130,13 @@ def _probe_calls(model: nn.Module, layers: list[Layer], probe: torch.Tensor) -> 
     logits, calls = _probe(model, modules, probe)
     _, calls_of_two = _probe(model, modules, torch.cat([probe, probe]))
     for layer in fast:
-        seen, seen_two = calls.get(id(layer.module), []), calls_of_two.get(id(layer.module), [])
-        if any(id(m) in calls for m in owned.get(layer.name, [])):  # an owned submodule called on its own
+        dim = _sample_dim_of(layer, calls, calls_of_two, owned.get(layer.name, []))
+        if dim is None:
             layer.rule = None
             continue
-        if len(seen) != 1 or len(seen_two) != 1 or seen[0][0] is None or not seen[0][1] or seen[0][1][0] is None:
-            layer.rule = None
-            continue
-        (shape, outputs, versions), (shape_two, outputs_two, _) = seen[0], seen_two[0]
-        dim = sample_dim(shape, shape_two)
-        if (dim is None or sample_dim(outputs[0].shape, outputs_two[0].shape) != dim
-                or dim not in layer.rule.sample_dims(layer.module, len(shape))):
-            layer.rule = None
-            continue
+        _, outputs, seen = calls[id(layer.module)][0]
         layer.sample_dim = dim
-        layer.copy_output = any(o is not None and o._version != v for o, v in zip(outputs, versions))
+        layer.copy_output = modified(outputs, seen)
     return logits
 
 
