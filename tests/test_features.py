@@ -52,7 +52,9 @@ def test_table_columns_types_and_values():
     expected = (["concept", "index", "label", "pred", "correct"]
                 + [f"softmax/{s}" for s in ("entropy", "max_prob", "margin", "energy", "max_logit")]
                 + [f"grad/{n}/{s}" for n in names for s in stats] + [f"grad/all/{s}" for s in stats]
-                + ["baseline/gradnorm"])
+                + ["baseline/gradnorm"]
+                + [f"factor/{layer}/{f}" for layer in ("conv1", "conv2", "fc1", "fc2")
+                   for f in ("input_l1", "input_l2", "outgrad_l1", "outgrad_l2")])
     assert list(frame.columns) == expected
     metric = expected[5:]
     assert all(frame[c].dtype == np.float32 for c in metric)

@@ -60,7 +60,10 @@ def test_single_metric_table_sorts_by_misclassification_auroc(summary):
     table = single_metric_table(summary, "digits", ["noise"])
     order = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
     assert order == ["`grad/all/l2`", "`softmax/entropy`", "`detector/knn`"]  # 0.93, 0.91, 0.88
-    assert table_cells(table, "`softmax/entropy`")[3:] == ["0.970 ± 0.010", "0.920 ± 0.010"]
+    assert table_cells(table, "`softmax/entropy`")[4:] == ["0.970 ± 0.010", "0.920 ± 0.010"]
+    # each row says which sign convention it follows: a detector its own, a raw metric meta-train's
+    assert table_cells(table, "`detector/knn`")[1] == "own"
+    assert table_cells(table, "`softmax/entropy`")[1] == table_cells(table, "`grad/all/l2`")[1] == "meta-train"
 
 
 def test_field_rows_table_and_section(summary):
@@ -119,5 +122,5 @@ def test_every_table_marks_an_unstable_auroc_cell_and_only_those(summary):
     assert field[3] == "0.600 ± 0.300†" and field[2] == "0.880 ± 0.010"
     assert not any(c.endswith("†") for c in field[5:9])  # FPR and AUPR cells (std 0.02) are not marked
     single = table_cells(single_metric_table(shaky, "digits", ["noise"], unstable_std=0.05), "`detector/knn`")
-    assert single[3] == "0.600 ± 0.300†" and single[1] == "0.780 ± 0.020"  # accuracy is never marked
+    assert single[4] == "0.600 ± 0.300†" and single[2] == "0.780 ± 0.020"  # accuracy is never marked
     assert "†" not in field_table(shaky, rows, "digits", ["noise"])  # no threshold: no marks

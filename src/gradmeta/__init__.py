@@ -7,8 +7,10 @@ The library's face, for your own model and tensors (README, "Use it on your own 
 - :func:`metric_table`: model + float tensor -> one row per image: softmax metrics, exact per-sample
   gradient statistics, GradNorm, further gradient targets, fitted detectors' scores;
 - :func:`gradient_statistics`, :func:`softmax_metrics`: the two metric families on their own;
-- the detectors :class:`Mahalanobis`, :class:`KNN`, :class:`ViM`, :class:`ReAct` (``fit(model, images,
-  labels)``, ``score(model, images)``), :class:`ODIN`, :class:`MCDropout` and :class:`GradNorm`;
+- the detectors :class:`Mahalanobis`, :class:`MahalanobisPlusPlus`, :class:`RelativeMahalanobis`,
+  :class:`KNN`, :class:`GradKNN`, :class:`GradPCA`, :class:`ViM`, :class:`ReAct` (``fit(model, images,
+  labels)``, ``score(model, images)``), :class:`FeatureNorm`, :class:`ExGrad`, :class:`ODIN`, :class:`MCDropout` and
+  :class:`GradNorm`;
 - the meta classifiers :class:`LogisticMetaClassifier`, :class:`XGBoostMetaClassifier` (scikit-learn
   estimators) and :func:`measure_all` (AUROC, AUPR, accuracy, FPR at 95% TPR of scores against a target).
 
@@ -33,6 +35,12 @@ _PUBLIC = {  # name -> the module that defines it
     "PAPER_STATISTICS": "gradmeta.uncertainty.gradients",
     "softmax_metrics": "gradmeta.uncertainty.softmax",
     "Mahalanobis": "gradmeta.uncertainty.detectors",
+    "MahalanobisPlusPlus": "gradmeta.uncertainty.detectors",
+    "RelativeMahalanobis": "gradmeta.uncertainty.detectors",
+    "FeatureNorm": "gradmeta.uncertainty.detectors",
+    "ExGrad": "gradmeta.uncertainty.detectors",
+    "GradKNN": "gradmeta.uncertainty.detectors",
+    "GradPCA": "gradmeta.uncertainty.detectors",
     "KNN": "gradmeta.uncertainty.detectors",
     "ViM": "gradmeta.uncertainty.detectors",
     "ReAct": "gradmeta.uncertainty.detectors",

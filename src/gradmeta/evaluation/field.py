@@ -54,8 +54,9 @@ def field_section(summary: pd.DataFrame, rows: list[tuple[str, str]], known: str
     if not any(inp.startswith("detector/") or inp in FIELD_SETS[1:] for inp, _ in rows):
         return []
     return ["## Gradient metrics vs the field", "",
-            ("Single scores (no training: sign and threshold from meta-train) and meta classifiers on the same "
-             "CNN, rows and splits. Unknown-concept columns: {known}-only fit, {known}-correct rows vs that "
+            ("Single scores (no training: each detector and baseline with its own sign, higher = in-distribution; "
+             "the threshold from meta-train) and meta classifiers on the same CNN, rows and splits. Unknown-concept "
+             "columns: {known}-only fit, {known}-correct rows vs that "
              "concept; pooled: all {known} meta-test rows and every unknown row, correct vs wrong. FPR@95: "
              "the share of the other class let through when 95% of the positive class is caught, for both "
              "choices of positive class. Lower FPR is better, higher AUROC and AUPR are better.").replace(

@@ -16,7 +16,7 @@ from gradmeta.evaluation.field import FIELD_TABLE_END, FIELD_TABLE_START
 from gradmeta.evaluation.measures import MEASURES
 from gradmeta.evaluation.provenance import DATA_END, DATA_START
 from gradmeta.evaluation.summary import select, summary_row
-from gradmeta.meta.estimators import THRESHOLD
+from gradmeta.meta.estimators import THRESHOLD, documented_sign
 
 RESULTS_START = "<!-- results:start (generated from metrics/report.md by `gradmeta readme-results`) -->"
 RESULTS_END = "<!-- results:end -->"
@@ -60,18 +60,28 @@ def main_table(summary: pd.DataFrame, rows: list[tuple[str, str]], known: str, u
 
 def single_metric_table(summary: pd.DataFrame, known: str, unknowns: list[str],
                         unstable_std: float | None = None) -> str:
-    """Every single metric (threshold), sorted by misclassification AUROC."""
+    """Every single metric (threshold), sorted by misclassification AUROC, with the sign convention
+    each follows (:func:`sign_convention`)."""
     mis = select(summary, scenario="misclassification", classifier=THRESHOLD)
     mis = mis.sort_values("auroc_mean", ascending=False)
-    head = ["metric", "misclass. accuracy", "misclass. AUROC", *[f"{c} AUROC" for c in unknowns], "pooled AUROC"]
+    head = ["metric", "sign", "misclass. accuracy", "misclass. AUROC", *[f"{c} AUROC" for c in unknowns],
+            "pooled AUROC"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for inp in mis.input:
-        cells = [f"`{inp}`", cell(summary, "misclassification", known, "", inp, THRESHOLD, "accuracy"),
+        cells = [f"`{inp}`", sign_convention(inp),
+                 cell(summary, "misclassification", known, "", inp, THRESHOLD, "accuracy"),
                  cell(summary, "misclassification", known, "", inp, THRESHOLD, unstable_std=unstable_std)]
         cells += [cell(summary, "unknown", t, "", inp, THRESHOLD, unstable_std=unstable_std)
                   for t in [*unknowns, "pooled"]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def sign_convention(metric: str) -> str:
+    """How a single score's orientation is set: ``own`` (a detector's or baseline's documented sign,
+    higher = in-distribution, as OpenOOD and pytorch-ood use it) or ``meta-train`` (a raw metric's
+    sign, chosen on the meta-train rows)."""
+    return "own" if documented_sign(metric) is not None else "meta-train"
 
 
 def render_report(*, data_lines: list[str], field_lines: list[str], summary: pd.DataFrame, context: dict,
@@ -100,7 +110,10 @@ def render_report(*, data_lines: list[str], field_lines: list[str], summary: pd.
     out += [f"- {n}" for n in notes if n]
     out += [f"- {line}." for line in unstable_claim_lines(verdicts, unstable_std)]
     out += ["", *field_lines]
-    out += ["## Every single metric (no training: sign and threshold from meta-train)", "",
+    out += ["## Every single metric (no training: threshold from meta-train)", "",
+            ("`sign`: `own` = the score's documented sign (detectors and baselines: higher = in-distribution, "
+             "as OpenOOD and pytorch-ood use them); `meta-train` = a raw metric, oriented on the meta-train "
+             "rows (the AUROC >= 0.5 side). The threshold for accuracy always comes from meta-train."), "",
             single_metric_table(summary, known, unknowns, unstable_std), "",
             "## Measures", "",
             ("Target 1 = the CNN's prediction is correct, 0 = wrong (every unknown-concept image is wrong). "

@@ -11,6 +11,7 @@ from gradmeta.core.atomic import write_bytes, write_json
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
 from gradmeta.evaluation.claims import Verdict, claim_a, claim_b, claim_c, claim_d
+from gradmeta.evaluation.decomposition import BASE_SET, FULL_SET, decomposition_section
 from gradmeta.evaluation.field import field_rows, field_section
 from gradmeta.evaluation.plots import write_auroc_bars, write_histograms, write_roc
 from gradmeta.evaluation.provenance import data_section
@@ -78,6 +79,7 @@ class Evaluation:
     verdicts: list[Verdict]
     notes: list[str]
     n_results: int
+    decomposition: list[str]
 
     @property
     def known(self) -> str:
@@ -105,7 +107,9 @@ def run(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any], metas: 
     results, roc = score_all(frames, fitted, tuple(curves.values()))
     summary = summarize_results(results)
     verdicts, notes = judge_claims(summary, known, unknowns, cfg)
-    return Evaluation(cfg, fitted, frames, metas, summary, roc, curves, headline, verdicts, notes, len(results))
+    decomposition = decomposition_section(results, cfg.primary_classifier, cfg.margin)
+    return Evaluation(cfg, fitted, frames, metas, summary, roc, curves, headline, verdicts, notes, len(results),
+                      decomposition)
 
 
 def write(ev: Evaluation, metrics_dir: str) -> None:
@@ -123,12 +127,13 @@ def write(ev: Evaluation, metrics_dir: str) -> None:
     context = cnn_context(ev.frames)
     rows = field_rows(ev.fitted.inputs.single, list(ev.fitted.inputs.sets), cfg.primary_classifier)
     report = render_report(data_lines=data_section(ev.metas, known),
-                           field_lines=field_section(ev.summary, rows, known, unknowns, cfg.unstable_std),
+                           field_lines=field_section(ev.summary, rows, known, unknowns, cfg.unstable_std)
+                           + ev.decomposition,
                            summary=ev.summary, context=context, main_rows=ev.headline, known=known,
                            unknowns=unknowns, verdicts=ev.verdicts, notes=ev.notes, repeats=meta_cfg.repeats,
                            test_fraction=meta_cfg.test_fraction, figures=figures, unstable_std=cfg.unstable_std)
+    headline_sets = [s for s in ev.fitted.inputs.sets if s not in (BASE_SET, FULL_SET)]  # the decomposition's: report
     write_json(metrics / "scenarios.json", scenarios_json(ev.summary, context, known, unknowns,
-                                                          cfg.primary_classifier, list(ev.fitted.inputs.sets),
-                                                          ev.verdicts))
+                                                          cfg.primary_classifier, headline_sets, ev.verdicts))
     write_bytes(metrics / "measures.csv", measures_csv(ev.summary).encode())
     write_bytes(metrics / "report.md", report.encode())

@@ -16,6 +16,7 @@ from gradmeta.meta.estimators import (
     SingleMetricClassifier,
     ThresholdedClassifier,
     classifier_kind,
+    documented_sign,
 )
 from gradmeta.meta.scenarios import LEAVE_ONE_OUT
 
@@ -88,10 +89,12 @@ class MetaConfig:
         r.done()
         return cfg
 
-    def make(self, classifier: str, seed: int) -> ThresholdedClassifier:
-        """A fresh, unfitted meta classifier of the given kind (``threshold`` or one of CLASSIFIERS)."""
+    def make(self, classifier: str, seed: int, metric: str = "") -> ThresholdedClassifier:
+        """A fresh, unfitted meta classifier of the given kind (``threshold`` or one of CLASSIFIERS);
+        for ``threshold``, ``metric`` is the column it scores with: a detector's or baseline's own sign
+        is kept, a raw metric's orientation is learned (:func:`documented_sign`)."""
         if classifier == THRESHOLD:
-            return SingleMetricClassifier()
+            return SingleMetricClassifier(sign=documented_sign(metric))
         if classifier not in CLASSIFIERS:
             raise GradmetaError(f"unknown meta classifier {classifier!r}, expected one of {', '.join(CLASSIFIERS)}")
         return classifier_kind(classifier)(**getattr(self, classifier), random_state=seed)

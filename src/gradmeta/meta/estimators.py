@@ -38,8 +38,9 @@ from gradmeta.meta.thresholded import (
     ThresholdedClassifier,
     best_threshold,
     classifier_kind,
+    documented_sign,
 )
 
 __all__ = ["AUTO", "CV_FOLDS", "C_GRID", "LOGISTIC_TOL", "THRESHOLD", "LogisticMetaClassifier", "SignedLog",
            "SingleMetricClassifier", "StateArrays", "ThresholdedClassifier", "XGBoostMetaClassifier", "best_threshold",
-           "classifier_kind", "inner_folds", "logistic_regression", "mean_log_loss"]
+           "classifier_kind", "documented_sign", "inner_folds", "logistic_regression", "mean_log_loss"]

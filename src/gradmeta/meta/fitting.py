@@ -96,7 +96,7 @@ def fit_all(frames: dict[str, pd.DataFrame], cfg: MetaConfig, sources: dict[str,
                                            splits).items():
                 X_all, y = rows.gather(arrays)
                 specs = inputs.models(cfg.classifiers, fit_name)
-                fitted = parallel(delayed(_fit_one)(cfg.make(clf, seed), X_all[:, [col_index[c] for c in cols]], y,
+                fitted = parallel(delayed(_fit_one)(cfg.make(clf, seed, name), X_all[:, [col_index[c] for c in cols]], y,
                                                     f"repeat {repeat}, fit {fit_name}, {name}/{clf}", log)
                                   for name, clf, cols in specs)
                 models.update({(fit_name, name, clf): m for (name, clf, _), m in zip(specs, fitted, strict=True)})

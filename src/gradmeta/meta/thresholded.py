@@ -5,7 +5,7 @@ classifier."""
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -154,16 +154,22 @@ class ThresholdedClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
 
 
 class SingleMetricClassifier(ThresholdedClassifier):
-    """One metric as the score: orientation (sign) and cut chosen on the training rows, nothing else.
+    """One metric as the score: cut (and, for a raw metric, orientation) chosen on the training rows.
 
     ``column``: None (X must have exactly one column, the metric) or the index of the metric's column in X.
+    ``sign``: None for a raw metric (``softmax/*``, ``grad/*``: the orientation that gives an AUROC of at
+    least 0.5 on the training rows), or +1.0 / -1.0 for a score whose sign is part of its definition
+    (``detector/*``, ``baseline/*``: higher = more likely positive, as OpenOOD and pytorch-ood use them):
+    then the training rows choose only the threshold. :func:`documented_sign` says which a column is.
     """
 
-    _parameter_constraints: dict = {"column": [Interval(Integral, 0, None, closed="left"), None]}
+    _parameter_constraints: dict = {"column": [Interval(Integral, 0, None, closed="left"), None],
+                                    "sign": [Real, None]}
     kind = THRESHOLD
 
-    def __init__(self, column: int | None = None):
+    def __init__(self, column: int | None = None, sign: float | None = None):
         self.column = column
+        self.sign = sign
 
     def _state_into(self, scalars: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         scalars["sign"] = float(self.sign_)
@@ -177,6 +183,11 @@ class SingleMetricClassifier(ThresholdedClassifier):
                              "(set column= to choose one)")
         if self.column is not None and self.column >= X.shape[1]:
             raise ValueError(f"SingleMetricClassifier: column={self.column}, but X has {X.shape[1]} features")
+        if self.sign is not None:
+            if self.sign not in (1.0, -1.0):
+                raise ValueError(f"SingleMetricClassifier: sign must be 1, -1 or None, got {self.sign!r}")
+            self.sign_ = float(self.sign)
+            return
         self.sign_ = 1.0 if roc_auc_score(target, self._metric(X)) >= 0.5 else -1.0
 
     def __sklearn_tags__(self):  # noqa: ANN204 - scikit-learn's Tags
@@ -189,6 +200,16 @@ class SingleMetricClassifier(ThresholdedClassifier):
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
         return self.sign_ * self._metric(X)
+
+
+DOCUMENTED_SIGN_PREFIXES = ("detector/", "baseline/")  # scores whose sign is part of their definition
+
+
+def documented_sign(column: str) -> float | None:
+    """+1.0 for a features column whose sign is part of its definition (``detector/*``, ``baseline/*``:
+    higher = more likely in-distribution and correct), None for a raw metric whose orientation is
+    learned on meta-train (``softmax/*``, ``grad*/*``, ``factor/*``)."""
+    return 1.0 if column.startswith(DOCUMENTED_SIGN_PREFIXES) else None
 
 
 def classifier_kind(kind: str) -> type[ThresholdedClassifier]:

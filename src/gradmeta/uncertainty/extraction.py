@@ -4,7 +4,8 @@ them), with the pipeline's own columns in front (concept, index, label, pred, co
 
 Per evaluation image (every image outside the concept's train split): the softmax metrics
 (:mod:`.softmax`), the gradient statistics of every parameter (:mod:`.gradients`), the GradNorm
-baseline (:mod:`.gradnorm`), then the gradient statistics of each further target
+baseline (:mod:`.gradnorm`), the factors of every ruled layer's gradient (``factor/...``),
+then the gradient statistics of each further target
 (``grad_<target>/...``) and the field's detectors (``detector/<name>``, :mod:`.detectors`), in the
 column order of :mod:`gradmeta.features`.
 """
@@ -100,7 +101,8 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
         with_detectors = {"targets": detectors.targets, "detector_chunk_size": detectors.chunk_size,
                           "detectors": detector_instances(model, images[:1].to(device), detectors, fitted or {})}
     metrics = metric_table(model, images, statistics=cfg.statistics, chunk_size=cfg.chunk_size, offset=offset,
-                           seconds=seconds, progress=progress, desc=f"extract {data.concept}", **with_detectors)
+                           seconds=seconds, progress=progress, desc=f"extract {data.concept}", factors=True,
+                           **with_detectors)
     pred = metrics.pop("pred").to_numpy()
     columns = {k: metrics[k].to_numpy() for k in metrics.columns}
     labels = data.labels[rows]

@@ -16,7 +16,8 @@ from gradmeta.core.params import as_params
 from gradmeta.core.runtime import DEVICES
 from gradmeta.uncertainty.detectors.registry import REGISTRY, detector_spec
 
-MACHINERY = ("base", "registry", "config", "columns", "fitted", "stage")  # the package's modules that are not detectors
+MACHINERY = ("base", "registry", "config", "columns", "fitted", "stage",
+             "last_layer")  # the package's modules that are not detectors
 
 
 def _import_detector_files() -> None:
@@ -29,7 +30,8 @@ def _import_detector_files() -> None:
 
 _import_detector_files()
 
-DETECTORS = ("mahalanobis", "knn", "vim", "react", "odin", "mc_dropout")  # the default of detectors.use
+DETECTORS = ("mahalanobis", "mahalanobis_pp", "rmd", "feature_norm", "knn", "grad_knn", "grad_pca", "exgrad", "vim",
+             "react", "odin", "mc_dropout")  # the default of detectors.use
 EXTRA_TARGETS = ("kl_uniform", "bce_ones")
 
 
@@ -81,9 +83,10 @@ class DetectorsConfig:
             params_file=r.source,
         )
         r.done()
-        k, bank = cfg.param("knn", "k"), cfg.param("knn", "bank_size")
-        if bank is not None and "knn" in cfg.use and bank < k:
-            raise r.error("knn.bank_size", f"must be at least knn.k ({k}), got {bank}")
+        for name in ("knn", "grad_knn"):
+            k, bank = cfg.param(name, "k"), cfg.param(name, "bank_size")
+            if bank is not None and name in cfg.use and bank < k:
+                raise r.error(f"{name}.bank_size", f"must be at least {name}.k ({k}), got {bank}")
         return cfg
 
     def param(self, detector: str, key: str) -> Any:
@@ -94,20 +97,26 @@ class DetectorsConfig:
         """The detectors of ``use`` that are fitted on training features (the detectors stage), in order."""
         return [n for n in self.use if REGISTRY[n].fitted]
 
-    def check_sizes(self, feature_dim: int, train_rows: int) -> None:
+    def check_sizes(self, feature_dim: int, train_rows: int, classes: int | None = None) -> None:
         """Refuse, before any fitting, what the sizes make impossible: ViM's ``dim`` must leave a null
-        space of the ``feature_dim`` penultimate features, KNN's ``k`` must not exceed its bank (the
-        ``train_rows`` images, or ``bank_size`` of them). Errors name the parameter."""
+        space of the ``feature_dim`` penultimate features, the ``k`` of KNN and gradient KNN must not
+        exceed its bank (the ``train_rows`` images, or ``bank_size`` of them), GradPCA's ``dim`` must not
+        exceed the logits layer's ``classes``. Errors name the parameter."""
         dim = self.param("vim", "dim")
         if "vim" in self.use and not 0 < dim < feature_dim:
             raise GradmetaError(f"{self.params_file}: detectors.vim.dim must be in [1, {feature_dim - 1}] (the model's "
                                 f"penultimate layer has {feature_dim} features), got {dim}")
-        k, bank_size = self.param("knn", "k"), self.param("knn", "bank_size")
-        bank = train_rows if bank_size is None else min(bank_size, train_rows)
-        if "knn" in self.use and k > bank:
-            raise GradmetaError(f"{self.params_file}: detectors.knn.k must be at most the {bank} train features in "
-                                f"KNN's bank (detectors.knn.bank_size: {bank_size}, {train_rows} train "
-                                f"images), got {k}")
+        for name in ("knn", "grad_knn"):
+            k, bank_size = self.param(name, "k"), self.param(name, "bank_size")
+            bank = train_rows if bank_size is None else min(bank_size, train_rows)
+            if name in self.use and k > bank:
+                raise GradmetaError(f"{self.params_file}: detectors.{name}.k must be at most the {bank} train images "
+                                    f"in its bank (detectors.{name}.bank_size: {bank_size}, {train_rows} train "
+                                    f"images), got {k}")
+        pca_dim = self.param("grad_pca", "dim")
+        if "grad_pca" in self.use and classes is not None and pca_dim is not None and pca_dim > classes:
+            raise GradmetaError(f"{self.params_file}: detectors.grad_pca.dim must be at most the model's {classes} "
+                                f"classes, got {pca_dim}")
 
     def to_dict(self) -> dict[str, Any]:
         """The flat record written into the outputs' metadata (what the scores depend on, so neither

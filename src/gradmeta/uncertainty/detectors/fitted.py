@@ -51,7 +51,8 @@ def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor |
     if wanted:
         if len(images) == 0:
             raise GradmetaError("no images to compute penultimate features of")
-        cfg.check_sizes(logits_layer(model, images[:1]).in_features, len(images))  # before the long part
+        head = logits_layer(model, images[:1])
+        cfg.check_sizes(head.in_features, len(images), head.out_features)  # before the long part
         z, _ = features_of(model, images, cfg.chunk_size)
         for name in wanted:
             fitted[name] = fresh_detector(name, model, images[:1], cfg).fit_features(z, labels)

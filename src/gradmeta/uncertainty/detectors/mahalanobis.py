@@ -33,6 +33,9 @@ class Mahalanobis(FeatureDetector):
         classes = torch.unique(y)
         if len(classes) < 2:
             raise GradmetaError("Mahalanobis needs training features of at least 2 classes")
+        if len(z) <= len(classes):
+            raise GradmetaError(f"{type(self).__name__} needs more training features ({len(z)}) than classes "
+                                f"({len(classes)}) to estimate a covariance")
         self.means = torch.stack([z[y == c].mean(0) for c in classes])
         covariance = scatter_matrix(z, self.means, torch.searchsorted(classes, y)) / len(z)
         self.precision = torch.linalg.pinv(covariance, hermitian=True)
@@ -40,8 +43,7 @@ class Mahalanobis(FeatureDetector):
         return self
 
     def _whiten(self) -> None:
-        eigenvalues, vectors = torch.linalg.eigh(self.precision)
-        self.whitener = vectors * eigenvalues.clamp(min=0).sqrt()  # (D, D): precision = W W^T
+        self.whitener = whitener_of(self.precision)
         self.white_means = self.means @ self.whitener  # (C, D)
         self.fitted = True
 
@@ -58,6 +60,16 @@ class Mahalanobis(FeatureDetector):
 
     def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
         self._check_fitted()
-        white = z.double() @ self.whitener  # (n, D)
-        distances = torch.cdist(white, self.white_means, compute_mode="donot_use_mm_for_euclid_dist") ** 2
-        return distances.amin(1)
+        return self.class_distances(z.double()).amin(1)
+
+    def class_distances(self, z: torch.Tensor) -> torch.Tensor:
+        """Squared Mahalanobis distances (n, C) of float64 features z (n, D) to every class mean."""
+        white = z @ self.whitener  # (n, D)
+        return torch.cdist(white, self.white_means, compute_mode="donot_use_mm_for_euclid_dist") ** 2
+
+
+def whitener_of(precision: torch.Tensor) -> torch.Tensor:
+    """A square root W (D, D) of a symmetric positive semi-definite precision, precision = W W^T (from
+    its eigendecomposition, negative round-off eigenvalues clipped to 0)."""
+    eigenvalues, vectors = torch.linalg.eigh(precision)
+    return vectors * eigenvalues.clamp(min=0).sqrt()

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Integral
 
 import torch
@@ -76,12 +76,14 @@ def _eval_with_grads(model: nn.Module) -> Iterator[None]:
 @dataclass
 class ChunkResult:
     """What one chunk yields: logits (n, C), the labels used (n,), per-parameter moments in the
-    model's parameter order, and GradNorm scores (n,) float64 or None."""
+    model's parameter order, GradNorm scores (n,) float64 or None, and the factors (n,) float64 of
+    every ruled layer's per-sample gradient (:func:`layer_factors`; empty unless asked for)."""
 
     logits: torch.Tensor
     labels: torch.Tensor
     moments: dict[str, Moments]
     gradnorm: torch.Tensor | None
+    factors: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,9 +131,28 @@ def _forward_capturing(model: nn.Module, plan: Plan, x: torch.Tensor) -> tuple[t
     return logits, captured
 
 
+FACTORS = ("input_l1", "input_l2", "outgrad_l1", "outgrad_l2")  # per ruled layer, :func:`layer_factors`
+
+
+def layer_factors(a: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The factors of one layer's per-sample gradient: the L1 and L2 norms (n,) float64 of each
+    sample's layer input ``a`` (n, ...) and of the loss's gradient with respect to its output ``g``
+    (n, ...), summed in their own dtype. For a Linear layer on one vector per sample the weight gradient is g a^T, so its L1 and
+    L2 norms are exactly input_l1 x outgrad_l1 and input_l2 x outgrad_l2 (Igoe et al. 2022); for a
+    convolution or a sequence they are the factors of a sum of such products."""
+    out = {}
+    for name, values in (("input", a.flatten(1)), ("outgrad", g.flatten(1))):
+        # reduced in the tensor's own dtype, as the engine's other per-sample sums (float32: a whole-tensor
+        # float64 copy cost a third more of the engine's time than the factors themselves)
+        out[f"{name}_l1"] = values.abs().sum(1).double()
+        out[f"{name}_l2"] = torch.linalg.vector_norm(values, dim=1).double()
+    return out
+
+
 def _layer_moments(layer: Layer, call: _Captured, grads: tuple[torch.Tensor | None, ...],
-                   needs: Needs) -> dict[str, Moments]:
-    """One ruled layer's moments (the module's own parameter names) from its call and output gradients."""
+                   needs: Needs, factors: dict[str, torch.Tensor] | None = None) -> dict[str, Moments]:
+    """One ruled layer's moments (the module's own parameter names) from its call and output gradients;
+    ``factors``, when given, receives ``<layer>/<factor>`` of :func:`layer_factors` (not for a whole-call rule)."""
     grads = tuple(None if o is None else torch.zeros_like(o) if g is None else g.detach()
                   for o, g in zip(call.outputs, grads))
     if layer.rule.whole_call:
@@ -139,13 +160,17 @@ def _layer_moments(layer: Layer, call: _Captured, grads: tuple[torch.Tensor | No
     a, g = call.layer_input, grads[0]
     if layer.sample_dim:
         a, g = a.movedim(layer.sample_dim, 0), g.movedim(layer.sample_dim, 0)
+    if factors is not None:
+        factors.update({f"{layer.name or 'model'}/{k}": v for k, v in layer_factors(a, g).items()})
     return layer.rule.compute(layer.module, a, g, needs)
 
 
 def _ruled_moments(plan: Plan, captured: dict[int, _Captured], logits: torch.Tensor, y: torch.Tensor,
-                   needs: Needs, target: Target, retain_graph: bool = False) -> dict[str, Moments]:
+                   needs: Needs, target: Target, retain_graph: bool = False,
+                   factors: dict[str, torch.Tensor] | None = None) -> dict[str, Moments]:
     """Moments of every ruled layer's parameters from one backward of the target's summed loss
-    (``retain_graph``: keep the forward's graph for a further target's backward)."""
+    (``retain_graph``: keep the forward's graph for a further target's backward); ``factors``, when
+    given, receives every ruled layer's :func:`layer_factors`."""
     if not plan.fast:
         return {}
     calls = [captured[id(layer.module)] for layer in plan.fast]
@@ -155,7 +180,7 @@ def _ruled_moments(plan: Plan, captured: dict[int, _Captured], logits: torch.Ten
     moments: dict[str, Moments] = {}
     for layer, call in zip(plan.fast, calls):
         grads = tuple(None if o is None else next(flat) for o in call.outputs)
-        per_param = _layer_moments(layer, call, grads, needs)
+        per_param = _layer_moments(layer, call, grads, needs, factors)
         moments.update({full: per_param[own] for full, own in layer.params})
     return moments
 
@@ -176,10 +201,11 @@ def process_chunk(model: nn.Module, plan: Plan, x: torch.Tensor, labels: torch.T
 
 def process_chunk_targets(model: nn.Module, plan: Plan, x: torch.Tensor, labels: torch.Tensor | None,
                           needs: Needs, targets: Sequence[Target],
-                          with_gradnorm: bool = False) -> list[ChunkResult]:
+                          with_gradnorm: bool = False, with_factors: bool = False) -> list[ChunkResult]:
     """:func:`process_chunk` for several targets of one chunk: one batched forward, then one backward
     per target through the same graph; one ChunkResult per target, in order (logits, labels and
-    GradNorm shared). Each target's moments are the ones its own forward + backward gives."""
+    GradNorm shared). Each target's moments are the ones its own forward + backward gives;
+    ``with_factors``: each result holds its target's :func:`layer_factors` of every ruled layer."""
     logits, captured = _forward_capturing(model, plan, x)
     y = logits.detach().argmax(1) if labels is None else labels
     last = _logits_layer(plan, captured, logits)
@@ -190,7 +216,9 @@ def process_chunk_targets(model: nn.Module, plan: Plan, x: torch.Tensor, labels:
         gradnorm = gradnorm_scores(logits, captured[id(last.module)].layer_input)
     results = []
     for i, target in enumerate(targets):
-        moments = _ruled_moments(plan, captured, logits, y, needs, target, retain_graph=i < len(targets) - 1)
+        factors: dict[str, torch.Tensor] | None = {} if with_factors else None
+        moments = _ruled_moments(plan, captured, logits, y, needs, target, retain_graph=i < len(targets) - 1,
+                                 factors=factors)
         if last is not None and needs.mean and target.zero_sum:
             # The logits layer's output gradient (p - onehot(y), or p - u) sums to 0, so the means of its
             # weight gradient (sum g_i * sum a_j / count) and bias gradient are exactly 0, not rounding noise.
@@ -199,7 +227,7 @@ def process_chunk_targets(model: nn.Module, plan: Plan, x: torch.Tensor, labels:
         if plan.generic_params:
             moments.update(generic_moments(model, plan.generic_params, x, y, needs, target))
         ordered = {full: moments[full] for layer in plan.layers for full, _ in layer.params}
-        results.append(ChunkResult(logits.detach(), y, ordered, gradnorm))
+        results.append(ChunkResult(logits.detach(), y, ordered, gradnorm, factors or {}))
     return results
 
 
@@ -271,7 +299,8 @@ def _checked_arguments(model: nn.Module, images: object, statistics: Sequence[st
 
 
 def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...], labels: torch.Tensor | None,
-                   chunk_size: int, with_gradnorm: bool, targets: Sequence[Target]) -> Iterator[list[ChunkResult]]:
+                   chunk_size: int, with_gradnorm: bool, targets: Sequence[Target],
+                   with_factors: bool = False) -> Iterator[list[ChunkResult]]:
     """``process_chunk_targets`` over consecutive chunks of ``images`` (arguments already validated)."""
     if len(images) == 0:
         return
@@ -288,22 +317,23 @@ def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...
             if plan.channels_last:
                 x = to_channels_last(x)
             y = None if labels is None else labels[start: start + chunk_size].to(device)
-            yield process_chunk_targets(model, plan, x, y, needs, targets, with_gradnorm)
+            yield process_chunk_targets(model, plan, x, y, needs, targets, with_gradnorm, with_factors)
 
 
 def iterate_targets(model: nn.Module, images: torch.Tensor, targets: Sequence[str],
                     statistics: Sequence[str] = PAPER_STATISTICS, labels: torch.Tensor | str = "predicted",
                     chunk_size: int = DEFAULT_CHUNK_SIZE, with_gradnorm: bool = False,
-                    on_chunk: Callable[[int], None] | None = None,
+                    on_chunk: Callable[[int], None] | None = None, with_factors: bool = False,
                     ) -> Iterator[dict[str, tuple[ChunkResult, dict[str, torch.Tensor]]]]:
     """Process ``images`` chunk by chunk for several gradient targets at once (one forward per
     chunk); yields {target: (ChunkResult, chunk features as in :func:`chunk_features`)} in the order
-    of ``targets``. Each target's values equal :func:`iterate_chunks` with that target alone."""
+    of ``targets``. Each target's values equal :func:`iterate_chunks` with that target alone;
+    ``with_factors``: each ChunkResult holds its :func:`layer_factors`."""
     if isinstance(targets, str) or not targets or len(set(targets)) != len(targets):
         raise GradmetaError(f"targets must be a non-empty list of distinct target names, got {targets!r}")
     chosen = [target_named(t) for t in targets]
     stats, label_tensor = _checked_arguments(model, images, statistics, chunk_size, labels)
-    for results in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm, chosen):
+    for results in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm, chosen, with_factors):
         yield {t.name: (r, chunk_features(r, stats)) for t, r in zip(chosen, results)}
         if on_chunk is not None:
             on_chunk(len(results[0].labels))
