@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -138,6 +139,26 @@ class FeatureDetector(Detector):
     def score_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
         """gradmeta's convention: higher = more likely in-distribution; float64 (n,)."""
         return -self.predict_features(z, logits)
+
+
+class StatelessFeatureDetector(FeatureDetector):
+    """A feature detector with nothing to fit: its score is a function of each image's penultimate
+    features and logits alone (the feature norm, ExGrad)."""
+
+    fitted: bool = True
+
+    def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> StatelessFeatureDetector:
+        """Nothing to learn."""
+        return self
+
+
+def seeded_rows(z: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
+    """A seeded sample of ``size`` rows of z (n, ...), in their order (all of them where ``size`` is None
+    or at least n): the banks of the nearest-neighbour detectors."""
+    if size is None or size >= len(z):
+        return z
+    rng = np.random.Generator(np.random.PCG64(seed))
+    return z[torch.from_numpy(np.sort(rng.choice(len(z), size=size, replace=False)))]
 
 
 def _on_device(model: nn.Module, images: torch.Tensor) -> torch.Tensor:

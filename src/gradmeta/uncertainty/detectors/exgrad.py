@@ -20,19 +20,13 @@ from __future__ import annotations
 
 import torch
 
-from gradmeta.uncertainty.detectors.base import FeatureDetector
+from gradmeta.uncertainty.detectors.base import StatelessFeatureDetector
 from gradmeta.uncertainty.detectors.registry import register_detector
 
 
 @register_detector("exgrad")
-class ExGrad(FeatureDetector):
+class ExGrad(StatelessFeatureDetector):
     """The logits layer's expected L1 weight-gradient norm under y ~ softmax (nothing to fit)."""
-
-    fitted: bool = True
-
-    def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> ExGrad:
-        """Nothing to learn."""
-        return self
 
     def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
         if logits is None:

@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from gradmeta.uncertainty.detectors.base import FeatureDetector
+from gradmeta.uncertainty.detectors.base import StatelessFeatureDetector
 from gradmeta.uncertainty.detectors.registry import register_detector
 
 
 @register_detector("feature_norm")
-class FeatureNorm(FeatureDetector):
+class FeatureNorm(StatelessFeatureDetector):
     """The penultimate features' L2 norm (nothing to fit)."""
-
-    fitted: bool = True
-
-    def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> FeatureNorm:
-        """Nothing to learn."""
-        return self
 
     def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
         return -z.double().norm(dim=1)

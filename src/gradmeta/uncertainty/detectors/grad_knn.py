@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import FeatureDetector, logits_layer
+from gradmeta.uncertainty.detectors.base import FeatureDetector, logits_layer, seeded_rows
 from gradmeta.uncertainty.detectors.last_layer import error_directions, input_directions
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
@@ -54,9 +53,7 @@ class GradKNN(FeatureDetector):
 
     def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> GradKNN:
         """z (n, D) training features; the bank is their gradients' directions (n must be at least k)."""
-        if self.bank_size is not None and self.bank_size < len(z):
-            rng = np.random.Generator(np.random.PCG64(self.seed))
-            z = z[torch.from_numpy(np.sort(rng.choice(len(z), size=self.bank_size, replace=False)))]
+        z = seeded_rows(z, self.bank_size, self.seed)
         if len(z) < self.k:
             raise GradmetaError(f"GradKNN: the bank has {len(z)} gradients, fewer than k = {self.k}")
         z = z.double()

@@ -7,11 +7,10 @@ feature (paper: the score -r_k is higher for in-distribution; ``score_features``
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import FeatureDetector
+from gradmeta.uncertainty.detectors.base import FeatureDetector, seeded_rows
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
@@ -36,9 +35,7 @@ class KNN(FeatureDetector):
 
     def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> KNN:
         """z (n, D) training features (the bank); n must be at least k."""
-        if self.bank_size is not None and self.bank_size < len(z):
-            rng = np.random.Generator(np.random.PCG64(self.seed))
-            z = z[torch.from_numpy(np.sort(rng.choice(len(z), size=self.bank_size, replace=False)))]
+        z = seeded_rows(z, self.bank_size, self.seed)
         if len(z) < self.k:
             raise GradmetaError(f"KNN: the bank has {len(z)} features, fewer than k = {self.k}")
         self.bank = _normalised(z)
