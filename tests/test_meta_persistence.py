@@ -82,7 +82,7 @@ def tampered(fitted, tmp_path, change):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda m, a: m.update(format="gradmeta.meta/1"), "expected format gradmeta.meta/4"),
+    (lambda m, a: m.update(format="gradmeta.meta/1"), "expected format gradmeta.meta/5"),
     (lambda m, a: m["repeats"][0]["models"][0].update(classifier="os.system"), "unknown model kind 'os.system'"),
     (lambda m, a: a.update({"model/0/0/classes": np.array([0.0, 1.0])}), "array model/0/0/classes is float64"),
     (lambda m, a: a.pop("split/0/digits/test"), "array split/0/digits/test is missing"),

@@ -8,9 +8,9 @@ The library's face, for your own model and tensors (README, "Use it on your own 
   gradient statistics, GradNorm, further gradient targets, fitted detectors' scores;
 - :func:`gradient_statistics`, :func:`softmax_metrics`: the two metric families on their own;
 - the detectors :class:`Mahalanobis`, :class:`MahalanobisPlusPlus`, :class:`RelativeMahalanobis`,
-  :class:`KNN`, :class:`GradKNN`, :class:`GradPCA`, :class:`ViM`, :class:`ReAct` (``fit(model, images,
-  labels)``, ``score(model, images)``), :class:`FeatureNorm`, :class:`ExGrad`, :class:`ODIN`, :class:`MCDropout` and
-  :class:`GradNorm`;
+  :class:`KNN`, :class:`GradKNN`, :class:`GradPCA`, :class:`ViM`, :class:`ReAct`, :class:`SIRC`
+  (``fit(model, images, labels)``, ``score(model, images)``), :class:`FeatureNorm`, :class:`ExGrad`,
+  :class:`DOCTOR`, :class:`ODIN`, :class:`MCDropout` and :class:`GradNorm`;
 - the meta classifiers :class:`LogisticMetaClassifier`, :class:`XGBoostMetaClassifier` (scikit-learn
   estimators) and :func:`measure_all` (AUROC, AUPR, accuracy, FPR at 95% TPR of scores against a target).
 
@@ -39,6 +39,8 @@ _PUBLIC = {  # name -> the module that defines it
     "RelativeMahalanobis": "gradmeta.uncertainty.detectors",
     "FeatureNorm": "gradmeta.uncertainty.detectors",
     "ExGrad": "gradmeta.uncertainty.detectors",
+    "DOCTOR": "gradmeta.uncertainty.detectors",
+    "SIRC": "gradmeta.uncertainty.detectors",
     "GradKNN": "gradmeta.uncertainty.detectors",
     "GradPCA": "gradmeta.uncertainty.detectors",
     "KNN": "gradmeta.uncertainty.detectors",

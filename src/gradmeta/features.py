@@ -6,7 +6,7 @@ Columns, in this order: ``concept``, ``index`` (position in the prepared file), 
 class, -1 where none), ``pred``, ``correct`` (bool; always false for unknown concepts), the softmax
 metrics ``softmax/<name>``, the gradient metrics ``grad/<parameter>/<stat>`` for every parameter
 tensor then ``grad/all/<stat>``, ``baseline/gradnorm``, the gradient factors ``factor/<layer>/<factor>``,
-then ``grad_<target>/...`` and ``detector/<name>``. Metric columns are float32. The file's
+the class probabilities ``prob/<c>``, then ``grad_<target>/...`` and ``detector/<name>``. Metric columns are float32. The file's
 metadata (key ``gradmeta``) records the format, the model's sha256 and the extraction parameters,
 and for a part its ``shard`` k and the number of ``shards`` K; the parts in order k = 0..K-1 hold
 the concept's rows in order.

@@ -20,7 +20,7 @@ from gradmeta.evaluation.summary import summary_row
 ROC_SCENARIOS = (("misclassification", None, ""), ("unknown", "pooled", ""), ("known_unknowns", "pooled", "seen"))
 
 
-def _save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> None:
+def save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
@@ -53,7 +53,7 @@ def write_roc(roc: dict, curves: dict[str, tuple[str, str]], known: str, plots_d
             ax.set(xlabel="false positive rate (wrong accepted)", ylabel="true positive rate (correct accepted)",
                    title=f"ROC: {scenario} / {test_set}" + (f" ({group})" if group else ""))
             ax.legend(fontsize=7, loc="lower right")
-            _save_figure(fig, figures_dir / f"roc_{scenario}.png")
+            save_figure(fig, figures_dir / f"roc_{scenario}.png")
         else:
             plt.close(fig)
 
@@ -76,7 +76,7 @@ def write_auroc_bars(summary: pd.DataFrame, inputs: list[tuple[str, str]], known
         ax.set(xlim=(max(0.0, lo - 0.05), 1.0), xlabel="AUROC (mean ± std over splits)", title=f"{scenario} / {test_set}")
         ax.invert_yaxis()
         ax.tick_params(axis="y", labelsize=7)
-        _save_figure(fig, figures_dir / f"auroc_{scenario}.png")
+        save_figure(fig, figures_dir / f"auroc_{scenario}.png")
 
 
 def write_histograms(frames: dict[str, pd.DataFrame], columns: list[str], known: str, figures_dir: Path) -> None:
@@ -103,4 +103,4 @@ def write_histograms(frames: dict[str, pd.DataFrame], columns: list[str], known:
             ax.set_xscale("log")
         ax.set(xlabel=column, ylabel="share of rows", title=f"{column}: known vs unknown concepts")
         ax.legend(fontsize=7)
-        _save_figure(fig, figures_dir / f"hist_{column.replace('/', '_')}.png")
+        save_figure(fig, figures_dir / f"hist_{column.replace('/', '_')}.png")

@@ -15,6 +15,14 @@ from gradmeta.evaluation.decomposition import BASE_SET, FULL_SET, decomposition_
 from gradmeta.evaluation.field import field_rows, field_section
 from gradmeta.evaluation.plots import write_auroc_bars, write_histograms, write_roc
 from gradmeta.evaluation.provenance import data_section
+from gradmeta.evaluation.rejection import rejection_csv, score_rejection, summarize_rejection
+from gradmeta.evaluation.rejection_report import (
+    CURVES,
+    known_unknowns_groups,
+    rejection_headline,
+    rejection_section,
+    write_curves,
+)
 from gradmeta.evaluation.report import measures_csv, render_report, scenarios_json
 from gradmeta.evaluation.scoring import score_all
 from gradmeta.evaluation.summary import cnn_context, summarize_results
@@ -34,6 +42,7 @@ class EvaluateConfig:
     min_metrics: int
     margin: float  # claims (c) (twice this) and (d): the smallest AUROC difference that counts
     unstable_std: float  # an AUROC std over the repeats above this marks a cell (and the claims resting on it)
+    rejection_ratio: float = 1.0  # unknown images per known meta-test row in the rejection scenario's mixture
     params_file: str = "params.yaml"
 
     @classmethod
@@ -49,6 +58,7 @@ class EvaluateConfig:
                   histogram_metrics=tuple(r.str_list("histogram_metrics", ["softmax/entropy", "grad/all/l2"])),
                   min_metrics=r.int("min_metrics", 2, min=1), margin=r.float("margin", 0.01, min=0.0),
                   unstable_std=r.float("unstable_std", 0.05, min=0.0),
+                  rejection_ratio=r.float("rejection_unknown_ratio", 1.0, min=0.0, min_exclusive=True),
                   params_file=r.source)
         r.done()
         return out
@@ -80,6 +90,7 @@ class Evaluation:
     notes: list[str]
     n_results: int
     decomposition: list[str]
+    rejection: Rejection
 
     @property
     def known(self) -> str:
@@ -88,6 +99,31 @@ class Evaluation:
     @property
     def unknowns(self) -> list[str]:
         return list(self.fitted.config.unknown_concepts)
+
+
+@dataclass
+class Rejection:
+    """The rejection scenario scored: its long results, summary, the repeat-0 scores kept for the
+    curves, the feature sets compared, the headline's (the one with the most columns), and the
+    known-unknowns setting of the pooled cell."""
+
+    results: Any
+    summary: Any
+    kept: dict
+    sets: list[str]
+    headline_set: str | None
+    pooled_group: str
+
+
+def run_rejection(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any]) -> Rejection:
+    """Score the rejection scenario (:mod:`gradmeta.evaluation.rejection`) with every fitted model."""
+    sets = list(fitted.inputs.sets)
+    headline_set = max(sets, key=lambda s: len(fitted.inputs.sets[s])) if sets else None  # a tie: the first listed
+    keep = tuple(CURVES.values()) + ((headline_set, cfg.primary_classifier),) if headline_set else tuple(CURVES.values())
+    results, kept = score_rejection(frames, fitted, cfg.rejection_ratio, keep)
+    summary = summarize_rejection(results) if len(results) else results
+    pooled_group = known_unknowns_groups(summary)[1] if len(summary) else "seen"
+    return Rejection(results, summary, kept, sets, headline_set, pooled_group)
 
 
 def run(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any], metas: dict[str, dict[str, Any]],
@@ -109,7 +145,7 @@ def run(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any], metas: 
     verdicts, notes = judge_claims(summary, known, unknowns, cfg)
     decomposition = decomposition_section(results, cfg.primary_classifier, cfg.margin)
     return Evaluation(cfg, fitted, frames, metas, summary, roc, curves, headline, verdicts, notes, len(results),
-                      decomposition)
+                      decomposition, run_rejection(cfg, fitted, frames))
 
 
 def write(ev: Evaluation, metrics_dir: str) -> None:
@@ -123,17 +159,26 @@ def write(ev: Evaluation, metrics_dir: str) -> None:
     write_roc(ev.roc, ev.curves, known, plots_dir, figures_dir)
     write_auroc_bars(ev.summary, ev.headline, known, plots_dir, figures_dir)
     write_histograms(ev.frames, list(cfg.histogram_metrics), known, histograms_dir)
+    rej = ev.rejection
+    write_curves(rej.kept, rej.headline_set, cfg.primary_classifier, rej.pooled_group, plots_dir, figures_dir)
     figures = [f"{d.name}/{p.name}" for d in (figures_dir, histograms_dir) for p in sorted(d.glob("*.png"))]
     context = cnn_context(ev.frames)
     rows = field_rows(ev.fitted.inputs.single, list(ev.fitted.inputs.sets), cfg.primary_classifier)
     report = render_report(data_lines=data_section(ev.metas, known),
                            field_lines=field_section(ev.summary, rows, known, unknowns, cfg.unstable_std)
-                           + ev.decomposition,
+                           + ev.decomposition + rejection_section(rej.summary, rej.results, rej.sets,
+                                                                  cfg.primary_classifier, unknowns, cfg.rejection_ratio),
                            summary=ev.summary, context=context, main_rows=ev.headline, known=known,
                            unknowns=unknowns, verdicts=ev.verdicts, notes=ev.notes, repeats=meta_cfg.repeats,
                            test_fraction=meta_cfg.test_fraction, figures=figures, unstable_std=cfg.unstable_std)
     headline_sets = [s for s in ev.fitted.inputs.sets if s not in (BASE_SET, FULL_SET)]  # the decomposition's: report
-    write_json(metrics / "scenarios.json", scenarios_json(ev.summary, context, known, unknowns,
-                                                          cfg.primary_classifier, headline_sets, ev.verdicts))
+    headline = scenarios_json(ev.summary, context, known, unknowns, cfg.primary_classifier, headline_sets,
+                              ev.verdicts)
+    rejection_headline_numbers = rejection_headline(rej.summary, [rej.headline_set] if rej.headline_set else [],
+                                                    cfg.primary_classifier)
+    if rejection_headline_numbers:
+        headline["rejection"] = rejection_headline_numbers
+    write_json(metrics / "scenarios.json", headline)
+    write_bytes(metrics / "rejection.csv", rejection_csv(rej.summary).encode())
     write_bytes(metrics / "measures.csv", measures_csv(ev.summary).encode())
     write_bytes(metrics / "report.md", report.encode())

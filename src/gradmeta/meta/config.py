@@ -12,7 +12,9 @@ from gradmeta.meta.estimators import (
     AUTO,
     C_GRID,
     CV_FOLDS,
+    REL_U,
     THRESHOLD,
+    RelUClassifier,
     SingleMetricClassifier,
     ThresholdedClassifier,
     classifier_kind,
@@ -95,6 +97,8 @@ class MetaConfig:
         is kept, a raw metric's orientation is learned (:func:`documented_sign`)."""
         if classifier == THRESHOLD:
             return SingleMetricClassifier(sign=documented_sign(metric))
+        if classifier == REL_U:
+            return RelUClassifier()
         if classifier not in CLASSIFIERS:
             raise GradmetaError(f"unknown meta classifier {classifier!r}, expected one of {', '.join(CLASSIFIERS)}")
         return classifier_kind(classifier)(**getattr(self, classifier), random_state=seed)

@@ -16,7 +16,8 @@ so a probability whose argmax disagreed with ``predict`` would break the contrac
 regression and XGBoost the score *is* the positive-class probability.
 
 One file per classifier: :mod:`.thresholded` (the base, saving, the kinds, one metric),
-:mod:`.logistic`, :mod:`.boosted` (XGBoost); this module gathers them.
+:mod:`.logistic`, :mod:`.boosted` (XGBoost), :mod:`.relative` (REL-U, a rejection baseline on the class
+probabilities); this module gathers them.
 """
 
 from gradmeta.meta.boosted import XGBoostMetaClassifier
@@ -31,6 +32,7 @@ from gradmeta.meta.logistic import (
     logistic_regression,
     mean_log_loss,
 )
+from gradmeta.meta.relative import PROBABILITIES, REL_U, RelUClassifier
 from gradmeta.meta.thresholded import (
     THRESHOLD,
     SingleMetricClassifier,
@@ -41,6 +43,7 @@ from gradmeta.meta.thresholded import (
     documented_sign,
 )
 
-__all__ = ["AUTO", "CV_FOLDS", "C_GRID", "LOGISTIC_TOL", "THRESHOLD", "LogisticMetaClassifier", "SignedLog",
+__all__ = ["AUTO", "CV_FOLDS", "C_GRID", "LOGISTIC_TOL", "PROBABILITIES", "REL_U", "THRESHOLD", "LogisticMetaClassifier",
+           "RelUClassifier", "SignedLog",
            "SingleMetricClassifier", "StateArrays", "ThresholdedClassifier", "XGBoostMetaClassifier", "best_threshold",
            "classifier_kind", "documented_sign", "inner_folds", "logistic_regression", "mean_log_loss"]

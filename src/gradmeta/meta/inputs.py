@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.meta.config import MetaConfig
-from gradmeta.meta.estimators import THRESHOLD
+from gradmeta.meta.estimators import PROBABILITIES, REL_U, THRESHOLD
 
 
 def expand_patterns(patterns: tuple[str, ...], columns: list[str], where: str,
@@ -25,19 +25,26 @@ def expand_patterns(patterns: tuple[str, ...], columns: list[str], where: str,
 
 @dataclass
 class Inputs:
-    """What is compared: single metrics (one column each) and named feature sets (column lists)."""
+    """What is compared: single metrics (one column each), named feature sets (column lists), and the
+    class probabilities ``prob/<c>`` REL-U is fitted on (empty for features without them)."""
 
     single: list[str]
     named_single: list[str]  # the single metrics listed by name (no wildcard): the headline ones
     sets: dict[str, list[str]]
+    probabilities: list[str] = field(default_factory=list)
 
     def columns_of(self, name: str) -> list[str]:
-        """The columns an input uses: a feature set's list, or the single metric itself."""
+        """The columns an input uses: a feature set's list, the probabilities, or the single metric itself."""
+        if name == PROBABILITIES:
+            return self.probabilities
         return self.sets.get(name, [name])
 
     def models(self, classifiers: tuple[str, ...], fit_name: str) -> list[tuple[str, str, list[str]]]:
-        """(input name, classifier, columns) of every model for a fit; single metrics only on ``known``."""
+        """(input name, classifier, columns) of every model for a fit; single metrics and REL-U (on the
+        probabilities) only on ``known``."""
         out = [(c, THRESHOLD, [c]) for c in self.single] if fit_name == "known" else []
+        if fit_name == "known" and self.probabilities:
+            out.append((PROBABILITIES, REL_U, self.probabilities))
         out += [(name, clf, cols) for name, cols in self.sets.items() for clf in classifiers]
         return out
 
@@ -49,4 +56,4 @@ def resolve_inputs(cfg: MetaConfig, metric_cols: list[str]) -> Inputs:
     named = [c for c in single if c in cfg.single_metrics]
     sets = {name: expand_patterns(pats, metric_cols, f"meta.feature_sets.{name}", cfg.params_file)
             for name, pats in cfg.feature_sets.items()}
-    return Inputs(single, named, sets)
+    return Inputs(single, named, sets, [c for c in metric_cols if c.startswith("prob/")])

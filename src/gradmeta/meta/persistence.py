@@ -29,7 +29,7 @@ from gradmeta.meta.fitting import FittedMeta
 from gradmeta.meta.inputs import Inputs
 from gradmeta.meta.scenarios import Split
 
-FORMAT = "gradmeta.meta/4"  # /4: the C each logistic fit used and how it was chosen; XGBoost rounds
+FORMAT = "gradmeta.meta/5"  # /5: REL-U on the class probabilities; /4: the C of each logistic fit, XGBoost rounds
 
 
 # ------------------------------------------------------------------------------------- saving
@@ -50,7 +50,7 @@ def fitted_to_bytes(fitted: FittedMeta) -> bytes:
     cfg = fitted.config
     manifest = {"format": FORMAT, "sources": fitted.sources, "repeats": repeats,
                 "inputs": {"single": fitted.inputs.single, "named_single": fitted.inputs.named_single,
-                           "sets": fitted.inputs.sets},
+                           "sets": fitted.inputs.sets, "probabilities": fitted.inputs.probabilities},
                 "known_concept": cfg.known_concept,
                 "config": {"seed": cfg.seed, "repeats": cfg.repeats, "test_fraction": cfg.test_fraction,
                            "unknown_concepts": list(cfg.unknown_concepts), "classifiers": list(cfg.classifiers),

@@ -4,8 +4,8 @@ them), with the pipeline's own columns in front (concept, index, label, pred, co
 
 Per evaluation image (every image outside the concept's train split): the softmax metrics
 (:mod:`.softmax`), the gradient statistics of every parameter (:mod:`.gradients`), the GradNorm
-baseline (:mod:`.gradnorm`), the factors of every ruled layer's gradient (``factor/...``),
-then the gradient statistics of each further target
+baseline (:mod:`.gradnorm`), the factors of every ruled layer's gradient (``factor/...``), the class
+probabilities (``prob/<c>``), then the gradient statistics of each further target
 (``grad_<target>/...``) and the field's detectors (``detector/<name>``, :mod:`.detectors`), in the
 column order of :mod:`gradmeta.features`.
 """
@@ -102,6 +102,7 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
                           "detectors": detector_instances(model, images[:1].to(device), detectors, fitted or {})}
     metrics = metric_table(model, images, statistics=cfg.statistics, chunk_size=cfg.chunk_size, offset=offset,
                            seconds=seconds, progress=progress, desc=f"extract {data.concept}", factors=True,
+                           probabilities=True,
                            **with_detectors)
     pred = metrics.pop("pred").to_numpy()
     columns = {k: metrics[k].to_numpy() for k in metrics.columns}

@@ -11,6 +11,7 @@ Columns, in this order (the names of the pipeline's features, :mod:`gradmeta.fea
   of its input (``input_l1``, ``input_l2``) and of the cross-entropy's gradient with respect to its
   output (``outgrad_l1``, ``outgrad_l2``), the factors of its per-sample gradient
   (:func:`gradmeta.uncertainty.gradients.engine.layer_factors`);
+- ``prob/<c>`` when ``probabilities`` is set: the softmax probability of every class c (REL-U's input);
 - ``grad_<target>/...`` for each further gradient target (``kl_uniform``, ``bce_ones``);
 - ``detector/<name>`` for each detector given, in gradmeta's sign (higher = in-distribution).
 
@@ -36,15 +37,17 @@ from gradmeta.uncertainty.softmax import softmax_metrics
 
 DETECTOR_PREFIX = "detector/"
 FACTOR_PREFIX = "factor/"
+PROB_PREFIX = "prob/"
 
 
 def engine_columns(model: nn.Module, images: torch.Tensor, statistics: Sequence[str], targets: Sequence[str] = (),
                    chunk_size: int = DEFAULT_CHUNK_SIZE, labels: torch.Tensor | str = "predicted",
-                   desc: str = "metrics", progress: bool = False,
-                   factors: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                   desc: str = "metrics", progress: bool = False, factors: bool = False,
+                   probabilities: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Predictions (n,) int64 and float64 metric columns (n,) of one engine pass over ``images``
     (one forward per chunk, one backward per target): the softmax metrics, the gradient statistics
-    and GradNorm, the cross-entropy's gradient factors ``factor/...`` if ``factors``, then for each
+    and GradNorm, the cross-entropy's gradient factors ``factor/...`` if ``factors``, the class
+    probabilities ``prob/<c>`` if ``probabilities``, then for each
     further target of ``targets`` its gradient statistics as the column group ``grad_<target>/``."""
     n = len(images)
     columns: dict[str, np.ndarray] = {}  # allocated once, filled chunk by chunk
@@ -56,6 +59,9 @@ def engine_columns(model: nn.Module, images: torch.Tensor, statistics: Sequence[
             result, grads = by_target["cross_entropy"]
             chunk = {**softmax_metrics(result.logits.cpu()), **grads, GRADNORM_COLUMN: result.gradnorm.cpu(),
                      **{FACTOR_PREFIX + k: v.cpu() for k, v in result.factors.items()}}
+            if probabilities:
+                p = torch.softmax(result.logits.double(), dim=1).cpu()
+                chunk.update({f"{PROB_PREFIX}{c}": p[:, c] for c in range(p.shape[1])})
             for target in targets:
                 chunk.update({f"grad_{target}/{k.removeprefix('grad/')}": v for k, v in by_target[target][1].items()})
             if not columns:
@@ -102,7 +108,8 @@ def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor
                  statistics: Sequence[str] = PAPER_STATISTICS, targets: Sequence[str] = (),
                  detectors: Mapping[str, Detector] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  detector_chunk_size: int = 256, offset: int = 0, seconds: dict[str, float] | None = None,
-                 progress: bool = False, desc: str = "metrics", factors: bool = False) -> pd.DataFrame:
+                 progress: bool = False, desc: str = "metrics", factors: bool = False,
+                 probabilities: bool = False) -> pd.DataFrame:
     """The per-image metric table of ``model`` on ``images`` (N, ...): one row per image, the columns
     of the module docstring.
 
@@ -114,7 +121,8 @@ def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor
     "odin": ODIN()}``), scored in batches of ``detector_chunk_size``; ``offset``: see
     :func:`table_detector_columns`. ``chunk_size``: images per batched forward/backward of the
     gradient engine. ``factors``: add the ``factor/...`` columns (the per-layer factors of the
-    cross-entropy's per-sample gradients). ``seconds``, when given, receives the wall time of the gradient pass (keyed
+    cross-entropy's per-sample gradients); ``probabilities``: add the ``prob/<c>`` columns.
+    ``seconds``, when given, receives the wall time of the gradient pass (keyed
     ``cross_entropy+<target>...``) and of each detector.
     The model is run in eval mode; its mode is restored. Memory is flat in N but for the table.
     """
@@ -122,7 +130,7 @@ def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor
         raise GradmetaError(f"targets must be a list of target names, got the string {targets!r}")
     start = time.perf_counter()
     pred, columns = engine_columns(model, images, statistics, tuple(targets), chunk_size, labels, desc=desc,
-                                   progress=progress, factors=factors)
+                                   progress=progress, factors=factors, probabilities=probabilities)
     if seconds is not None:
         seconds["+".join(("cross_entropy", *targets))] = time.perf_counter() - start
     if detectors:

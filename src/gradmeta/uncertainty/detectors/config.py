@@ -31,7 +31,7 @@ def _import_detector_files() -> None:
 _import_detector_files()
 
 DETECTORS = ("mahalanobis", "mahalanobis_pp", "rmd", "feature_norm", "knn", "grad_knn", "grad_pca", "exgrad", "vim",
-             "react", "odin", "mc_dropout")  # the default of detectors.use
+             "react", "odin", "mc_dropout", "doctor", "sirc")  # the default of detectors.use
 EXTRA_TARGETS = ("kl_uniform", "bce_ones")
 
 
