@@ -54,13 +54,16 @@ def test_table_columns_types_and_values():
                 + [f"grad/{n}/{s}" for n in names for s in stats] + [f"grad/all/{s}" for s in stats]
                 + ["baseline/gradnorm"]
                 + [f"factor/{layer}/{f}" for layer in ("conv1", "conv2", "fc1", "fc2")
-                   for f in ("input_l1", "input_l2", "outgrad_l1", "outgrad_l2")])
+                   for f in ("input_l1", "input_l2", "outgrad_l1", "outgrad_l2")]
+                + [f"prob/{c}" for c in range(10)])
     assert list(frame.columns) == expected
     metric = expected[5:]
     assert all(frame[c].dtype == np.float32 for c in metric)
     x = torch.from_numpy(data.images[test_rows].astype(np.float32) / 255).unsqueeze(1)
     logits = model.eval()(x)
     np.testing.assert_array_equal(frame["pred"], logits.argmax(1).numpy())
+    probs = torch.softmax(logits.double(), 1).detach().numpy()  # REL-U's input, by torch from the logits
+    np.testing.assert_allclose(frame[[f"prob/{c}" for c in range(10)]].to_numpy(), probs, rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(frame["correct"], frame["pred"] == frame["label"])
     # GradNorm: L1 norm of the last layer's weight gradient of CE against the uniform distribution
     for i in range(len(x)):
