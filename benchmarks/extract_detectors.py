@@ -23,6 +23,7 @@ import json
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import click
 
@@ -89,11 +90,10 @@ def main(n: int, train_n: int, rounds: int, threads: int, json_path: str | None)
            "ratios": [round(r, 4) for r in ratios],
            "parts_median_seconds": {k: {p: round(statistics.median(s), 3) for p, s in v.items()}
                                     for k, v in parts.items()}}
-    print(json.dumps(out, indent=2))
+    text = json.dumps(out, indent=2)
+    print(text)
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump(out, f, indent=2, sort_keys=True)
-            f.write("\n")
+        Path(json_path).write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from pathlib import Path
 
 import click
 
@@ -62,11 +63,10 @@ def main(rounds: int, params_path: str, features_dir: str, json_path: str | None
     out = {"rounds": rounds, "seconds": {k: [round(s, 2) for s in v] for k, v in seconds.items()},
            "rejection_scoring_seconds": [round(s, 2) for s in rejection_seconds],
            "ratio_after_before_median": round(statistics.median(ratios), 4)}
-    print(json.dumps(out, indent=2))
+    text = json.dumps(out, indent=2)
+    print(text)
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump(out, f, indent=2, sort_keys=True)
-            f.write("\n")
+        Path(json_path).write_text(text + "\n")
 
 
 if __name__ == "__main__":
