@@ -58,6 +58,13 @@ def test_repro_writes_every_output(pipeline_repo):
     assert int((~digits["correct"]).sum()) == train["test_errors"]
     assert {"detector/mahalanobis", "detector/odin", "detector/mc_entropy", "grad_kl_uniform/all/l2",
             "grad_bce_ones/fc2.weight/l2"} <= set(digits.columns)
+    assert {"detector/mahalanobis_pp", "detector/grad_knn", "detector/sirc", "detector/doctor_alpha", "prob/9",
+            "factor/fc2/input_l2"} <= set(digits.columns)
+    rejection = pd.read_csv(repo / "metrics" / "rejection.csv")
+    assert {"known_only", "unseen", "seen"} <= set(rejection.group) and "pooled" in set(rejection.test_set)
+    assert "## Rejection: both failures at once" in (repo / "metrics" / "report.md").read_text()
+    assert json.loads((repo / "metrics" / "scenarios.json").read_text())["rejection"]["pooled"]["best_baseline"]
+    assert (repo / "metrics" / "plots" / "risk_coverage_sirc.json").is_file()
     assert (repo / "models" / "detectors.npz").is_file() and meta["detectors"]["use"][0] == "mahalanobis"
     for concept in ("letters", "omniglot", "cifar10", "noise"):
         frame, _ = read_concept_features(repo / "data" / "features", concept)[:2]
@@ -256,3 +263,25 @@ def test_user_concepts_from_params_alone_join_every_scenario(pipeline_repo):
     np.savez(repo / "mine.npz", images=rng.integers(0, 256, (30, 28, 28)).astype(np.uint8))
     stale = json.loads(dvc(repo, "status", "--json").stdout)
     assert set(stale) == {"import@mine"}
+
+
+def test_evaluate_into_a_users_folder_removes_only_its_own_stale_files(pipeline_repo, tmp_path):
+    """``--metrics-dir`` may be a folder of the user's: the stage replaces its own files there (a stale
+    chart of a former run included) and leaves every other file as it was, out of the report too."""
+    out = tmp_path / "mine"
+    theirs = {out / "figures" / "notes.png": b"a user's picture", out / "plots" / "mine.json": b"{}",
+              out / "histograms" / "keep.txt": b"keep"}
+    stale = out / "figures" / "roc_gone.png"
+    for path, data in {**theirs, stale: b"stale"}.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    proc = subprocess.run([sys.executable, "stages/evaluate.py", "--params", "params.yaml", "--features-dir",
+                           "data/features", "--meta", "models/meta/meta.npz", "--metrics-dir", str(out)],
+                          cwd=pipeline_repo, capture_output=True, text=True, check=False,
+                          env={**os.environ, "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert all(path.read_bytes() == data for path, data in theirs.items())
+    assert not stale.exists()
+    report = (out / "report.md").read_text()
+    assert "notes.png" not in report and "figures/risk_coverage.png" in report
+

@@ -124,3 +124,13 @@ def test_every_table_marks_an_unstable_auroc_cell_and_only_those(summary):
     single = table_cells(single_metric_table(shaky, "digits", ["noise"], unstable_std=0.05), "`detector/knn`")
     assert single[4] == "0.600 ± 0.300†" and single[2] == "0.780 ± 0.020"  # accuracy is never marked
     assert "†" not in field_table(shaky, rows, "digits", ["noise"])  # no threshold: no marks
+
+
+def test_the_evaluate_stage_owns_only_its_own_file_names(tmp_path):
+    from gradmeta.evaluation.run import own_files
+
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    for name in ("roc_unknown.png", "auroc_unknown.png", "risk_coverage.png", "notes.png", "roc.txt"):
+        (figures / name).write_bytes(b"x")
+    assert [p.name for p in own_files(figures)] == ["auroc_unknown.png", "risk_coverage.png", "roc_unknown.png"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -16,10 +17,14 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
     The caller writes the whole file to the yielded path. On any exception the temporary file is
-    removed and ``path`` is left untouched.
+    removed and ``path`` is left untouched. Temporary files are named ``.<name>.<random>.tmp``: a
+    process killed mid-write (kill -9) can leave one, so those of the same ``path`` are removed before
+    a new write starts, and ``.dvcignore`` keeps DVC from counting one into an output folder's hash.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)

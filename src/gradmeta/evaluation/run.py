@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,20 +147,32 @@ def run(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any], metas: 
                       decomposition, run_rejection(cfg, fitted, frames))
 
 
+OWN_FILES = {"plots": ("roc_*.json", "auroc_*.json", "risk_coverage_*.json"),
+             "figures": ("roc_*.png", "auroc_*.png", "risk_coverage.png"), "histograms": ("hist_*.png",)}
+
+
+def own_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` (``plots``, ``figures`` or ``histograms`` of the metrics folder) that this
+    stage writes, by their names' patterns (:data:`OWN_FILES`), sorted; nothing else in it is touched
+    or shown (the folder may be a user's own ``--metrics-dir``)."""
+    return sorted({p for pattern in OWN_FILES[folder.name] for p in folder.glob(pattern) if p.is_file()})
+
+
 def write(ev: Evaluation, metrics_dir: str) -> None:
     """``scenarios.json``, ``measures.csv``, ``report.md``, ``plots/`` (Vega data for DVC), ``figures/``
     (the same charts as PNGs, for the report) and ``histograms/`` (PNGs only) in ``metrics_dir``."""
     cfg, known, unknowns, meta_cfg = ev.cfg, ev.known, ev.unknowns, ev.fitted.config
     metrics = Path(metrics_dir)
     plots_dir, figures_dir, histograms_dir = metrics / "plots", metrics / "figures", metrics / "histograms"
-    for d in (plots_dir, figures_dir, histograms_dir):  # outputs of this stage only: start clean, no stale files
-        shutil.rmtree(d, ignore_errors=True)
+    for d in (plots_dir, figures_dir, histograms_dir):  # no stale file of this stage's; nothing else touched
+        for stale in own_files(d):
+            stale.unlink()
     write_roc(ev.roc, ev.curves, known, plots_dir, figures_dir)
     write_auroc_bars(ev.summary, ev.headline, known, plots_dir, figures_dir)
     write_histograms(ev.frames, list(cfg.histogram_metrics), known, histograms_dir)
     rej = ev.rejection
     write_curves(rej.kept, rej.headline_set, cfg.primary_classifier, rej.pooled_group, plots_dir, figures_dir)
-    figures = [f"{d.name}/{p.name}" for d in (figures_dir, histograms_dir) for p in sorted(d.glob("*.png"))]
+    figures = [f"{d.name}/{p.name}" for d in (figures_dir, histograms_dir) for p in own_files(d)]
     context = cnn_context(ev.frames)
     rows = field_rows(ev.fitted.inputs.single, list(ev.fitted.inputs.sets), cfg.primary_classifier)
     report = render_report(data_lines=data_section(ev.metas, known),

@@ -30,6 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.model_state import keeps_model_state
 from gradmeta.features import GRADNORM_COLUMN
 from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures
 from gradmeta.uncertainty.gradients import DEFAULT_CHUNK_SIZE, PAPER_STATISTICS, iterate_targets
@@ -104,6 +105,7 @@ def table_detector_columns(model: nn.Module, images: torch.Tensor, detectors: Ma
     return out
 
 
+@keeps_model_state
 def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor | str = "predicted",
                  statistics: Sequence[str] = PAPER_STATISTICS, targets: Sequence[str] = (),
                  detectors: Mapping[str, Detector] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -124,7 +126,8 @@ def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor
     cross-entropy's per-sample gradients); ``probabilities``: add the ``prob/<c>`` columns.
     ``seconds``, when given, receives the wall time of the gradient pass (keyed
     ``cross_entropy+<target>...``) and of each detector.
-    The model is run in eval mode; its mode is restored. Memory is flat in N but for the table.
+    The model is run in eval mode on copies of the images; every module's mode, the buffers and the
+    caller's random streams are as before afterwards. Memory is flat in N but for the table.
     """
     if isinstance(targets, str):
         raise GradmetaError(f"targets must be a list of target names, got the string {targets!r}")

@@ -18,6 +18,7 @@ from torch import nn
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.hooks import forward_with_hooks
+from gradmeta.core.model_state import keeps_model_state, untouched
 
 
 class Detector(ABC):
@@ -37,6 +38,14 @@ class Detector(ABC):
 
     detector_name: str = ""
     fitted: bool = True  # a detector with nothing to fit is always ready
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every ``fit`` and ``score`` a detector class defines leaves the caller's model and random
+        streams as it found them (:func:`gradmeta.core.model_state.keeps_model_state`)."""
+        super().__init_subclass__(**kwargs)
+        for name in ("fit", "score"):
+            if name in cls.__dict__ and not getattr(cls.__dict__[name], "__wrapped__", None):
+                setattr(cls, name, keeps_model_state(cls.__dict__[name]))
 
     @classmethod
     def from_params(cls, params: dict[str, Any], model: nn.Module, probe: torch.Tensor) -> Detector:
@@ -168,12 +177,13 @@ def _on_device(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return images.to(next(model.parameters()).device)
 
 
+@keeps_model_state
 def logits_layer(model: nn.Module, probe: torch.Tensor) -> nn.Linear:
     """The ``nn.Linear`` whose output is the model's logits (found on ``probe``), for detectors that
     need the penultimate features (its input) or the head's weights."""
     outputs: dict[int, torch.Tensor] = {}
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    logits = forward_with_hooks(model, linears, lambda mod, i, o: outputs.__setitem__(id(mod), o), probe)
+    logits = forward_with_hooks(model, linears, lambda mod, i, o: outputs.__setitem__(id(mod), o), probe.clone())
     for m in linears:
         if outputs.get(id(m)) is logits:
             return m
@@ -182,21 +192,20 @@ def logits_layer(model: nn.Module, probe: torch.Tensor) -> nn.Linear:
 
 def penultimate(model: nn.Module, x: torch.Tensor, chunk_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(features (m, D), logits (m, C)) of consecutive chunks of ``x`` in eval mode, no gradients;
-    features are the input of the logits layer."""
-    head = logits_layer(model, x[:1])
-    captured: list[torch.Tensor] = []
-    handle = head.register_forward_hook(lambda mod, i, o: captured.append(i[0].detach()))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, len(x), chunk_size):
-                captured.clear()
-                logits = model(x[start: start + chunk_size])
-                yield captured[0].flatten(1), logits
-    finally:
-        handle.remove()
-        model.train(was_training)
+    features are the input of the logits layer. The model sees copies of ``x``'s chunks; its modes and
+    the random streams are restored afterwards (:func:`gradmeta.core.model_state.untouched`)."""
+    with untouched(model):
+        head = logits_layer(model, x[:1].clone())
+        captured: list[torch.Tensor] = []
+        handle = head.register_forward_hook(lambda mod, i, o: captured.append(i[0].detach()))
+        try:
+            with torch.no_grad():
+                for start in range(0, len(x), chunk_size):
+                    captured.clear()
+                    logits = model(x[start: start + chunk_size].clone())  # never the caller's storage
+                    yield captured[0].flatten(1), logits
+        finally:
+            handle.remove()
 
 
 def features_of(model: nn.Module, images: torch.Tensor, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.model_state import untouched
 from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, logits_layer
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
@@ -47,27 +48,23 @@ def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 20, 
     dropouts = [m for m in model.modules() if isinstance(m, DROPOUTS)]
     if not dropouts:
         raise GradmetaError("MC dropout needs a model with dropout layers")
-    was_training = model.training
-    model.eval()
-    for m in dropouts:
-        m.train()
     parts: list[dict[str, torch.Tensor]] = []
-    try:
-        prefix = _dropout_before_head(model, dropouts, x[:1]) if reuse_prefix and len(x) else None
+    with untouched(model):  # eval, then dropout on; every module's mode and the random streams restored
+        for m in dropouts:
+            m.train()
+        prefix = _dropout_before_head(model, dropouts, x[:1].clone()) if reuse_prefix and len(x) else None
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             for number, start in enumerate(range(0, len(x), chunk_size), start=first_batch):
                 torch.manual_seed(batch_seed(seed, number))
                 chunk = x[start: start + chunk_size]
-                if prefix is None:
-                    probs = torch.stack([torch.softmax(model(chunk).double(), dim=1) for _ in range(passes)])
+                if prefix is None:  # each pass on its own copy: a model may change its input in place
+                    probs = torch.stack([torch.softmax(model(chunk.clone()).double(), dim=1) for _ in range(passes)])
                 else:
                     dropout, head = prefix
-                    h = (_captured_input(model, dropout, chunk) if head_inputs is None
+                    h = (_captured_input(model, dropout, chunk.clone()) if head_inputs is None
                          else head_inputs[start: start + chunk_size].to(head.weight.dtype))
                     probs = torch.stack([torch.softmax(head(dropout(h)).double(), dim=1) for _ in range(passes)])
                 parts.append(_uncertainty(probs))
-    finally:
-        model.train(was_training)
     return {k: torch.cat([p[k] for p in parts]) for k in ("entropy", "mutual_information", "variation_ratio")}
 
 

@@ -32,14 +32,10 @@ class ODIN(Detector):
         self.temperature, self.epsilon = temperature, epsilon
 
     def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
-        """max softmax(f(x') / T), float64 (N,): higher = in-distribution."""
-        was_training = model.training
-        model.eval()
-        try:
-            return torch.cat([self._score_chunk(model, images[i: i + chunk_size])
-                              for i in range(0, len(images), chunk_size)])
-        finally:
-            model.train(was_training)
+        """max softmax(f(x') / T), float64 (N,): higher = in-distribution (in eval mode: the protocol's
+        wrapper puts the model there and restores every module's mode afterwards)."""
+        return torch.cat([self._score_chunk(model, images[i: i + chunk_size])
+                          for i in range(0, len(images), chunk_size)])
 
     def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
                 offset: int = 0) -> dict[str, torch.Tensor]:
@@ -51,6 +47,6 @@ class ODIN(Detector):
             log_p = F.log_softmax(model(x) / self.temperature, dim=1)
             loss = -log_p.max(dim=1).values.sum()  # minus log S_yhat, summed: per-sample gradients
             (grad,) = torch.autograd.grad(loss, x)
-        perturbed = x.detach() - self.epsilon * grad.sign()
+        perturbed = x.detach() - self.epsilon * grad.sign()  # a new tensor: the caller's is never handed on
         with torch.no_grad():
             return F.softmax(model(perturbed) / self.temperature, dim=1).amax(1).double()

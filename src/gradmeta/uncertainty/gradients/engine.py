@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.model_state import untouched
 from gradmeta.uncertainty.gradients.calls import (
     detached_call,
     first_tensor,
@@ -58,19 +59,18 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def _eval_with_grads(model: nn.Module) -> Iterator[None]:
-    """Eval mode and requires_grad on every parameter for the duration; both restored afterwards."""
-    was_training = model.training
+    """Eval mode and requires_grad on every parameter for the duration; every module's mode, the
+    parameters' flags and the random streams restored afterwards (:func:`untouched`)."""
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    try:
-        for p, _ in flags:
-            p.requires_grad_(True)
-        with torch.enable_grad():
-            yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
+    with untouched(model):
+        try:
+            for p, _ in flags:
+                p.requires_grad_(True)
+            with torch.enable_grad():
+                yield
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
 
 
 @dataclass
@@ -307,13 +307,13 @@ def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...
     needs = Needs.of(stats)
     device = next(model.parameters()).device
     with _eval_with_grads(model):
-        plan = plan_layers(model, images[:1].to(device))
+        plan = plan_layers(model, images[:1].to(device, copy=True))  # copies: the model never gets the caller's storage
         log.debug("per-sample gradient paths: %s; channels-last: %s", plan.paths(), plan.channels_last)
         if labels is not None and int(labels.max()) >= plan.num_classes:
             raise GradmetaError(f"labels must be class indices < {plan.num_classes} (the model's outputs), "
                                 f"got {int(labels.max())}")
         for start in range(0, len(images), chunk_size):
-            x = images[start: start + chunk_size].to(device)
+            x = images[start: start + chunk_size].to(device, copy=True)
             if plan.channels_last:
                 x = to_channels_last(x)
             y = None if labels is None else labels[start: start + chunk_size].to(device)
