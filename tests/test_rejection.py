@@ -118,3 +118,11 @@ def test_judged_lines_and_section_from_hand_made_results():
     assert headline == {"pooled": {"all": {"logistic": {"aurc": 0.031, "augrc": 0.0155}},
                                    "best_baseline": {"aurc": 0.041, "augrc": 0.0205}}}
     assert rejection_section(summary.iloc[0:0], results, ["all"], "logistic", ["noise"], 1.0) == []
+
+
+def test_no_unknown_concept_leaves_an_empty_section_and_no_headline():
+    empty = summarize_rejection(pd.DataFrame())
+    assert empty.empty and "aurc_mean" in empty.columns
+    assert rejection_section(empty, pd.DataFrame(), ["all"], "logistic", [], 1.0) == []
+    assert rejection_headline(empty, ["all"], "logistic") == {}
+    assert rejection_cells("digits", [], "leave_one_out", {"digits": Split(np.arange(3), np.arange(3, 6))}, 1.0, 0) == []

@@ -82,7 +82,10 @@ def score_rejection(frames: dict[str, pd.DataFrame], fitted: FittedMeta, ratio: 
 
 
 def summarize_rejection(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample std over repeats of every rejection measure, one row per (test set, setting, input, classifier)."""
+    """Mean and sample std over repeats of every rejection measure, one row per (test set, setting, input,
+    classifier); no rows (but the columns) where there was nothing to score (no unknown concept)."""
+    if results.empty:
+        return pd.DataFrame(columns=[*KEYS, *(f"{m}_{s}" for m in MEASURES for s in ("mean", "std"))])
     grouped = results.groupby(list(KEYS), sort=False)[list(MEASURES)]
     out = pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=1).fillna(0.0)}, axis=1)
     out.columns = [f"{m}_{stat}" for stat, m in out.columns]

@@ -164,6 +164,8 @@ def rejection_headline(summary: pd.DataFrame, sets: list[str], classifier: str) 
     classifier on the feature set with the most columns (first listed on a tie), known concept only, and
     the baseline (MSP, entropy, DOCTOR, REL-U, SIRC) with the lowest pooled AURC."""
     out: dict = {}
+    if summary.empty:
+        return {}
     row = _row(summary, "pooled", KNOWN_ONLY, sets[0], classifier) if sets else None
     if row is not None:
         out[sets[0]] = {classifier: {m: float(row[f"{m}_mean"]) for m in ("aurc", "augrc")}}

@@ -120,8 +120,8 @@ def run_rejection(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any
     headline_set = max(sets, key=lambda s: len(fitted.inputs.sets[s])) if sets else None  # a tie: the first listed
     keep = tuple(CURVES.values()) + ((headline_set, cfg.primary_classifier),) if headline_set else tuple(CURVES.values())
     results, kept = score_rejection(frames, fitted, cfg.rejection_ratio, keep)
-    summary = summarize_rejection(results) if len(results) else results
-    pooled_group = known_unknowns_groups(summary)[1] if len(summary) else "seen"
+    summary = summarize_rejection(results)
+    pooled_group = known_unknowns_groups(summary)[1]
     return Rejection(results, summary, kept, sets, headline_set, pooled_group)
 
 
