@@ -75,7 +75,12 @@ def measure_all(scores: np.ndarray, target: np.ndarray, threshold: float | None 
     accuracy at ``threshold`` (scores >= threshold are predicted 1; nan without a threshold, e.g. for
     a detector's raw scores)."""
     scores = np.asarray(scores, dtype=np.float64)
-    target = np.asarray(target).astype(int)
+    raw = np.asarray(target)
+    if raw.dtype.kind not in "biuf" or not np.isin(raw, (0, 1)).all():
+        seen = np.unique(raw)[:5] if raw.dtype.kind in "biufUSO" else raw.dtype
+        raise GradmetaError(f"{where}: target must be binary, 1 = in-distribution / correct and 0 = out-of-distribution "
+                            f"/ wrong, got values {seen}")
+    target = raw.astype(int)
     if len(target) == 0:
         raise GradmetaError(f"{where}: empty, nothing to evaluate")
     if target.min() == target.max():

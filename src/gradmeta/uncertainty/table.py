@@ -85,6 +85,8 @@ def table_detector_columns(model: nn.Module, images: torch.Tensor, detectors: Ma
     starting at a batch boundary gets the same scores, bit for bit, as the whole set (MC dropout's
     masks are seeded per batch). ``seconds[key]``, when given, receives each detector's wall time
     (the first that needs the penultimate features includes them)."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise GradmetaError(f"detector_chunk_size must be a positive integer, got {chunk_size!r}")
     if offset % chunk_size:
         raise GradmetaError(f"offset {offset} is not a multiple of the detectors' chunk size {chunk_size}")
     for key, detector in detectors.items():
@@ -99,6 +101,10 @@ def table_detector_columns(model: nn.Module, images: torch.Tensor, detectors: Ma
         columns = detector.columns(model, images, shared, chunk_size, offset)
         if len(columns) == 1:
             columns = {key: next(iter(columns.values()))}
+        clash = [k for k in columns if DETECTOR_PREFIX + k in out]
+        if clash:
+            raise GradmetaError(f"detectors[{key!r}] gives the column {DETECTOR_PREFIX + clash[0]}, which another "
+                                "detector already gave: rename one of the keys")
         out.update({DETECTOR_PREFIX + k: v.double().cpu().numpy() for k, v in columns.items()})
         if seconds is not None:
             seconds[key] = time.perf_counter() - start
@@ -139,4 +145,9 @@ def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor
     if detectors:
         device = next(model.parameters()).device
         columns.update(table_detector_columns(model, images.to(device), detectors, detector_chunk_size, offset, seconds))
+    for name, values in columns.items():  # finite inputs can still overflow inside the model
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise GradmetaError(f"column {name} is not finite for {len(bad)} image(s), the first image {int(bad[0])} "
+                                "(an overflow inside the model?)")
     return pd.DataFrame({"pred": pred, **columns})

@@ -8,8 +8,9 @@ correct). Each detector's docstring says how its paper's sign maps to these.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,21 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.finite import first_non_finite_row
 from gradmeta.core.hooks import forward_with_hooks
 from gradmeta.core.model_state import keeps_model_state, untouched
+
+
+def _checks_images(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method(self, model, images, ...)`` with ``images`` refused where it holds a NaN or an infinity:
+    a score of such an image would be NaN without a word."""
+    @functools.wraps(method)
+    def wrapper(self: Detector, model: nn.Module, images: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        first = first_non_finite_row(images) if isinstance(images, torch.Tensor) else None
+        if first is not None:
+            raise GradmetaError(f"{type(self).__name__}: image {first} has non-finite values (NaN or inf)")
+        return method(self, model, images, *args, **kwargs)
+    return wrapper
 
 
 class Detector(ABC):
@@ -40,12 +54,13 @@ class Detector(ABC):
     fitted: bool = True  # a detector with nothing to fit is always ready
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every ``fit`` and ``score`` a detector class defines leaves the caller's model and random
-        streams as it found them (:func:`gradmeta.core.model_state.keeps_model_state`)."""
+        """Every ``fit`` and ``score`` a detector class defines refuses images with a NaN or an infinity
+        (naming the first) and leaves the caller's model and random streams as it found them
+        (:func:`gradmeta.core.model_state.keeps_model_state`)."""
         super().__init_subclass__(**kwargs)
         for name in ("fit", "score"):
             if name in cls.__dict__ and not getattr(cls.__dict__[name], "__wrapped__", None):
-                setattr(cls, name, keeps_model_state(cls.__dict__[name]))
+                setattr(cls, name, keeps_model_state(_checks_images(cls.__dict__[name])))
 
     @classmethod
     def from_params(cls, params: dict[str, Any], model: nn.Module, probe: torch.Tensor) -> Detector:

@@ -46,6 +46,9 @@ class ViM(FeatureDetector):
         return (centred @ self.null_space).norm(dim=1)
 
     def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> ViM:
+        if len(z) < 2:
+            raise GradmetaError(f"ViM needs at least 2 training features to estimate their principal subspace, "
+                                f"got {len(z)}")
         z = z.double()
         self.origin = -(torch.linalg.pinv(self.weight) @ self.bias)
         covariance = scatter_matrix(z, self.origin) / len(z)

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.finite import first_non_finite_row
 from gradmeta.core.model_state import untouched
 from gradmeta.uncertainty.gradients.calls import (
     detached_call,
@@ -259,11 +260,9 @@ def _check_images(images: object) -> torch.Tensor:
     if images.dim() < 1 or images.dtype in (torch.uint8, torch.bool) or images.is_complex():
         raise GradmetaError(f"images must be a floating-point tensor (N, ...) (or integer token ids), got "
                             f"{images.dtype} of shape {tuple(images.shape)}; convert pixels with x.float() / 255")
-    if images.is_floating_point():
-        finite = torch.isfinite(images).reshape(len(images), -1).all(1) if images.numel() else images.new_ones(0).bool()
-        if not bool(finite.all()):
-            first = int((~finite).nonzero()[0, 0])
-            raise GradmetaError(f"image {first} has non-finite values (NaN or inf); gradients of it are undefined")
+    first = first_non_finite_row(images)  # a block of rows at a time: memory flat in N
+    if first is not None:
+        raise GradmetaError(f"image {first} has non-finite values (NaN or inf); gradients of it are undefined")
     return images
 
 

@@ -1,0 +1,68 @@
+"""No silent wrong answers from the library: a non-binary target, NaN images given to a detector, two
+detectors writing one column, a zero chunk size, an overflow inside the model and a fit on too few
+images each stop with one line that says what is wrong; the finite check stays flat in memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gradmeta import KNN, ODIN, GradNorm, MCDropout, ViM, measure_all, metric_table
+from gradmeta.core.errors import GradmetaError
+from gradmeta.core.finite import first_non_finite_row
+
+
+def net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 3)).eval()
+
+
+def test_measure_all_refuses_a_target_that_is_not_binary():
+    scores = np.array([0.1, 0.4, 0.35, 0.8])
+    for target in (np.array([1, 2, 1, 2]), np.array([0.9, 0.1, 0.9, 0.1]), np.array([-1, 1, -1, 1])):
+        with pytest.raises(GradmetaError, match="target must be binary, 1 = in-distribution / correct"):
+            measure_all(scores, target)
+    assert measure_all(scores, np.array([False, False, True, True]))["auroc"] == 0.75  # bool is binary
+
+
+def test_detectors_refuse_images_with_nan():
+    model, x = net(), torch.rand(6, 12)
+    x[4, 2] = float("nan")
+    for detector in (ODIN(), MCDropout(passes=2), GradNorm()):
+        with pytest.raises(GradmetaError, match=f"{type(detector).__name__}: image 4 has non-finite values"):
+            detector.score(model, x)
+    with pytest.raises(GradmetaError, match="KNN: image 4 has non-finite values"):
+        KNN(k=2).fit(model, x)
+
+
+def test_two_detectors_cannot_write_one_column_and_the_chunk_size_is_checked():
+    model, x = net(), torch.rand(6, 12)
+    with pytest.raises(GradmetaError, match=r"gives the column detector/mc_entropy, which another detector already gave"):
+        metric_table(model, x, detectors={"mc_entropy": GradNorm(), "mc": MCDropout(passes=2)})
+    with pytest.raises(GradmetaError, match="detector_chunk_size must be a positive integer, got 0"):
+        metric_table(model, x, detectors={"g": GradNorm()}, detector_chunk_size=0)
+
+
+def test_an_overflow_inside_the_model_is_named_not_written():
+    model = net()
+    with torch.no_grad():
+        model[4].weight.mul_(1e38)  # finite weights, logits overflow to inf for large enough inputs
+    x = torch.rand(5, 12)
+    x[3] *= 1e6
+    with pytest.raises(GradmetaError, match=r"column .* is not finite for \d+ image\(s\), the first image 3"):
+        metric_table(model, x)
+
+
+def test_fits_on_too_few_images_are_refused():
+    with pytest.raises(GradmetaError, match="ViM needs at least 2 training features"):
+        ViM(net()[4], 2).fit_features(torch.rand(1, 8))
+
+
+def test_the_finite_check_goes_a_block_at_a_time():
+    x = torch.zeros(10, 3)
+    assert first_non_finite_row(x, rows_per_block=3) is None
+    x[7, 1] = float("inf")
+    assert first_non_finite_row(x, rows_per_block=3) == 7
+    assert first_non_finite_row(torch.arange(4)) is None  # integer ids: nothing to check
