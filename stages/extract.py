@@ -58,8 +58,9 @@ def main(concept: str | None, params_path: str, model_path: str, data_path: str 
     if data.concept != concept:
         raise GradmetaError(f"{data_path}: holds concept {data.concept!r}, expected {concept!r}")
     model = load_model(model_path, device)
-    fitted = load_detectors(detectors_path, model, to_tensor(data.images[:1]).to(device), cfg.detectors)
-    result = run(cfg, model, data, fitted, shard, device, file_sha256(model_path))
+    model_sha256 = file_sha256(model_path)
+    fitted = load_detectors(detectors_path, model, to_tensor(data.images[:1]).to(device), cfg.detectors, model_sha256)
+    result = run(cfg, model, data, fitted, shard, device, model_sha256)
     frame = result.frame
     log.info("seconds per part: %s", ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     log.info("%d images (%s, %s; shard %d of %d), %d metric columns, %.0f images/s on %s", len(frame), data.kind,

@@ -51,6 +51,9 @@ def test_saved_state_restores_every_detector_exactly(tmp_path, model_and_train):
         torch.testing.assert_close(restored[name].score_features(z), detector.score_features(z), rtol=0, atol=0)
     with np.load(tmp_path / "a.npz", allow_pickle=False) as npz:  # plain arrays, no object arrays
         assert all(npz[k].dtype != object for k in npz.files)
+    with pytest.raises(GradmetaError, match="fitted on another model than this cnn.pt"):  # its stored sha256 is compared
+        load_detectors(tmp_path / "a.npz", model, x[:1], cfg, "cd" * 32)
+    assert set(load_detectors(tmp_path / "a.npz", model, x[:1], cfg, "ab" * 32)) == set(fitted.detectors)
     with pytest.raises(GradmetaError, match="fitted with other detector params than params.yaml"):
         load_detectors(tmp_path / "a.npz", model, x[:1], config(knn={"k": 4, "bank_size": 50, "seed": 0}))
     (tmp_path / "c.npz").write_bytes(b"PK\x03\x04 broken")

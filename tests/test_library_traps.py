@@ -66,3 +66,20 @@ def test_the_finite_check_goes_a_block_at_a_time():
     x[7, 1] = float("inf")
     assert first_non_finite_row(x, rows_per_block=3) == 7
     assert first_non_finite_row(torch.arange(4)) is None  # integer ids: nothing to check
+
+
+def test_saved_states_that_cannot_be_right_are_refused():
+    torch.manual_seed(1)
+    z = torch.randn(50, 8, dtype=torch.float64)
+    knn = KNN(k=3).fit_features(z)
+    bad = {"bank": knn.state()["bank"].clone()}
+    bad["bank"][2, 0] = float("nan")
+    with pytest.raises(GradmetaError, match="KNN: state 'bank' is not a tensor of finite values"):
+        KNN.from_state(bad, k=3)
+    with pytest.raises(GradmetaError, match="not a matrix of unit rows"):
+        KNN.from_state({"bank": z[:10] * 3.0}, k=3)  # an unnormalised bank would change every distance
+    head = net()[4].double()
+    vim = ViM(head, 2).fit_features(z)
+    with pytest.raises(GradmetaError, match=r"does not fit 8 features and dim = 3"):
+        ViM.from_state(vim.state(), head=head, dim=3)
+    torch.testing.assert_close(ViM.from_state(vim.state(), head=head, dim=2).score_features(z), vim.score_features(z))

@@ -97,7 +97,11 @@ class Detector(ABC):
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor], **init: Any) -> Detector:
-        """A detector built with ``init`` (its constructor's arguments) and fitted with ``state``."""
+        """A detector built with ``init`` (its constructor's arguments) and fitted with ``state``; a state
+        tensor with a NaN or an infinity is refused, naming it (a fitted state never holds one)."""
+        for key, value in state.items():
+            if not isinstance(value, torch.Tensor) or (value.is_floating_point() and not bool(torch.isfinite(value).all())):
+                raise GradmetaError(f"{cls.__name__}: state {key!r} is not a tensor of finite values")
         return cls(**init).restore(state)
 
     def _check_fitted(self) -> None:

@@ -73,9 +73,10 @@ def save_detectors(path: str | os.PathLike[str], fitted: FittedDetectors) -> Non
 
 
 def load_detectors(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor,
-                   cfg: DetectorsConfig) -> dict[str, FeatureDetector]:
+                   cfg: DetectorsConfig, model_sha256: str | None = None) -> dict[str, FeatureDetector]:
     """The fitted feature detectors of ``path`` for ``model``; the file must have been fitted with the
-    same detector params (else it is stale: rerun the detectors stage)."""
+    same detector params and, when ``model_sha256`` is given, on the model file of that sha256 (else it
+    is stale: rerun the detectors stage)."""
     with NpzArchive(path, "fitted detectors file", "run the detectors stage first") as npz:
         if "manifest" not in npz.names:
             raise GradmetaError(f"{path}: not a gradmeta detectors file (no manifest)")
@@ -88,6 +89,10 @@ def load_detectors(path: str | os.PathLike[str], model: nn.Module, probe: torch.
             raise GradmetaError(f"{path}: expected format {FORMAT}, got {got!r}")
         if manifest.get("config") != cfg.to_dict():
             raise GradmetaError(f"{path}: fitted with other detector params than params.yaml; rerun the detectors stage")
+        if model_sha256 is not None and manifest.get("model_sha256") != model_sha256:
+            raise GradmetaError(f"{path}: fitted on another model than this cnn.pt (sha256 "
+                                f"{str(manifest.get('model_sha256'))[:12]}..., the model's {model_sha256[:12]}...); "
+                                "rerun the detectors stage")
         names = manifest.get("detectors")
         if not isinstance(names, list) or not all(n in REGISTRY and REGISTRY[n].fitted for n in names):
             raise GradmetaError(f"{path}: not a gradmeta detectors file (detectors {names!r})")

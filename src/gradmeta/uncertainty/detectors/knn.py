@@ -51,7 +51,10 @@ class KNN(FeatureDetector):
         """The detector fitted with a saved :meth:`state`."""
         if len(state["bank"]) < self.k:
             raise GradmetaError(f"KNN: the bank has {len(state['bank'])} features, fewer than k = {self.k}")
-        self.bank = state["bank"].double()
+        bank = state["bank"].double()
+        if bank.dim() != 2 or not torch.allclose(bank.norm(dim=1), torch.ones(len(bank), dtype=torch.float64), atol=1e-6):
+            raise GradmetaError("KNN: the saved bank is not a matrix of unit rows (the bank is stored L2-normalised)")
+        self.bank = bank
         self.fitted = True
         return self
 

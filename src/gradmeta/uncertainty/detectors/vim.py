@@ -69,6 +69,10 @@ class ViM(FeatureDetector):
     def restore(self, state: dict[str, torch.Tensor]) -> ViM:
         """The detector fitted with a saved :meth:`state`."""
         self.origin, self.null_space = state["origin"].double(), state["null_space"].double()
+        d = self.weight.shape[1]
+        if self.origin.shape != (d,) or self.null_space.shape != (d, d - self.dim):
+            raise GradmetaError(f"ViM: a saved state of shapes {tuple(self.origin.shape)}, {tuple(self.null_space.shape)} "
+                                f"does not fit {d} features and dim = {self.dim} (expected ({d},), ({d}, {d - self.dim}))")
         self.alpha = float(state["alpha"])
         self.fitted = True
         return self
