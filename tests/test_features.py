@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from gradmeta.cnn.model import CNNConfig, build_cnn
 from gradmeta.core.errors import GradmetaError
 from gradmeta.datasets import PreparedData
-from gradmeta.features import read_features, write_features
+from gradmeta.features import part_path, read_concept_features, read_features, write_features
 from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
 from gradmeta.uncertainty.softmax import softmax_metrics
 
@@ -120,3 +120,18 @@ def test_extract_params_validation():
         ExtractConfig.from_params({"extract": {"statistics": ["l1", "median"]}})
     with pytest.raises(GradmetaError, match="extract.chunk_size must be a positive integer"):
         ExtractConfig.from_params({"extract": {"chunk_size": 0}})
+
+
+@pytest.mark.parametrize("known", [True, False])
+def test_a_correct_column_changed_after_extraction_is_refused(tmp_path, known):
+    model = build_cnn(SMALL, seed=0)
+    frame = extract_features(model, prepared("digits", n=9), ExtractConfig(), progress=False, known=known)
+    meta = {"concept": "digits", "model_sha256": "ab" * 32, "shard": 0, "shards": 1, "known": known}
+    write_features(part_path(tmp_path, "digits", 0), frame, meta)
+    assert read_concept_features(tmp_path, "digits")[0]["correct"].tolist() == frame["correct"].tolist()
+    tampered = frame.copy()
+    tampered.loc[1, "correct"] = not tampered.loc[1, "correct"]  # flipped: the target the meta classifiers learn
+    write_features(part_path(tmp_path, "digits", 0), tampered, meta)
+    kind = "label == pred" if known else "False for every row of an unknown concept"
+    with pytest.raises(GradmetaError, match=rf"column correct is not {kind} in 1 row\(s\) \(first: row 1\)"):
+        read_concept_features(tmp_path, "digits")

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -124,6 +125,22 @@ def read_concept_features(features_dir: str | os.PathLike[str], concept: str,
         frames.append(frame)
         k += 1
     table = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    _check_correct(table, meta0, first.parent, concept)
     stale = sorted(p for p in first.parent.glob("part-*.parquet")
                    if p.stem.removeprefix("part-").isdigit() and int(p.stem.removeprefix("part-")) >= shards)
     return table, meta0, stale
+
+
+def _check_correct(table: pd.DataFrame, meta: dict[str, Any], where: Path, concept: str) -> None:
+    """``correct`` is not data but a function of the rest: label == pred for the known concept (its
+    metadata's ``known``), False for every row of an unknown one. A column that disagrees was changed
+    after extraction; the meta classifiers would learn a wrong target from it."""
+    if "known" not in meta:
+        return  # a part written before the flag existed: nothing to compare with
+    expected = (table["label"].to_numpy() == table["pred"].to_numpy()) if meta["known"] else np.zeros(len(table), bool)
+    bad = np.flatnonzero(table["correct"].to_numpy().astype(bool) != expected)
+    if len(bad):
+        kind = "label == pred" if meta["known"] else "False for every row of an unknown concept"
+        raise GradmetaError(f"{where}: column correct is not {kind} in {len(bad)} row(s) (first: row {int(bad[0])}); "
+                            f"the features were changed after extraction: rerun dvc repro extract@{concept}-0")
+
