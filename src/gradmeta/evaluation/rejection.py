@@ -23,6 +23,7 @@ import pandas as pd
 from gradmeta.evaluation.measures import measure_all
 from gradmeta.evaluation.risk import RISK_MEASURES, risk_measures
 from gradmeta.evaluation.scoring import score_cells
+from gradmeta.evaluation.summary import summarize_results
 from gradmeta.meta.fitting import FittedMeta
 from gradmeta.meta.scenarios import LEAVE_ONE_OUT, Evaluation, RowSet, Split
 
@@ -85,14 +86,14 @@ def summarize_rejection(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std over repeats of every rejection measure, one row per (test set, setting, input,
     classifier); no rows (but the columns) where there was nothing to score (no unknown concept)."""
     if results.empty:
-        return pd.DataFrame(columns=[*KEYS, *(f"{m}_{s}" for m in MEASURES for s in ("mean", "std"))])
-    grouped = results.groupby(list(KEYS), sort=False)[list(MEASURES)]
-    out = pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=1).fillna(0.0)}, axis=1)
-    out.columns = [f"{m}_{stat}" for stat, m in out.columns]
-    return out.reset_index()
+        return pd.DataFrame(columns=_summary_columns())
+    return summarize_results(results, KEYS, MEASURES)
+
+
+def _summary_columns() -> list[str]:
+    return [*KEYS, *(f"{m}_{s}" for m in MEASURES for s in ("mean", "std"))]
 
 
 def rejection_csv(summary: pd.DataFrame) -> str:
     """The rejection summary as CSV text with 6 decimals."""
-    cols = [*KEYS, *(f"{m}_{s}" for m in MEASURES for s in ("mean", "std"))]
-    return summary[cols].to_csv(index=False, float_format="%.6f", lineterminator="\n")
+    return summary[_summary_columns()].to_csv(index=False, float_format="%.6f", lineterminator="\n")

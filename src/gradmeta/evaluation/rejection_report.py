@@ -18,6 +18,7 @@ from gradmeta.core.atomic import round_floats, write_json
 from gradmeta.evaluation.plots import save_figure
 from gradmeta.evaluation.rejection import KNOWN_ONLY
 from gradmeta.evaluation.risk import risk_coverage
+from gradmeta.evaluation.summary import select
 from gradmeta.meta.estimators import PROBABILITIES, REL_U, THRESHOLD
 
 BASELINES = {  # name -> its (input, classifier) candidates; the best candidate stands for the name
@@ -39,8 +40,7 @@ def known_unknowns_groups(summary: pd.DataFrame) -> tuple[str, str]:
 
 
 def _row(summary: pd.DataFrame, test_set: str, group: str, inp: str, clf: str) -> pd.Series | None:
-    hit = summary[(summary.test_set == test_set) & (summary.group == group) & (summary.input == inp)
-                  & (summary.classifier == clf)]
+    hit = select(summary, test_set=test_set, group=group, input=inp, classifier=clf)
     return None if hit.empty else hit.iloc[0]
 
 

@@ -14,9 +14,11 @@ from gradmeta.evaluation.measures import MEASURES
 RESULT_KEYS = ("scenario", "test_set", "group", "input", "classifier")
 
 
-def summarize_results(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample std (ddof=1) over repeats of every measure, one row per result key."""
-    grouped = results.groupby(list(RESULT_KEYS), sort=False)[list(MEASURES)]
+def summarize_results(results: pd.DataFrame, keys: tuple[str, ...] = RESULT_KEYS,
+                      measures: tuple[str, ...] = MEASURES) -> pd.DataFrame:
+    """Mean and sample std (ddof=1) over repeats of every measure, one row per result key
+    (``<measure>_mean``, ``<measure>_std``)."""
+    grouped = results.groupby(list(keys), sort=False)[list(measures)]
     mean = grouped.mean()
     std = grouped.std(ddof=1).fillna(0.0)
     out = pd.concat({"mean": mean, "std": std}, axis=1)

@@ -214,7 +214,7 @@ def penultimate(model: nn.Module, x: torch.Tensor, chunk_size: int = 256) -> Ite
     features are the input of the logits layer. The model sees copies of ``x``'s chunks; its modes and
     the random streams are restored afterwards (:func:`gradmeta.core.model_state.untouched`)."""
     with untouched(model):
-        head = logits_layer(model, x[:1].clone())
+        head = logits_layer(model, x[:1])  # which probes on a copy
         captured: list[torch.Tensor] = []
         handle = head.register_forward_hook(lambda mod, i, o: captured.append(i[0].detach()))
         try:

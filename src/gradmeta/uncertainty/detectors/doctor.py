@@ -18,13 +18,19 @@ from gradmeta.uncertainty.detectors.base import SharedFeatures, StatelessFeature
 from gradmeta.uncertainty.detectors.registry import register_detector
 
 
+def softmax_top(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(p (n, C), p_max (n,), 1 - p_max (n,)), float64, of logits (n, C); 1 - p_max is the sum of the
+    other probabilities, so it does not cancel to 0 for a confident prediction."""
+    p = torch.softmax(logits.double(), dim=1)
+    top = p.argmax(1, keepdim=True)
+    return p, p.gather(1, top).squeeze(1), p.scatter(1, top, 0.0).sum(1)
+
+
 def doctor_scores(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(D_alpha, D_beta), float64 (n,) each, of logits (n, C)."""
-    p = torch.softmax(logits.double(), dim=1)
+    p, top, rest = softmax_top(logits)
     gini = p.square().sum(1)
-    top = p.argmax(1, keepdim=True)
-    rest = p.scatter(1, top, 0.0).sum(1)  # 1 - p_max without cancellation
-    return (1.0 - gini) / gini, rest / p.gather(1, top).squeeze(1)
+    return (1.0 - gini) / gini, rest / top
 
 
 @register_detector("doctor")

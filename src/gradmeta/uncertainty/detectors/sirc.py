@@ -19,7 +19,7 @@ import torch
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.detectors.base import FeatureDetector
-from gradmeta.uncertainty.detectors.doctor import doctor_scores
+from gradmeta.uncertainty.detectors.doctor import softmax_top
 from gradmeta.uncertainty.detectors.registry import register_detector
 
 
@@ -56,8 +56,6 @@ class SIRC(FeatureDetector):
         self._check_fitted()
         if logits is None:
             raise GradmetaError("SIRC needs the logits of the features")
-        _, beta = doctor_scores(logits)
-        p = torch.softmax(logits.double(), dim=1)
-        rest = beta * p.amax(1)  # 1 - p_max, from D_beta = (1 - p_max) / p_max
+        _, _, rest = softmax_top(logits)  # 1 - p_max
         gate = 1.0 + torch.exp((-self.b * (z.double().norm(dim=1) - self.a)).clamp(max=700.0))
         return rest * gate

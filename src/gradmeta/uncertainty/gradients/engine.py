@@ -132,15 +132,13 @@ def _forward_capturing(model: nn.Module, plan: Plan, x: torch.Tensor) -> tuple[t
     return logits, captured
 
 
-FACTORS = ("input_l1", "input_l2", "outgrad_l1", "outgrad_l2")  # per ruled layer, :func:`layer_factors`
-
-
 def layer_factors(a: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
     """The factors of one layer's per-sample gradient: the L1 and L2 norms (n,) float64 of each
     sample's layer input ``a`` (n, ...) and of the loss's gradient with respect to its output ``g``
-    (n, ...), summed in their own dtype. For a Linear layer on one vector per sample the weight gradient is g a^T, so its L1 and
-    L2 norms are exactly input_l1 x outgrad_l1 and input_l2 x outgrad_l2 (Igoe et al. 2022); for a
-    convolution or a sequence they are the factors of a sum of such products."""
+    (n, ...), summed in their own dtype. For a Linear layer on one vector per sample the weight
+    gradient is g a^T, so its L1 and L2 norms are exactly input_l1 x outgrad_l1 and input_l2 x
+    outgrad_l2 (Igoe et al. 2022); for a convolution or a sequence they are the factors of a sum of
+    such products."""
     out = {}
     for name, values in (("input", a.flatten(1)), ("outgrad", g.flatten(1))):
         # reduced in the tensor's own dtype, as the engine's other per-sample sums (float32: a whole-tensor
@@ -206,7 +204,8 @@ def process_chunk_targets(model: nn.Module, plan: Plan, x: torch.Tensor, labels:
     """:func:`process_chunk` for several targets of one chunk: one batched forward, then one backward
     per target through the same graph; one ChunkResult per target, in order (logits, labels and
     GradNorm shared). Each target's moments are the ones its own forward + backward gives;
-    ``with_factors``: each result holds its target's :func:`layer_factors` of every ruled layer."""
+    ``with_factors``: the first target's result holds its :func:`layer_factors` of every ruled layer
+    (the others' are not computed: only the first target's factors are read)."""
     logits, captured = _forward_capturing(model, plan, x)
     y = logits.detach().argmax(1) if labels is None else labels
     last = _logits_layer(plan, captured, logits)
@@ -217,7 +216,7 @@ def process_chunk_targets(model: nn.Module, plan: Plan, x: torch.Tensor, labels:
         gradnorm = gradnorm_scores(logits, captured[id(last.module)].layer_input)
     results = []
     for i, target in enumerate(targets):
-        factors: dict[str, torch.Tensor] | None = {} if with_factors else None
+        factors: dict[str, torch.Tensor] | None = {} if with_factors and i == 0 else None
         moments = _ruled_moments(plan, captured, logits, y, needs, target, retain_graph=i < len(targets) - 1,
                                  factors=factors)
         if last is not None and needs.mean and target.zero_sum:
@@ -327,7 +326,7 @@ def iterate_targets(model: nn.Module, images: torch.Tensor, targets: Sequence[st
     """Process ``images`` chunk by chunk for several gradient targets at once (one forward per
     chunk); yields {target: (ChunkResult, chunk features as in :func:`chunk_features`)} in the order
     of ``targets``. Each target's values equal :func:`iterate_chunks` with that target alone;
-    ``with_factors``: each ChunkResult holds its :func:`layer_factors`."""
+    ``with_factors``: the first target's ChunkResult holds its :func:`layer_factors`."""
     if isinstance(targets, str) or not targets or len(set(targets)) != len(targets):
         raise GradmetaError(f"targets must be a non-empty list of distinct target names, got {targets!r}")
     chosen = [target_named(t) for t in targets]
