@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -96,8 +97,30 @@ def test_pinning_after_numpy_loaded_is_an_error_not_a_silent_no_op():
     if kernels.cpu_flags() is None:
         pytest.skip("no /proc/cpuinfo")
     assert proc.returncode == 1
-    assert proc.stderr.strip() == ("error: numpy loaded before gradmeta pinned the CPU kernels; pin them first "
-                                   "(gradmeta.core.kernels.pin_kernels)")
+    assert proc.stderr.startswith("error: numpy loaded before gradmeta pinned the CPU kernels")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "GRADMETA_NATIVE_KERNELS=1" in proc.stderr and "PYTHONSTARTUP" in proc.stderr  # what a stage user can do
+    assert "gradmeta.core.kernels.pin_kernels()" in proc.stderr  # what a library user can do
+
+
+@pytest.mark.parametrize("value", ["off", "n", "00", "0.0", "on?"])
+def test_an_opt_out_value_that_is_not_documented_is_refused_not_guessed(value):
+    with pytest.raises(GradmetaError, match=f"GRADMETA_NATIVE_KERNELS='{re.escape(value)}' is not understood"):
+        kernels.pin_kernels({"GRADMETA_NATIVE_KERNELS": value}, flags=V3_FLAGS, machine="x86_64")
+
+
+@pytest.mark.parametrize("value, native", [("1", True), ("TRUE", True), ("yes", True), ("0", False), ("", False),
+                                           ("false", False), (" no ", False)])
+def test_the_documented_opt_out_values(value, native):
+    assert kernels.native_requested({"GRADMETA_NATIVE_KERNELS": value}) is native
+
+
+def test_a_stage_with_an_undocumented_opt_out_value_stops_with_one_line():
+    proc = _python("from gradmeta.core.process import prepare_process\nprepare_process()", GRADMETA_NATIVE_KERNELS="off")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: GRADMETA_NATIVE_KERNELS='off' is not understood: set it to 1 (native kernels, not reproducible "
+        "across CPUs) or 0 / leave it unset (the pinned kernels)"]
 
 
 def test_importing_gradmeta_changes_nothing_in_the_process():

@@ -133,7 +133,7 @@ def test_bad_params_and_inputs(frames):
         MetaConfig.from_params({"meta": {"classifiers": ["svm"]}})
     with pytest.raises(GradmetaError, match="meta.known_unknowns must be 'leave_one_out' or a list"):
         MetaConfig.from_params({"meta": {"known_unknowns": ["shapes"]}})
-    with pytest.raises(GradmetaError, match="meta.n_jobs must be a positive integer, got 0"):
+    with pytest.raises(GradmetaError, match="meta.n_jobs must be a positive integer and <= 1024, got 0"):
         MetaConfig.from_params({"meta": {"n_jobs": 0}})
     cfg = MetaConfig.from_params({"meta": {"single_metrics": ["softmax/entropy"], "feature_sets": {"odd": ["curvature/*"]}}})
     with pytest.raises(GradmetaError, match="meta.feature_sets.odd: 'curvature/\\*' matches no feature column"):

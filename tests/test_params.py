@@ -20,7 +20,7 @@ from gradmeta.uncertainty.extraction import ExtractConfig
     ({"concepts": {}}, "data.concepts: no concepts defined"),
     ({"concepts": ["digits"]}, "data.concepts must be a mapping of concept name to its source"),
     ({"real": {"mirror": "not a url"}}, "data.real.mirror must be null or a base URL"),
-    ({"seed": "x"}, "data.seed must be an integer >= 0, got 'x'"),
+    ({"seed": "x"}, "data.seed must be an integer >= 0 and <= 4294967295, got 'x'"),
     ({"real": {"timeout": 0}}, "data.real.timeout must be a number > 0.0"),
 ])
 def test_bad_data_params_name_the_parameter(data, message):

@@ -27,6 +27,7 @@ from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import ParamReader
 
 CHECKPOINT_FORMAT = "gradmeta.cnn/1"
+MAX_PARAMETERS = 100_000_000  # weights of a CNN config (400 MB float32, 1.6 GB while Adam trains it); the default has 3.3M
 
 
 @dataclass(frozen=True)
@@ -62,15 +63,27 @@ class CNNConfig:
             in_channels=r.int("in_channels", d.in_channels, min=1),
             image_size=r.int("image_size", d.image_size, min=1),
         )
-        if cfg.image_size + 2 * cfg.padding < cfg.kernel_size:
-            raise r.fail("kernel_size", f"at most image_size + 2 * padding = {cfg.image_size + 2 * cfg.padding}",
-                         cfg.kernel_size)
+        if cfg.kernel_size > cfg.image_size:
+            raise r.fail("kernel_size", f"at most the image size ({cfg.image_size})", cfg.kernel_size)
+        if cfg.padding >= cfg.kernel_size:
+            raise r.fail("padding", f"less than kernel_size ({cfg.kernel_size}): wider padding only adds outputs "
+                         "of zeros", cfg.padding)
         if cfg.flat_features() < 1:
             raise r.fail("conv_channels", f"a stack that leaves a feature map of at least 1x1 ({len(cfg.conv_channels)} "
                          f"conv + pool layers shrink {cfg.image_size} pixels to {cfg.feature_map_size()})",
                          list(cfg.conv_channels))
+        if cfg.parameter_count() > MAX_PARAMETERS:
+            raise r.fail("hidden", f"a size that keeps the CNN within {MAX_PARAMETERS:,} weights (conv_channels "
+                         f"{list(cfg.conv_channels)} and hidden {cfg.hidden} make {cfg.parameter_count():,})",
+                         cfg.hidden)
         r.done()
         return cfg
+
+    def parameter_count(self) -> int:
+        """The number of weights and biases of :class:`CNN` built from this config (nothing allocated)."""
+        channels = (self.in_channels, *self.conv_channels)
+        convs = sum(c_out * (c_in * self.kernel_size ** 2 + 1) for c_in, c_out in zip(channels[:-1], channels[1:]))
+        return convs + self.hidden * (self.flat_features() + 1) + self.num_classes * (self.hidden + 1)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -149,12 +162,33 @@ def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu")
         raise GradmetaError(f"{p}: not a gradmeta model checkpoint (unreadable: {type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise GradmetaError(f"{p}: not a gradmeta CNN checkpoint (expected format {CHECKPOINT_FORMAT})")
-    model = CNN(CNNConfig.from_dict(ckpt["config"], prefix=f"{p}: config"))
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise GradmetaError(f"{p}: weights do not match the architecture ({str(exc).splitlines()[0]})") from None
+    config, weights = ckpt.get("config"), ckpt.get("state_dict")
+    if not isinstance(config, dict):
+        raise GradmetaError(f"{p}: not a gradmeta CNN checkpoint (its config is not a mapping of architecture params)")
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise GradmetaError(f"{p}: not a gradmeta CNN checkpoint (its state_dict is not a mapping of names to tensors)")
+    cfg = CNNConfig.from_dict(config, prefix="config", source=str(p))
+    check_weights(weights, cfg, p)
+    model = CNN(cfg)  # allocated only now that the weights are known to fit it
+    model.load_state_dict(weights)
     return model.to(device).eval()
+
+
+def check_weights(weights: dict[str, torch.Tensor], cfg: CNNConfig, where: str | os.PathLike[str]) -> None:
+    """Refuse ``weights`` unless they are exactly :class:`CNN` of ``cfg``'s tensors (names, shapes, finite
+    floats); the CNN is laid out on torch's meta device for the comparison, so nothing is allocated."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in CNN(cfg).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in weights.items()}
+    if found != expected:
+        wrong = sorted(set(found) ^ set(expected)) or [k for k in expected if found[k] != expected[k]]
+        name = wrong[0]
+        detail = (f"{name}: {found.get(name, 'missing')} where the config needs {expected.get(name, 'none')}")
+        raise GradmetaError(f"{where}: weights do not match the architecture of its config ({detail})")
+    for name, tensor in weights.items():
+        if not tensor.is_floating_point() or not bool(torch.isfinite(tensor).all()):
+            raise GradmetaError(f"{where}: weight {name} holds NaN, infinite or non-float values (a diverged or "
+                                "damaged model); retrain it (train.learning_rate may be too large)")
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -52,6 +52,10 @@ def run(cfg: TrainConfig, data: PreparedData, log: logging.Logger, where: str = 
                             f"got {len(train)} train and {len(test)} test")
     check_labels(data, cfg.architecture.num_classes, where)
     train_idx, val_idx = train_val_split(len(train), cfg.val_fraction, cfg.seed)
+    classes = cfg.architecture.num_classes
+    if len(train_idx) < classes:
+        raise GradmetaError(f"{cfg.params_file}: train.val_fraction {cfg.val_fraction:g} leaves {len(train_idx)} of "
+                            f"{len(train)} train images to train on, fewer than the {classes} classes; lower it")
     x, y = to_tensor(train.images), torch.from_numpy(train.labels)
     x_test, y_test = to_tensor(test.images), torch.from_numpy(test.labels)
     log.info("%s: %d train / %d validation / %d test images (%s, %s) on %s", data.concept, len(train_idx),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gradmeta.cnn.model import CNNConfig
+from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
 from gradmeta.core.runtime import DEVICES
 
@@ -29,20 +31,22 @@ class TrainConfig:
     device: str = "cpu"
     threads: int = 2
     architecture: CNNConfig = field(default_factory=CNNConfig)
+    params_file: str = field(default="params.yaml", compare=False)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
         r = as_params(params).reader("train")
         d = cls()
         cfg = cls(
-            seed=r.int("seed", d.seed, min=0),
+            seed=r.seed("seed", d.seed),
             epochs=r.int("epochs", d.epochs, min=1),
             batch_size=r.int("batch_size", d.batch_size, min=1),
             learning_rate=r.float("learning_rate", d.learning_rate, min=0.0, min_exclusive=True),
             val_fraction=r.float("val_fraction", d.val_fraction, min=0.0, max=1.0, max_exclusive=True),
             device=r.str("device", d.device, choices=DEVICES),
-            threads=r.int("threads", d.threads, min=1),
+            threads=r.threads("threads", d.threads),
             architecture=CNNConfig.from_reader(r.group("architecture")),
+            params_file=r.source,
         )
         r.done()
         return cfg
@@ -98,13 +102,21 @@ def train_cnn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_val: torch.T
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
             loss.backward()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise GradmetaError(f"{cfg.params_file}: train.learning_rate {cfg.learning_rate:g} made the loss {value} in "
+                                    f"epoch {epoch}, batch {start // cfg.batch_size + 1} (the weights diverged); lower it")
             optimizer.step()
-            total_loss += loss.item() * len(idx)
+            total_loss += value * len(idx)
             total_correct += int((logits.argmax(1) == yb).sum())
         curve.append({"epoch": epoch, "train_loss": total_loss / len(x), "train_accuracy": total_correct / len(x),
                       "val_accuracy": accuracy(model, x_val, y_val)})
     model.to(memory_format=torch.contiguous_format)
     model.eval()
+    for name, weight in model.state_dict().items():
+        if weight.is_floating_point() and not bool(torch.isfinite(weight).all()):
+            raise GradmetaError(f"{cfg.params_file}: train.learning_rate {cfg.learning_rate:g} made weight {name} NaN or "
+                                "infinite (the weights diverged); lower it")
     return curve
 
 

@@ -44,10 +44,14 @@ def stage_item(given: str | None, option: str) -> tuple[str, str]:
     unquoted and a shell runs it, so a name could run a command before gradmeta ever checks it. The stage
     reads its item from the environment DVC sets instead, and checks it against params.yaml.
     """
-    addressing = os.environ.get("DVC_STAGE", "").rsplit(":", 1)[-1]
+    raw = os.environ.get("DVC_STAGE")
+    addressing = (raw or "").rsplit(":", 1)[-1]
     name, _, item = addressing.partition("@")
     if given is not None:
         return name, given
-    if not item:
+    if raw is None:
         raise GradmetaError(f"{option} is required outside a DVC stage (no DVC_STAGE in the environment)")
+    if not name or not item:
+        raise GradmetaError(f"DVC_STAGE={raw[:80]!r} in the environment is not a stage address '<stage>@<item>' "
+                            f"(dvc.yaml's foreach stages set it); outside DVC, unset it and give {option}")
     return name, item

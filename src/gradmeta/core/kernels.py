@@ -95,10 +95,22 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
     return None
 
 
+OPT_OUT_ON = ("1", "true", "yes")  # GRADMETA_NATIVE_KERNELS values that run natively (case ignored)
+OPT_OUT_OFF = ("", "0", "false", "no")  # values (and unset) that keep the pins
+
+
 def native_requested(environ: MutableMapping[str, str] | None = None) -> bool:
-    """True when the user opted out of the pins (``GRADMETA_NATIVE_KERNELS`` set to a non-empty value but 0)."""
-    value = (os.environ if environ is None else environ).get(OPT_OUT, "").strip().lower()
-    return value not in ("", "0", "false", "no")
+    """True when the user opted out of the pins: ``GRADMETA_NATIVE_KERNELS`` is 1, true or yes (0, false, no,
+    empty or unset keep them). Any other value (``off``, ``n``, ``00``, ...) is a :class:`GradmetaError`:
+    a guess at what it means could run the other way than the user wanted."""
+    raw = (os.environ if environ is None else environ).get(OPT_OUT, "")
+    value = raw.strip().lower()
+    if value in OPT_OUT_ON:
+        return True
+    if value in OPT_OUT_OFF:
+        return False
+    raise GradmetaError(f"{OPT_OUT}={raw[:40]!r} is not understood: set it to 1 (native kernels, not reproducible "
+                        "across CPUs) or 0 / leave it unset (the pinned kernels)")
 
 
 def kernels_mode(environ: MutableMapping[str, str] | None = None) -> str:
@@ -134,8 +146,10 @@ def pin_kernels(environ: MutableMapping[str, str] | None = None, flags: set[str]
     if environ is None:
         loaded = [name for name in ("numpy", "torch") if name in sys.modules]
         if loaded:
-            raise GradmetaError(f"{' and '.join(loaded)} loaded before gradmeta pinned the CPU kernels; pin them "
-                                "first (gradmeta.core.kernels.pin_kernels)")
+            raise GradmetaError(f"{' and '.join(loaded)} loaded before gradmeta pinned the CPU kernels (something in "
+                                "this environment imports it at start-up: PYTHONSTARTUP, a sitecustomize or .pth "
+                                f"file); remove that, or set {OPT_OUT}=1 to run natively (not reproducible across "
+                                "CPUs); in your own code, call gradmeta.core.kernels.pin_kernels() before importing them")
     notices = []
     wanted: dict[str, str | None] = {**pinned_environment(), **dict.fromkeys(CLEARED)}
     for name, value in wanted.items():

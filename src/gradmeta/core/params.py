@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import reprlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import yaml
 
 from gradmeta.core.errors import GradmetaError
 
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding, and so every library seeded from one seed, takes 0..2**32 - 1
+MAX_THREADS = 1024  # thread counts (torch, XGBoost, meta fits at once): more than any machine has cores
 GROUPS = ("data", "train", "extract", "detectors", "meta", "evaluate")  # the top-level groups of params.yaml
 
 
@@ -50,25 +53,93 @@ def unknown_key_error(source: str, name: str, valid: Sequence[str], prefix: str 
     return GradmetaError(f"{source}: {name} is not a parameter; {hint}")
 
 
-def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
-    """Load a params file; a missing or malformed file, or an unknown top-level group, is a
-    :class:`GradmetaError` naming the file (and the line, for a YAML syntax error)."""
-    p = Path(path)
-    if not p.is_file():
-        raise GradmetaError(f"{p}: params file not found")
+MAX_REPR = 80  # characters of a found value an error message quotes
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to :data:`MAX_REPR` characters: an error line stays one short line whatever
+    the file held (a long list, a string of megabytes)."""
+    text = reprlib_repr(value)
+    return text if len(text) <= MAX_REPR else f"{text[:MAX_REPR - 3]}..."
+
+
+def key_text(key: Any) -> str:
+    """A mapping key as an error names it: a string as it is (cut to :data:`MAX_REPR`), anything else shown."""
+    return key[:MAX_REPR] if isinstance(key, str) else shown(key)
+
+
+def reprlib_repr(value: Any) -> str:
+    """A repr that never builds more than a few hundred characters, even of a huge or deep value."""
+    limits = reprlib.Repr()
+    limits.maxlevel, limits.maxstring, limits.maxother = 3, MAX_REPR, MAX_REPR
+    limits.maxlist = limits.maxtuple = limits.maxdict = limits.maxset = 8
+    return limits.repr(value)
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader refusing what DVC refuses or what can blow up: a key given twice in one
+    mapping (PyYAML keeps the last one silently; DVC refuses the file) and anchors and aliases
+    (``&a`` / ``*a``: a few lines of aliases can expand to billions of values)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused("a YAML alias (*name): params files may not use anchors or aliases", event.start_mark)
+        event = self.peek_event()
+        if getattr(event, "anchor", None) is not None:
+            raise _Refused("a YAML anchor (&name): params files may not use anchors or aliases", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise _Refused(f"the key {shown(key)} is given twice in one mapping", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+class _Refused(Exception):
+    """A construct :class:`_ParamsLoader` refuses, and where it is."""
+
+    def __init__(self, problem: str, mark: yaml.Mark):
+        super().__init__(problem)
+        self.problem, self.mark = problem, mark
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document at ``path``, read safely (no tags, no anchors or aliases, no key given twice);
+    any problem is one :class:`GradmetaError` naming the file and the line."""
     try:
-        data = yaml.safe_load(p.read_text())
+        return yaml.load(path.read_text(), Loader=_ParamsLoader)  # noqa: S506 (a SafeLoader subclass)
+    except _Refused as exc:
+        raise GradmetaError(f"{path}: {exc.problem} at line {exc.mark.line + 1}, column {exc.mark.column + 1}") from None
+    except RecursionError:
+        raise GradmetaError(f"{path}: not valid YAML (nested too deeply)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise GradmetaError(f"{p}: not valid YAML{where} ({problem})") from None
+        raise GradmetaError(f"{path}: not valid YAML{where} ({problem})") from None
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+    """Load a params file; a missing or malformed file, or an unknown top-level group, is a
+    :class:`GradmetaError` naming the file (and the line, for a YAML syntax error, a key given twice,
+    an anchor or an alias)."""
+    p = Path(path)
+    if not p.is_file():
+        raise GradmetaError(f"{p}: params file not found")
+    data = read_yaml(p)
     if not isinstance(data, dict):
         raise GradmetaError(f"{p}: expected a mapping of parameter groups at the top level")
     for key in data:
         if key not in GROUPS:
-            raise unknown_key_error(str(p), str(key), GROUPS)
+            raise unknown_key_error(str(p), key_text(key), GROUPS)
     return as_params(data, str(p))
+
 
 
 class ParamReader:
@@ -82,7 +153,7 @@ class ParamReader:
         if values is None:
             values = {}
         if not isinstance(values, Mapping):
-            raise GradmetaError(f"{source}: {prefix} must be a mapping, got {type(values).__name__}")
+            raise GradmetaError(f"{source}: {prefix} must be a mapping, got {shown(values)}")
         self._values = values
         self._prefix = prefix
         self._source = source
@@ -133,21 +204,33 @@ class ParamReader:
         """Refuse keys of this group (and of its nested groups) that no one asked for."""
         for key in self._values:
             if key not in self._asked:
-                raise unknown_key_error(self._source, self.name(str(key)), self._asked,
+                raise unknown_key_error(self._source, self.name(key_text(key)), self._asked,
                                         f"{self._prefix}." if self._prefix else "")
         for child in self._children:
             child.done()
 
-    def int(self, key: str, default: Any = ..., *, min: int | None = None, allow_none: bool = False) -> int | None:
+    def int(self, key: str, default: Any = ..., *, min: int | None = None, max: int | None = None,
+            allow_none: bool = False) -> int | None:
         value = self.raw(key, default)
         if value is None and allow_none:
             return None
         expected = "an integer" if min is None else ("a positive integer" if min == 1 else f"an integer >= {min}")
+        if max is not None:
+            expected += f" and <= {max}"
         if allow_none:
             expected += " or null"
-        if isinstance(value, bool) or not isinstance(value, int) or (min is not None and value < min):
+        if (isinstance(value, bool) or not isinstance(value, int) or (min is not None and value < min)
+                or (max is not None and value > max)):
             raise self.fail(key, expected, value)
         return value
+
+    def seed(self, key: str, default: Any = ...) -> int:
+        """A random seed: an integer 0..:data:`MAX_SEED` (the range every library seeded from it takes)."""
+        return self.int(key, default, min=0, max=MAX_SEED)
+
+    def threads(self, key: str, default: Any = ...) -> int:
+        """A thread count: an integer 1..:data:`MAX_THREADS`."""
+        return self.int(key, default, min=1, max=MAX_THREADS)
 
     def float(self, key: str, default: Any = ..., *, min: float | None = None, max: float | None = None,
               min_exclusive: bool = False, max_exclusive: bool = False) -> float:

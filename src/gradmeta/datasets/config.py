@@ -99,8 +99,8 @@ class DataConfig:
         concepts.update({name: _user_concept(user.group(name), name) for name in user.keys()})
         cfg = cls(
             source=mode,
-            seed=data.int("seed", 0, min=0),
-            threads=data.int("threads", 2, min=1),
+            seed=data.seed("seed", 0),
+            threads=data.threads("threads", 2),
             known=data.str("known", names.known),
             concepts=concepts,
             raw_dir=real.str("raw_dir", None, allow_none=True),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class EvaluateConfig:
     margin: float  # claims (c) (twice this) and (d): the smallest AUROC difference that counts
     unstable_std: float  # an AUROC std over the repeats above this marks a cell (and the claims resting on it)
     rejection_ratio: float = 1.0  # unknown images per known meta-test row in the rejection scenario's mixture
+    min_accuracy: float = 0.5  # below this test accuracy of the CNN on the known concept, no claim is judged
     params_file: str = "params.yaml"
 
     @classmethod
@@ -58,17 +59,24 @@ class EvaluateConfig:
                   min_metrics=r.int("min_metrics", 2, min=1), margin=r.float("margin", 0.01, min=0.0),
                   unstable_std=r.float("unstable_std", 0.05, min=0.0),
                   rejection_ratio=r.float("rejection_unknown_ratio", 1.0, min=0.0, min_exclusive=True),
-                  params_file=r.source)
+                  min_accuracy=r.float("min_accuracy", 0.5, min=0.0, max=1.0), params_file=r.source)
         r.done()
         return out
 
 
-def judge_claims(summary, known: str, unknowns: list[str], cfg: EvaluateConfig) -> tuple[list[Verdict], list[str]]:
-    """The verdicts on claims (a)-(d) and the notes that go with them."""
+def judge_claims(summary, known: str, unknowns: list[str], cfg: EvaluateConfig,
+                 accuracy: float | None = None) -> tuple[list[Verdict], list[str]]:
+    """The verdicts on claims (a)-(d) and the notes that go with them. With the CNN's ``accuracy`` on
+    the known concept's evaluation rows below ``cfg.min_accuracy``, no claim is judged (each is n/a,
+    saying why): the claims are about a classifier that works, and one near chance proves nothing."""
     primary = cfg.primary_classifier
     verdict_d, note_d = claim_d(summary, list(cfg.remote_concepts), primary, cfg.margin, known=known)
     verdicts = [claim_a(summary, known, cfg.min_metrics), claim_b(summary, unknowns, primary),
                 claim_c(summary, unknowns, primary, 2 * cfg.margin, known=known), verdict_d]
+    if accuracy is not None and accuracy < cfg.min_accuracy:
+        why = (f"not judged: the CNN's test accuracy on {known} is {accuracy:.4f}, below evaluate.min_accuracy "
+               f"{cfg.min_accuracy:g} (train it longer or better, or lower that floor in {cfg.params_file})")
+        return [replace(v, holds=None, evidence=why, cells=()) for v in verdicts], []
     return verdicts, [note_d]
 
 
@@ -141,7 +149,7 @@ def run(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any], metas: 
               "all": ("all", cfg.primary_classifier)}
     results, roc = score_all(frames, fitted, tuple(curves.values()))
     summary = summarize_results(results)
-    verdicts, notes = judge_claims(summary, known, unknowns, cfg)
+    verdicts, notes = judge_claims(summary, known, unknowns, cfg, cnn_context(frames)[known]["cnn_accuracy"])
     decomposition = decomposition_section(results, cfg.primary_classifier, cfg.margin)
     return Evaluation(cfg, fitted, frames, metas, summary, roc, curves, headline, verdicts, notes, len(results),
                       decomposition, run_rejection(cfg, fitted, frames))

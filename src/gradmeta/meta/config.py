@@ -70,11 +70,14 @@ class MetaConfig:
         r = params.reader("meta")
         d = cls()
         listed = r.raw("unknown_concepts", None)
+        if listed is not None and (not isinstance(listed, list) or not listed):
+            raise r.fail("unknown_concepts", f"null (every concept but {concepts.known}) or a non-empty list of "
+                         f"concepts from {', '.join(concepts.unknowns) or '(none: data has no other concept)'}", listed)
         unknowns = (concepts.unknowns if listed is None
                     else tuple(r.str_list("unknown_concepts", choices=concepts.unknowns)))
         cfg = cls(
             known_concept=concepts.known,
-            seed=r.int("seed", d.seed, min=0),
+            seed=r.seed("seed", d.seed),
             repeats=r.int("repeats", d.repeats, min=1),
             test_fraction=r.float("test_fraction", d.test_fraction, min=0.0, max=1.0, min_exclusive=True,
                                   max_exclusive=True),
@@ -85,7 +88,7 @@ class MetaConfig:
             known_unknowns=_known_unknowns(r, unknowns, d.known_unknowns),
             logistic=_logistic(r.group("logistic")),
             xgboost=_xgboost(r.group("xgboost")),
-            n_jobs=r.int("n_jobs", d.n_jobs, min=1),
+            n_jobs=r.threads("n_jobs", d.n_jobs),
             params_file=r.source,
         )
         r.done()
@@ -140,7 +143,7 @@ def _xgboost(xg: ParamReader) -> dict[str, Any]:
     return {"n_estimators": xg.int("n_estimators", 100, min=1), "max_depth": xg.int("max_depth", 3, min=1),
             "learning_rate": xg.float("learning_rate", 0.1, min=0.0, min_exclusive=True),
             "subsample": xg.float("subsample", 1.0, min=0.0, max=1.0, min_exclusive=True),
-            "n_jobs": xg.int("n_jobs", 1, min=1),
+            "n_jobs": xg.threads("n_jobs", 1),
             "early_stopping_rounds": xg.int("early_stopping_rounds", None, min=1, allow_none=True),
             "validation_fraction": xg.float("validation_fraction", 0.2, min=0.0, max=1.0, min_exclusive=True,
                                             max_exclusive=True),

@@ -18,7 +18,7 @@ from gradmeta.features import metric_columns
 from gradmeta.meta.config import MetaConfig
 from gradmeta.meta.estimators import ThresholdedClassifier
 from gradmeta.meta.inputs import Inputs, resolve_inputs
-from gradmeta.meta.scenarios import Split, as_arrays, fit_sets, make_splits
+from gradmeta.meta.scenarios import Split, as_arrays, check_split_sizes, fit_sets, make_splits
 
 ModelKey = tuple[str, str, str]  # (fit name, input name, classifier)
 
@@ -76,6 +76,7 @@ def fit_all(frames: dict[str, pd.DataFrame], cfg: MetaConfig, sources: dict[str,
     inputs = resolve_inputs(cfg, metric_cols)
     used = {c: frames[c] for c in (cfg.known_concept, *cfg.unknown_concepts)}
     col_index = {c: i for i, c in enumerate(metric_cols)}
+    check_split_sizes(used, cfg.test_fraction, cfg.params_file)
     arrays = as_arrays(used, metric_cols)
     budget = cfg.n_jobs * int(cfg.xgboost.get("n_jobs", 1))
     if log is not None and budget > (os.cpu_count() or 1):

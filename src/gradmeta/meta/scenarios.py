@@ -17,6 +17,7 @@ unknown concept is wrong.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,23 @@ def split_concept(frame: pd.DataFrame, test_fraction: float, seed: int, stratify
         raise GradmetaError(f"concept {frame['concept'].iloc[0] if n else '?'}: needs at least 2 rows to split, got {n}")
     train, test = train_test_split(positions, test_size=test_fraction, random_state=seed, shuffle=True, stratify=strat)
     return Split(np.sort(train), np.sort(test))
+
+
+MIN_SPLIT_ROWS = 2  # rows each side of a concept's meta split needs (a stratified known concept: one of each kind)
+
+
+def check_split_sizes(frames: dict[str, pd.DataFrame], test_fraction: float, params_file: str) -> None:
+    """Refuse a ``meta.test_fraction`` that leaves fewer than :data:`MIN_SPLIT_ROWS` rows on either side of
+    some concept's split (scikit-learn's counts: ``ceil(n * test_fraction)`` to meta-test, the rest to
+    meta-train), naming the concept and the counts, before any fit."""
+    for concept, frame in sorted(frames.items()):
+        n = len(frame)
+        n_test = math.ceil(n * test_fraction)
+        if min(n_test, n - n_test) < MIN_SPLIT_ROWS:
+            raise GradmetaError(f"{params_file}: meta.test_fraction {test_fraction:g} splits the {n} rows of concept "
+                                f"{concept!r} into {n - n_test} meta-train and {n_test} meta-test; each side needs at "
+                                f"least {MIN_SPLIT_ROWS} (choose a fraction between {MIN_SPLIT_ROWS / n:.3g} and "
+                                f"{1 - MIN_SPLIT_ROWS / n:.3g}, or more rows)")
 
 
 def make_splits(frames: dict[str, pd.DataFrame], test_fraction: float, seed: int, known: str) -> dict[str, Split]:

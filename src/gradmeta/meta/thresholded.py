@@ -4,6 +4,7 @@ classifier."""
 
 from __future__ import annotations
 
+import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 from typing import Any, ClassVar, Protocol
@@ -124,6 +125,10 @@ class ThresholdedClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
         if len(classes) != 2:
             raise ValueError(f"{type(self).__name__} needs training rows of 2 classes (correct and wrong "
                              f"predictions), got 1 class")
+        if not (classes.dtype == bool or set(classes.tolist()) == {0, 1}):
+            warnings.warn(f"{type(self).__name__}: the labels are {classes[0]!r} and {classes[1]!r}, not 0/1: "
+                          f"{classes[1]!r} (the larger, classes_[1]) is the positive class and scores high; to choose "
+                          "it, fit on y == <positive label>", UserWarning, stacklevel=2)
         self.classes_ = classes
         target = (y == self.classes_[1]).astype(int)
         self._fit(X, target)

@@ -60,7 +60,7 @@ class ExtractConfig:
             raise r.error("statistics", str(exc)) from None
         r.raw("shards", None)  # read by shard_count: a key that is there is not unknown to done()
         cfg = cls(statistics=tuple(stats), chunk_size=r.int("chunk_size", d.chunk_size, min=1),
-                  device=r.str("device", d.device, choices=DEVICES), threads=r.int("threads", d.threads, min=1),
+                  device=r.str("device", d.device, choices=DEVICES), threads=r.threads("threads", d.threads),
                   shards=shard_count(params))
         r.done()
         return cfg

@@ -77,7 +77,7 @@ class DetectorsConfig:
             use=tuple(dict.fromkeys(r.str_list("use", list(d.use), choices=registered_names()))),
             targets=tuple(dict.fromkeys(r.str_list("targets", list(d.targets), choices=EXTRA_TARGETS))),
             chunk_size=r.int("chunk_size", d.chunk_size, min=1),
-            threads=r.int("threads", d.threads, min=1),
+            threads=r.threads("threads", d.threads),
             device=r.str("device", d.device, choices=DEVICES),
             params=values,
             params_file=r.source,

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.params import MAX_SEED
 from gradmeta.uncertainty.detectors.base import FeatureDetector, logits_layer, seeded_rows
 from gradmeta.uncertainty.detectors.last_layer import error_directions, input_directions
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
@@ -28,7 +29,7 @@ from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 @register_detector("grad_knn", fitted=True, params={"k": Param(10, int, min=1),
                                                      "bank_size": Param(5000, int, min=1, allow_none=True),
-                                                     "seed": Param(0, int, min=0)})
+                                                     "seed": Param(0, int, min=0, max=MAX_SEED)})
 class GradKNN(FeatureDetector):
     """k-th largest cosine similarity of the logits layer's gradient to a bank of training gradients.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.params import MAX_SEED
 from gradmeta.uncertainty.detectors.base import FeatureDetector, seeded_rows
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
@@ -21,7 +22,7 @@ def _normalised(z: torch.Tensor) -> torch.Tensor:
 
 @register_detector("knn", fitted=True, params={"k": Param(10, int, min=1),
                                                 "bank_size": Param(5000, int, min=1, allow_none=True),
-                                                "seed": Param(0, int, min=0)})
+                                                "seed": Param(0, int, min=0, max=MAX_SEED)})
 class KNN(FeatureDetector):
     """k-th nearest-neighbour distance of normalised features to a bank of training features.
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.model_state import untouched
+from gradmeta.core.params import MAX_SEED
 from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, logits_layer
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
@@ -68,7 +69,8 @@ def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 20, 
     return {k: torch.cat([p[k] for p in parts]) for k in ("entropy", "mutual_information", "variation_ratio")}
 
 
-@register_detector("mc_dropout", key_prefix="mc", params={"passes": Param(10, int, min=2), "seed": Param(0, int, min=0)})
+@register_detector("mc_dropout", key_prefix="mc",
+                   params={"passes": Param(10, int, min=2), "seed": Param(0, int, min=0, max=MAX_SEED)})
 class MCDropout(Detector):
     """MC dropout as one detector of three outputs (nothing to fit; the model needs dropout layers)."""
 

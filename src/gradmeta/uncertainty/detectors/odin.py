@@ -20,16 +20,22 @@ from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
+# The range where the score is a number: a temperature below MIN_TEMPERATURE makes f(x) / T overflow, one above
+# MAX_TEMPERATURE makes every softmax 1/C to the last digit; a step above MAX_EPSILON (images in [0, 1]) moves
+# every pixel past the whole range of an image. The paper tunes T in 1..1000 and epsilon in 0..0.004.
+MIN_TEMPERATURE, MAX_TEMPERATURE, MAX_EPSILON = 1e-3, 1e6, 1.0
 
-@register_detector("odin", params={"temperature": Param(1000.0, float, min=0.0, min_exclusive=True),
-                                   "epsilon": Param(0.0014, float, min=0.0)})
+
+@register_detector("odin", params={"temperature": Param(1000.0, float, min=MIN_TEMPERATURE, max=MAX_TEMPERATURE),
+                                   "epsilon": Param(0.0014, float, min=0.0, max=MAX_EPSILON)})
 class ODIN(Detector):
     """Max temperature-scaled softmax after a small step that raises it (nothing to fit)."""
 
     def __init__(self, temperature: float = 1000.0, epsilon: float = 0.0014):
-        if temperature <= 0 or epsilon < 0:
-            raise GradmetaError(f"ODIN: temperature must be > 0 and epsilon >= 0, got {temperature}, {epsilon}")
-        self.temperature, self.epsilon = temperature, epsilon
+        if not (MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE and 0 <= epsilon <= MAX_EPSILON):
+            raise GradmetaError(f"ODIN: temperature must be in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}] and epsilon "
+                                f"in [0, {MAX_EPSILON:g}], got {temperature!r}, {epsilon!r}")
+        self.temperature, self.epsilon = float(temperature), float(epsilon)
 
     def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
         """max softmax(f(x') / T), float64 (N,): higher = in-distribution (in eval mode: the protocol's

@@ -37,7 +37,7 @@ class Param:
         """The value of ``key`` in ``reader``'s group, checked (a bad one names the parameter)."""
         if self.kind is int:
             return reader.int(key, self.default, min=None if self.min is None else int(self.min),
-                              allow_none=self.allow_none)
+                              max=None if self.max is None else int(self.max), allow_none=self.allow_none)
         if self.kind is float:
             return reader.float(key, self.default, min=self.min, max=self.max, min_exclusive=self.min_exclusive)
         raise GradmetaError(f"detector parameter {key}: kind must be int or float, got {self.kind!r}")
