@@ -24,7 +24,7 @@ from gradmeta.meta.scenarios import load_concept_features
 def main(params_path: str, features_dir: str, meta_path: str, metrics_dir: str) -> None:
     log = setup_logging("evaluate")
     fitted = load_fitted(meta_path)
-    cfg = EvaluateConfig.from_params(load_params(params_path), fitted)  # resolved against the fitted config
+    cfg = EvaluateConfig.from_params(load_params(params_path), fitted.config)  # resolved against the fitted config
     known, unknowns = fitted.config.known_concept, fitted.config.unknown_concepts
     frames, metas = load_concept_features(features_dir, (known, *unknowns), log)
     evaluation = run(cfg, fitted, frames, metas, meta_path)

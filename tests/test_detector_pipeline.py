@@ -100,7 +100,7 @@ def test_features_table_columns_against_references(model_and_train):
     ({"use": ["odin", "energy"]}, "detectors.use must be a list of names from mahalanobis"),
     ({"targets": ["cross_entropy"]}, "detectors.targets must be a list of names from kl_uniform, bce_ones"),
     ({"knn": {"k": 10, "bank_size": 5}}, "detectors.knn.bank_size: must be at least knn.k (10), got 5"),
-    ({"odin": {"temperature": 0}}, "detectors.odin.temperature must be a number > 0.0"),
+    ({"odin": {"temperature": 0}}, "detectors.odin.temperature must be a number >= 0.001 and <= 1000000.0"),
     ({"mc_dropout": {"passes": 1}}, "detectors.mc_dropout.passes must be an integer >= 2"),
     ({"react": {"percentil": 90}}, "detectors.react.percentil is not a parameter; did you mean detectors.react.percentile?"),
 ])

@@ -1,4 +1,5 @@
-"""The ``gradmeta`` console script: ``prepare`` (check a data source) and ``readme-results``.
+"""The ``gradmeta`` console script: ``prepare`` (check a data source), ``check`` (check params.yaml),
+``readme-results`` and ``share``.
 
 Subcommands import their library code when they run, so ``gradmeta --help`` stays fast."""
 
@@ -42,6 +43,28 @@ def prepare(params_path: str, concepts: tuple[str, ...], out_dir: str) -> None:
         labelled = "labelled" if (data.labels >= 0).all() else "no labels"
         click.echo(f"{concept}: {len(data)} images ({splits}; {labelled}), {KIND_WORDS[data.kind]}: "
                    f"{data.provenance['description']} -> {Path(out_dir) / f'{concept}.npz'}")
+
+
+@main.command("check")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
+@reports_errors
+def check(params_path: str) -> None:
+    """Check every group of a params file as the stages will read it, in a second, before `dvc repro`. DVC
+    reads a few values itself (data.concepts, data.user_concepts and extract.shards make the stage list):
+    a wrong type there stops DVC with an error that does not name them, and this names them."""
+    from gradmeta.cnn import TrainConfig
+    from gradmeta.core.params import load_params
+    from gradmeta.datasets import DataConfig
+    from gradmeta.evaluation.run import EvaluateConfig
+    from gradmeta.meta.config import MetaConfig
+    from gradmeta.uncertainty.stage import ExtractSettings
+
+    params = load_params(params_path)
+    DataConfig.from_params(params)
+    TrainConfig.from_params(params)
+    ExtractSettings.from_params(params)
+    EvaluateConfig.from_params(params, MetaConfig.from_params(params))
+    click.echo(f"{params_path}: every parameter group reads as the stages will read it")
 
 
 @main.command("readme-results")

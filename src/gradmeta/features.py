@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from gradmeta.core.atomic import atomic_path
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.jsontext import json_object
 from gradmeta.core.params import as_params
 
 FORMAT = "gradmeta.features/2"  # /2: a part of a concept's dataset directory
@@ -59,7 +60,7 @@ def read_features(path: str | os.PathLike[str], required: Sequence[str] = ()) ->
     except (pa.ArrowException, OSError) as exc:
         raise GradmetaError(f"{p}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     raw = (table.schema.metadata or {}).get(METADATA_KEY)
-    meta = json.loads(raw) if raw else {}
+    meta = json_object(raw.decode("utf-8", "replace"), f"{p}: metadata") if raw else {}
     if meta.get("format") != FORMAT:
         raise GradmetaError(f"{p}: not a gradmeta features file (expected format {FORMAT})")
     frame = table.to_pandas()
@@ -122,6 +123,7 @@ def read_concept_features(features_dir: str | os.PathLike[str], concept: str,
             raise GradmetaError(f"{path}: is shard {meta.get('shard')} of {meta.get('shards')} of concept "
                                 f"{meta.get('concept')!r}, expected shard {k} of {shards} of {concept!r} from the "
                                 "same model as part 0 (a part left from another run: rerun its extract stage)")
+        _check_rows(frame, meta, path, frames[-1]["index"].iloc[-1] + 1 if frames else None)
         frames.append(frame)
         k += 1
     table = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -129,6 +131,23 @@ def read_concept_features(features_dir: str | os.PathLike[str], concept: str,
     stale = sorted(p for p in first.parent.glob("part-*.parquet")
                    if p.stem.removeprefix("part-").isdigit() and int(p.stem.removeprefix("part-")) >= shards)
     return table, meta0, stale
+
+
+def _check_rows(frame: pd.DataFrame, meta: dict[str, Any], path: Path, after: int | None) -> None:
+    """A part's ``index`` column (positions in the prepared data) must be the consecutive block its
+    metadata's ``rows`` names ([first, end)), starting where the previous part ended (``after``): a
+    concept's evaluation images are one consecutive block of its prepared data (the extract stage
+    refuses others), so a row missing anywhere shows as a gap or a range that does not match."""
+    rows = meta.get("rows")
+    if not (isinstance(rows, list) and len(rows) == 2 and all(isinstance(r, int) for r in rows)):
+        return  # a part written before the range existed: nothing to compare with
+    index = frame["index"].to_numpy()
+    expected_start = rows[0] if after is None else after
+    if rows[0] != expected_start or len(index) != rows[1] - rows[0] or not np.array_equal(
+            index, np.arange(rows[0], rows[1])):
+        raise GradmetaError(f"{path}: holds {len(index)} rows where its metadata names the prepared images "
+                            f"{rows[0]}..{rows[1] - 1}" + (f" (the previous part ended at {after - 1})" if after else "")
+                            + "; rows were removed or the part was changed after extraction: rerun its extract stage")
 
 
 def _check_correct(table: pd.DataFrame, meta: dict[str, Any], where: Path, concept: str) -> None:

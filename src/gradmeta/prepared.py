@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from gradmeta.core.atomic import write_bytes
-from gradmeta.core.concepts import IMAGE_SIZE, KINDS
+from gradmeta.core.concepts import IMAGE_SIZE, KINDS, MAX_IMAGES
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.jsontext import json_object
 from gradmeta.core.npzfile import NpzArchive
+from gradmeta.core.params import shown
 
 FORMAT = "gradmeta.prepared/2"
 ARRAYS = ("format", "concept", "source", "kind", "provenance", "images", "labels", "split", "source_index")
@@ -74,6 +76,34 @@ def save_prepared(path: str | os.PathLike[str], data: PreparedData) -> None:
     write_bytes(path, buf.getvalue())
 
 
+STRINGS = ("format", "concept", "source", "kind", "provenance")  # the scalar string members
+MAX_PROVENANCE = 1 << 20  # characters of the provenance JSON (a few hundred for a built-in concept)
+
+
+def _one_string(shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """The declared header of a scalar string member: a 0-d unicode array of at most MAX_PROVENANCE characters."""
+    if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * MAX_PROVENANCE:
+        raise GradmetaError(f"a scalar string of at most {MAX_PROVENANCE} characters, got {dtype} {shape}")
+
+
+def _check_declared(npz: NpzArchive, p: Path) -> None:
+    """Refuse, from the headers alone, a prepared file whose arrays cannot be one concept's: images (N, 28, 28)
+    uint8 with 1 <= N <= MAX_IMAGES, and labels, split and source_index of length N."""
+    shape, dtype = npz.header("images")
+    if dtype != np.uint8 or len(shape) != 3 or shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or not 0 < shape[0] <= MAX_IMAGES:
+        raise GradmetaError(f"{p}: images declared as {dtype} {shape}; a prepared concept holds uint8 (N, {IMAGE_SIZE}, "
+                            f"{IMAGE_SIZE}) with 1 <= N <= {MAX_IMAGES}")
+    for name in ("labels", "split", "source_index"):
+        other, other_dtype = npz.header(name)
+        if other != (shape[0],) or (name == "split" and (other_dtype.kind != "U" or other_dtype.itemsize > 4 * 16)):
+            raise GradmetaError(f"{p}: {name} declared as {other_dtype} {other} for {shape[0]} images")
+    for name in STRINGS:
+        try:
+            _one_string(*npz.header(name))
+        except GradmetaError as exc:
+            raise GradmetaError(f"{p}: {name} must be {exc}") from None
+
+
 def load_prepared(path: str | os.PathLike[str]) -> PreparedData:
     """Read a prepared npz, failing with one line that names the file if it is missing or damaged."""
     p = Path(path)
@@ -81,12 +111,14 @@ def load_prepared(path: str | os.PathLike[str]) -> PreparedData:
         missing = set(ARRAYS) - set(npz.names)
         if missing:
             raise GradmetaError(f"{p}: not a gradmeta prepared file, missing arrays {sorted(missing)}")
+        _check_declared(npz, p)
         if str(npz.array("format")) != FORMAT:
-            raise GradmetaError(f"{p}: expected format {FORMAT}, got {npz.array('format')}")
+            raise GradmetaError(f"{p}: expected format {FORMAT}, got {shown(str(npz.array('format')))}")
         arrays = {name: npz.array(name) for name in ARRAYS}
     try:
         return PreparedData(str(arrays["concept"]), str(arrays["source"]), str(arrays["kind"]), arrays["images"],
                             arrays["labels"],
-                            arrays["split"], arrays["source_index"], json.loads(str(arrays["provenance"])))
+                            arrays["split"], arrays["source_index"],
+                            json_object(str(arrays["provenance"]), f"{p}: provenance"))
     except ValueError as exc:
         raise GradmetaError(f"{p}: inconsistent prepared arrays ({exc})") from None

@@ -29,13 +29,18 @@ class Shared:
 
 def share_results(repo_dir: str | os.PathLike[str] = ".", remote: str | None = None) -> Shared:
     """Push the workspace's cached outputs, the run-cache and every object its entries point to, to ``remote``
-    (default: the repository's default remote). Raises :class:`GradmetaError` when there is no such remote."""
+    (default: the repository's default remote). Raises :class:`GradmetaError` (one line) when there is no such remote,
+    its DVC plugin is missing, its local folder does not exist, or it cannot be written."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    name = f"dvc remote {remote or '(default)'}"
     try:
         with Repo(os.fspath(repo_dir)) as repo:
-            repo.cloud.get_remote(remote)  # fails early, naming the remote, before anything is sent
+            target = repo.cloud.get_remote(remote)  # fails early, naming the remote, before anything is sent
+            if getattr(target.fs, "protocol", None) == "local" and not os.path.isdir(target.path):
+                raise GradmetaError(f"{name}: the folder {target.path} does not exist (a mistyped path would "
+                                    "silently start a new remote there); create it first if it is meant")
             entries = repo.stage_cache.push(remote)
             workspace = repo.push(remote=remote)
             used = repo.stage_cache.get_used_objs(entries)
@@ -45,5 +50,15 @@ def share_results(repo_dir: str | os.PathLike[str] = ".", remote: str | None = N
                 sent += len(result.transferred)
                 missing += len(result.failed)
     except DvcException as exc:
-        raise GradmetaError(f"dvc remote {remote or '(default)'}: {str(exc).splitlines()[0]}") from exc
+        raise GradmetaError(f"{name}: {_one_line(exc)}") from exc
+    except ImportError as exc:  # the remote's DVC plugin (dvc-s3, dvc-gs, ...) is not installed
+        raise GradmetaError(f"{name}: {_one_line(exc)}") from exc
+    except OSError as exc:  # an unwritable or full remote folder, a path through a file
+        raise GradmetaError(f"{name}: cannot write there ({exc.strerror or type(exc).__name__}: "
+                            f"{exc.filename or ''})") from exc
     return Shared(len(entries), workspace, sent, missing)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The whole message of ``exc`` on one line (DVC's run over several, e.g. the command that fixes it)."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gradmeta.core.errors import GradmetaError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -22,10 +24,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     a new write starts, and ``.dvcignore`` keeps DVC from counting one into an output folder's hash.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise cannot_write(target, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)
@@ -34,9 +39,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile: one line, nothing half-written
+        tmp.unlink(missing_ok=True)
+        raise cannot_write(target, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def cannot_write(target: Path, exc: OSError) -> GradmetaError:
+    """The one-line error for an output that cannot be written (no space, no permission, ...)."""
+    return GradmetaError(f"{target}: cannot write it ({exc.strerror or type(exc).__name__}"
+                         f"{f': {exc.filename}' if exc.filename and str(exc.filename) != str(target) else ''}); "
+                         "nothing was written")
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

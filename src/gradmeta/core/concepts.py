@@ -15,6 +15,9 @@ from typing import Any
 from gradmeta.core.params import ParamReader, as_params
 
 IMAGE_SIZE = 28
+# Images one concept may have. The largest built-in concept, EMNIST digits, has 280,000; at 500,000 the
+# prepared concept (uint8 28x28) is 392 MB, which every later stage holds in memory.
+MAX_IMAGES = 500_000
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 NAME_RULE = "a lower-case letter, then up to 39 lower-case letters, digits or '_'"
 DEFAULT_KNOWN = "digits"

@@ -24,6 +24,7 @@ from gradmeta.core.errors import GradmetaError
 # (KNN's bank of every EMNIST train image's 1024 float64 features: 2 GB); a header beyond it is a
 # damaged or hostile file and is refused before reading.
 MAX_ARRAY_BYTES = 1 << 33
+READ_BLOCK = 1 << 24  # bytes read at a time into an array's own memory
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 _READ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError)
 
@@ -106,10 +107,9 @@ class NpzArchive:
         with fp:
             if expect is not None:
                 expect(shape, dtype)
-            count = int(np.prod(shape, dtype=np.int64))
-            data = self._read_exact(fp, count * dtype.itemsize, name)
-        array = np.frombuffer(data, dtype=dtype, count=count)
-        return (array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)).copy()
+            array = np.empty(int(np.prod(shape, dtype=np.int64)), dtype=dtype)
+            self._read_into(fp, memoryview(array).cast("B"), name)  # no second, whole-size copy on the way
+        return np.ascontiguousarray(array.reshape(shape[::-1]).transpose()) if fortran else array.reshape(shape)
 
     def row_blocks(self, name: str, rows: int) -> Iterator[np.ndarray]:
         """Blocks of at most ``rows`` leading-axis entries of ``name`` (a C-ordered array of >= 1
@@ -126,13 +126,19 @@ class NpzArchive:
                 data = self._read_exact(fp, n * row_bytes, name)
                 yield np.frombuffer(data, dtype=dtype).reshape((n, *row_shape))
 
-    def _read_exact(self, fp: IO[bytes], size: int, name: str) -> bytes:
+    def _read_into(self, fp: IO[bytes], out: memoryview, name: str) -> None:
+        """Fill ``out`` from ``fp`` a block of :data:`READ_BLOCK` bytes at a time (refused where the member ends early)."""
+        for start in range(0, len(out), READ_BLOCK):
+            block = self._read_exact(fp, min(READ_BLOCK, len(out) - start), name, start, len(out))
+            out[start: start + len(block)] = block
+
+    def _read_exact(self, fp: IO[bytes], size: int, name: str, before: int = 0, total: int | None = None) -> bytes:
         try:
             data = fp.read(size)
         except (*_READ_ERRORS,) as exc:
             raise self.damaged(f"array '{name}': {_first_line(exc)}") from None
         if len(data) != size:
-            raise self.damaged(f"array '{name}' is truncated ({len(data)} of {size} bytes)")
+            raise self.damaged(f"array '{name}' is truncated ({before + len(data)} of {total or size} bytes)")
         return data
 
 

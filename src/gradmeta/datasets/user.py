@@ -24,6 +24,7 @@ bounded memory.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from gradmeta.core.concepts import IMAGE_SIZE
+from gradmeta.core.concepts import IMAGE_SIZE, MAX_IMAGES
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.npzfile import NpzArchive
 from gradmeta.datasets.assemble import Built, Part, stream_rng
@@ -45,14 +46,13 @@ if TYPE_CHECKING:
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # Caps, relative to what a 28x28 concept needs (each is checked on the declared size, before reading):
-# - MAX_IMAGES: images in one concept. The largest built-in concept, EMNIST digits, has 280,000; at
-#   500,000 the prepared concept (uint8 28x28) is 392 MB, which every later stage holds in memory.
-# - MAX_IMAGE_PIXELS: pixels of one image. A 12-megapixel photo (4000x3000) fits; each of the 784
+# - MAX_IMAGES (gradmeta.core.concepts): images in one concept.
+# - MAX_IMAGE_SIDE: pixels on each side of one image, which is padded to a square of its longer side
+#   (so a 16,777,216 x 1 strip would be a 2^48-pixel square). A 12-megapixel photo (4000x3000) fits; each of the 784
 #   output pixels then averages up to 146x146 source pixels, beyond which no detail survives anyway.
 #   One image's working memory (RGBA decode, uint8 grey) stays near 100 MB.
 # - MAX_SOURCE_BYTES: declared bytes of an npz or IDX images array (4 GiB), read a block at a time.
-MAX_IMAGES = 500_000
-MAX_IMAGE_PIXELS = 4096 * 4096
+MAX_IMAGE_SIDE = 4096
 MAX_SOURCE_BYTES = 1 << 32
 BLOCK_BYTES = 1 << 25  # images read per block from an npz or IDX stream: about 32 MB of source data
 
@@ -106,9 +106,9 @@ def _check_declared(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None
         raise GradmetaError(f"{where}: images must be uint8, or floats in [0, 1]; got {dtype}")
     if shape[0] > MAX_IMAGES:
         raise GradmetaError(f"{where}: {shape[0]} images declared, more than the {MAX_IMAGES} a concept may have")
-    if shape[1] * shape[2] > MAX_IMAGE_PIXELS:
-        raise GradmetaError(f"{where}: images of {shape[2]}x{shape[1]} pixels declared, more than the "
-                            f"{MAX_IMAGE_PIXELS} an image may have")
+    if max(shape[1], shape[2]) > MAX_IMAGE_SIDE:
+        raise GradmetaError(f"{where}: images of {shape[2]}x{shape[1]} pixels declared; an image may be at most "
+                            f"{MAX_IMAGE_SIDE} pixels on a side (it is padded to a square)")
 
 
 def _block_images(shape: tuple[int, ...], itemsize: int) -> int:
@@ -204,26 +204,58 @@ def _files_digest(sha: dict[str, str]) -> str:
     return hashlib.sha256("".join(f"{h}  {name}\n" for name, h in sha.items()).encode()).hexdigest()
 
 
+# Pillow modes of more than 8 bits per pixel (a 16-bit grey PNG opens as I;16; older Pillow gives I). Pillow's
+# own conversion to 8 bits clips them (every value above 255 becomes white); they are scaled by their range.
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _wide_to_unit(img: Image.Image, path: Path) -> np.ndarray:
+    """A 16-bit (or 32-bit integer) grey image as floats in [0, 1]: value / 65535 (the range of 16 bits, the
+    widest a PNG holds); a float image (``F``) as it is. Values outside that range are refused."""
+    array = np.asarray(img)
+    if img.mode == "F":
+        return array.astype(np.float64)
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or high > 65535:
+        raise GradmetaError(f"{path}: a {img.mode} image with values from {low} to {high}; expected 0..65535 (16 bits)")
+    return array.astype(np.float64) / 65535.0
+
+
 def _decode(path: Path, invert: bool) -> np.ndarray:
     try:
         with Image.open(path) as img:
-            if img.width * img.height > MAX_IMAGE_PIXELS:
-                raise GradmetaError(f"{path}: {img.width}x{img.height} pixels, more than the {MAX_IMAGE_PIXELS} "
-                                    "an image may have")
-            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-                rgba = img.convert("RGBA")
-                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255) if invert else (0, 0, 0, 255))
-                img = Image.alpha_composite(background, rgba)
-            array = np.asarray(img.convert("RGB"))
+            if max(img.width, img.height) > MAX_IMAGE_SIDE:
+                raise GradmetaError(f"{path}: {img.width}x{img.height} pixels; an image may be at most "
+                                    f"{MAX_IMAGE_SIDE} pixels on a side (it is padded to a square)")
+            if img.mode in WIDE_MODES:
+                array = _wide_to_unit(img, path)
+            else:
+                if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                    rgba = img.convert("RGBA")
+                    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255) if invert else (0, 0, 0, 255))
+                    img = Image.alpha_composite(background, rgba)
+                array = np.asarray(img.convert("RGB"))
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError, ValueError) as exc:
         raise GradmetaError(f"{path}: cannot decode the image ({str(exc).splitlines()[0] or type(exc).__name__})") from None
     return to_concept_image(array, invert, str(path))
 
 
 def folder_images(path: Path) -> list[Path]:
-    """The image files below ``path`` in sorted order (hidden files and folders skipped)."""
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    """The image files below ``path`` in sorted order (hidden files and folders skipped). Symlinked
+    folders are followed like real ones (a class folder may be a link), each real folder once (a link
+    back up the tree ends there); where the files really are is checked by :func:`checked_user_path`."""
+    found: list[Path] = []
+    seen: set[Path] = set()
+    for folder, dirs, files in os.walk(path, followlinks=True):
+        real = Path(folder).resolve()
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(folder, f) for f in files
+                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES and Path(folder, f).is_file()]
+    return sorted(found)
 
 
 def read_folder_concept(path: Path, invert: bool) -> tuple[np.ndarray, np.ndarray | None, dict]:
@@ -261,6 +293,15 @@ def _missing(spec: ConceptSpec, path: Path, where: str) -> GradmetaError:
     return GradmetaError(f"{where}: {path} does not exist (user concept {spec.name!r}); {fix}")
 
 
+def _files_read(source: str, path: Path) -> list[Path]:
+    """Every file the ``source`` reader reads for ``path`` (a link among them may point anywhere)."""
+    if source == "folder":
+        return folder_images(path)
+    if source == "idx":
+        return [p for p in _idx_files(path) if p is not None]
+    return [path]
+
+
 def checked_user_path(spec: ConceptSpec, cfg: DataConfig, root: Path | None = None) -> Path:
     """``spec.path``, checked: it exists, is a file or folder as the format needs, and, unless the
     concept says ``outside_repo: true``, is relative and resolves (symlinks followed) inside ``root``
@@ -282,10 +323,11 @@ def checked_user_path(spec: ConceptSpec, cfg: DataConfig, root: Path | None = No
         raise GradmetaError(f"{where}: {path} is not a file")
     if spec.source == "folder" and not path.is_dir():
         raise GradmetaError(f"{where}: {path} is not a folder")
-    if spec.source == "folder" and not spec.outside_repo:
-        for p in folder_images(path):
+    if not spec.outside_repo:
+        for p in _files_read(spec.source, path):
             if not p.resolve().is_relative_to(root):
-                raise GradmetaError(f"{where}: {p} resolves to {p.resolve()}, outside the repository {root}")
+                raise GradmetaError(f"{where}: {p} resolves to {p.resolve()}, outside the repository {root}; copy it "
+                                    f"in, or set data.user_concepts.{spec.name}.outside_repo: true")
     return path
 
 

@@ -166,6 +166,9 @@ def update_readme(readme: str | os.PathLike[str], report: str | os.PathLike[str]
     readme_p, report_p = Path(readme), Path(report)
     if not report_p.is_file():
         raise GradmetaError(f"{report_p}: report not found (run dvc repro first)")
+    if not readme_p.is_file():
+        raise GradmetaError(f"{readme_p}: README not found (run gradmeta readme-results in the repository, or give "
+                            "--readme)")
     text = readme_p.read_text()
     new = readme_with_results(text, report_p.read_text())
     if new != text and not check:

@@ -26,6 +26,7 @@ from gradmeta.evaluation.report import measures_csv, render_report, scenarios_js
 from gradmeta.evaluation.scoring import score_all
 from gradmeta.evaluation.summary import cnn_context, summarize_results
 from gradmeta.meta.estimators import THRESHOLD
+from gradmeta.meta.config import MetaConfig
 from gradmeta.meta.fitting import FittedMeta, check_split_rows
 
 DEFAULT_REMOTE = ("cifar10", "noise")
@@ -46,9 +47,9 @@ class EvaluateConfig:
     params_file: str = "params.yaml"
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], fitted: FittedMeta) -> EvaluateConfig:
+    def from_params(cls, params: dict[str, Any], cfg: MetaConfig) -> EvaluateConfig:
+        """Validate ``params['evaluate']`` against ``cfg``, the meta classifiers' config (the fitted one)."""
         r = as_params(params).reader("evaluate")
-        cfg = fitted.config
         unknowns = list(cfg.unknown_concepts)
         primary = r.str("primary_classifier", None, choices=cfg.classifiers, allow_none=True) or cfg.classifiers[0]
         listed = r.raw("remote_concepts", None)

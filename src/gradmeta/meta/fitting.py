@@ -52,13 +52,24 @@ def check_frames(frames: dict[str, pd.DataFrame], cfg: MetaConfig) -> None:
 
 def check_split_rows(fitted: FittedMeta, frames: dict[str, pd.DataFrame], where: str) -> None:
     """Every split of ``fitted`` must cover exactly the rows of its concept's features in ``frames``
-    (else the features changed after the meta stage ran); ``where`` names the fitted file."""
-    for splits in fitted.splits:
+    (else the features changed after the meta stage ran), and be the very split the meta stage draws
+    for its repeat (recomputed here: a file whose meta-train and meta-test rows were swapped or edited
+    would score models on rows they were fitted on); ``where`` names the fitted file."""
+    cfg = fitted.config
+    if len(fitted.splits) != cfg.repeats or len(fitted.models) != cfg.repeats:
+        raise GradmetaError(f"{where}: holds {len(fitted.splits)} repeats, its config says {cfg.repeats}; "
+                            "rerun the meta stage")
+    for repeat, splits in enumerate(fitted.splits):
         for concept, split in splits.items():
             n, have = len(split.train) + len(split.test), len(frames[concept]) if concept in frames else 0
             if n != have:
                 raise GradmetaError(f"{where}: fitted on {n} rows of {concept!r}, its features have {have}; "
                                     "rerun the meta stage")
+        drawn = make_splits({c: frames[c] for c in splits}, cfg.test_fraction, cfg.seed + repeat, cfg.known_concept)
+        for concept, split in splits.items():
+            if not (np.array_equal(split.train, drawn[concept].train) and np.array_equal(split.test, drawn[concept].test)):
+                raise GradmetaError(f"{where}: the meta-train/meta-test rows of {concept!r} in repeat {repeat} are not "
+                                    "the split the meta stage draws for them (edited or swapped); rerun the meta stage")
 
 
 def fit_all(frames: dict[str, pd.DataFrame], cfg: MetaConfig, sources: dict[str, str],

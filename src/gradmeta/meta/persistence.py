@@ -22,6 +22,7 @@ import numpy as np
 from gradmeta.core.atomic import write_bytes
 from gradmeta.core.concepts import Concepts
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.jsontext import json_object
 from gradmeta.core.npzfile import NpzArchive
 from gradmeta.meta.config import MetaConfig
 from gradmeta.meta.estimators import ThresholdedClassifier, classifier_kind
@@ -163,10 +164,10 @@ def load_fitted(path: str | os.PathLike[str]) -> FittedMeta:
     with NpzArchive(path, "meta classifiers file", "run the meta stage first") as npz:
         reader = _Reader(npz)
         try:
-            manifest = json.loads(str(reader.array("manifest", "U", 0)))
-        except json.JSONDecodeError:
-            raise reader.fail("manifest is not JSON") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            manifest = json_object(str(reader.array("manifest", "U", 0)), "manifest")
+        except GradmetaError as exc:
+            raise reader.fail(str(exc)) from None
+        if manifest.get("format") != FORMAT:
             raise reader.fail(f"expected format {FORMAT}")
         try:
             return _fitted_from(reader, manifest)

@@ -57,6 +57,9 @@ def best_threshold(scores: np.ndarray, target: np.ndarray) -> float:
     return float((s[k - 1] + s[k]) / 2)
 
 
+MAX_FEATURES_IN = 100_000  # inputs of a saved meta classifier (the default pipeline's largest set has about 300)
+
+
 class ThresholdedClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
     """Binary meta classifier: a score learned by ``_fit``/``_scores``, cut at ``threshold_``.
 
@@ -93,10 +96,14 @@ class ThresholdedClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
             model = cls(**scalars["params"])
         except TypeError:
             raise ValueError(f"bad parameters for {cls.kind}: {scalars['params']}") from None
-        n = int(scalars["n_features_in"])
+        n = scalars["n_features_in"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_FEATURES_IN:
+            raise ValueError(f"n_features_in must be an integer 1..{MAX_FEATURES_IN}, got {str(n)[:40]}")
         model.n_features_in_ = n
         model.classes_ = read.array("classes", "i", 1, 2)
         model.threshold_ = float(read.array("threshold", "f", 1, 1)[0])
+        if np.isnan(model.threshold_):
+            raise ValueError("the threshold is NaN")
         model._restore(scalars, read, n)
         return model
 

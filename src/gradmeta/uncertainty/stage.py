@@ -19,7 +19,7 @@ from gradmeta.features import write_features
 from gradmeta.prepared import PreparedData
 from gradmeta.uncertainty.detectors.base import Detector
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
-from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
+from gradmeta.uncertainty.extraction import ExtractConfig, evaluation_rows, extract_features
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,10 @@ def run(cfg: ExtractSettings, model: nn.Module, data: PreparedData, fitted: dict
     """The features table of shard ``shard`` of ``data``'s evaluation rows, computed by ``model``
     with the detectors' ``fitted`` state, and the metadata its Parquet file carries."""
     known = data.concept == cfg.concepts.known
+    rows = evaluation_rows(data)
+    if len(rows) and rows[-1] - rows[0] + 1 != len(rows):  # the features' row check relies on it
+        raise GradmetaError(f"concept {data.concept!r}: its prepared evaluation images are not one consecutive block "
+                            "of positions (train images between them); prepare it again with the download stage")
     parts: dict[str, float] = {}
     start = time.perf_counter()
     frame = extract_features(model, data, cfg.extract, device, progress, known=known, detectors=cfg.detectors,

@@ -20,6 +20,7 @@ from torch import nn
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.finite import first_non_finite_row
 from gradmeta.core.hooks import forward_with_hooks
+from gradmeta.core.model_io import check_input_dtype, checked_logits
 from gradmeta.core.model_state import keeps_model_state, untouched
 
 
@@ -31,6 +32,8 @@ def _checks_images(method: Callable[..., Any]) -> Callable[..., Any]:
         first = first_non_finite_row(images) if isinstance(images, torch.Tensor) else None
         if first is not None:
             raise GradmetaError(f"{type(self).__name__}: image {first} has non-finite values (NaN or inf)")
+        if isinstance(images, torch.Tensor) and isinstance(model, nn.Module):
+            check_input_dtype(model, images)
         return method(self, model, images, *args, **kwargs)
     return wrapper
 
@@ -102,7 +105,10 @@ class Detector(ABC):
         for key, value in state.items():
             if not isinstance(value, torch.Tensor) or (value.is_floating_point() and not bool(torch.isfinite(value).all())):
                 raise GradmetaError(f"{cls.__name__}: state {key!r} is not a tensor of finite values")
-        return cls(**init).restore(state)
+        try:
+            return cls(**init).restore(state)
+        except KeyError as exc:
+            raise GradmetaError(f"{cls.__name__}: the state lacks {exc}; it holds {sorted(state)}") from None
 
     def _check_fitted(self) -> None:
         if not self.fitted:
@@ -149,9 +155,21 @@ class FeatureDetector(Detector):
         self._check_fitted()
         return self.score_shared(SharedFeatures(model, _on_device(model, images), chunk_size), chunk_size)
 
+    def feature_width(self) -> int | None:
+        """D of the features its fitted state expects (None: it takes any, or it reads D from the model)."""
+        return None
+
+    def check_width(self, z: torch.Tensor) -> None:
+        """Refuse features z (n, D') whose D' is not the width its fitted state was made for."""
+        width = self.feature_width() if self.fitted else None
+        if width is not None and (z.dim() != 2 or z.shape[1] != width):
+            raise GradmetaError(f"{type(self).__name__}: features of shape {tuple(z.shape)}, but its fitted state is for "
+                                f"{width} features (fitted on another model, or another layer)")
+
     def score_shared(self, shared: SharedFeatures, chunk_size: int = 256) -> torch.Tensor:
         """``score_features`` of the shared features, a chunk at a time."""
         z, logits = shared.get()
+        self.check_width(z)
         return torch.cat([self.score_features(z[i: i + chunk_size], logits[i: i + chunk_size])
                           for i in range(0, len(z), chunk_size)])
 
@@ -202,7 +220,8 @@ def logits_layer(model: nn.Module, probe: torch.Tensor) -> nn.Linear:
     need the penultimate features (its input) or the head's weights."""
     outputs: dict[int, torch.Tensor] = {}
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    logits = forward_with_hooks(model, linears, lambda mod, i, o: outputs.__setitem__(id(mod), o), probe.clone())
+    logits = checked_logits(forward_with_hooks(model, linears, lambda mod, i, o: outputs.__setitem__(id(mod), o),
+                                               probe.clone()), len(probe))
     for m in linears:
         if outputs.get(id(m)) is logits:
             return m

@@ -17,8 +17,11 @@ import torch
 from torch import nn
 
 from gradmeta.core.atomic import write_bytes
+from gradmeta.core.concepts import MAX_IMAGES
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.jsontext import json_object
 from gradmeta.core.npzfile import NpzArchive
+from gradmeta.core.params import shown
 from gradmeta.uncertainty.detectors.base import Detector, FeatureDetector, features_of, logits_layer
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
 from gradmeta.uncertainty.detectors.registry import REGISTRY, detector_spec
@@ -80,13 +83,9 @@ def load_detectors(path: str | os.PathLike[str], model: nn.Module, probe: torch.
     with NpzArchive(path, "fitted detectors file", "run the detectors stage first") as npz:
         if "manifest" not in npz.names:
             raise GradmetaError(f"{path}: not a gradmeta detectors file (no manifest)")
-        try:
-            manifest: dict[str, Any] = json.loads(str(npz.array("manifest")))
-        except ValueError:
-            raise GradmetaError(f"{path}: not a gradmeta detectors file (the manifest is not JSON)") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            got = manifest.get("format") if isinstance(manifest, dict) else None
-            raise GradmetaError(f"{path}: expected format {FORMAT}, got {got!r}")
+        manifest: dict[str, Any] = json_object(str(npz.array("manifest")), f"{path}: manifest")
+        if manifest.get("format") != FORMAT:
+            raise GradmetaError(f"{path}: expected format {FORMAT}, got {shown(manifest.get('format'))}")
         if manifest.get("config") != cfg.to_dict():
             raise GradmetaError(f"{path}: fitted with other detector params than params.yaml; rerun the detectors stage")
         if model_sha256 is not None and manifest.get("model_sha256") != model_sha256:
@@ -96,7 +95,9 @@ def load_detectors(path: str | os.PathLike[str], model: nn.Module, probe: torch.
         names = manifest.get("detectors")
         if not isinstance(names, list) or not all(n in REGISTRY and REGISTRY[n].fitted for n in names):
             raise GradmetaError(f"{path}: not a gradmeta detectors file (detectors {names!r})")
-        states = {name: {key.split("/", 1)[1]: _finite_state(npz, key) for key in npz.names
+        head = logits_layer(model, probe)
+        bound = _state_bound(cfg, head.in_features, head.out_features)
+        states = {name: {key.split("/", 1)[1]: _finite_state(npz, key, bound) for key in npz.names
                          if key.startswith(f"{name}/")} for name in names}
     out = {}
     for name, state in states.items():
@@ -107,10 +108,28 @@ def load_detectors(path: str | os.PathLike[str], model: nn.Module, probe: torch.
     return out
 
 
-def _finite_state(npz: NpzArchive, key: str) -> torch.Tensor:
+def _state_bound(cfg: DetectorsConfig, features: int, classes: int) -> tuple[int, int]:
+    """(largest dimension, most elements) a state array fitted with ``cfg`` on a model of ``features``
+    penultimate features and ``classes`` logits can declare: a bank has at most its ``bank_size`` rows
+    (every train image, at most MAX_IMAGES, where that is null) of at most D + 1 + C values; a
+    covariance or basis at most (C + 2) (D + 1)^2 values. A header beyond it is refused unread."""
+    banks = [cfg.param(n, "bank_size") for n in ("knn", "grad_knn") if n in cfg.use]
+    rows = max([MAX_IMAGES if b is None else b for b in banks], default=0)
+    side = max(rows, features + 1, classes)
+    return side, max(rows * (features + 1 + classes), (classes + 2) * (features + 1) ** 2)
+
+
+def _finite_state(npz: NpzArchive, key: str, bound: tuple[int, int]) -> torch.Tensor:
     """One state array as float64, refused (naming the file and the member) unless every value is finite:
-    a fitted state never holds NaN or infinity, so one there is damage, not a property of the data."""
-    array = npz.array(key)
+    a fitted state never holds NaN or infinity, so one there is damage, not a property of the data.
+    Its declared shape is checked against ``bound`` (:func:`_state_bound`) before anything is read."""
+    def expect(shape: tuple[int, ...], dtype: np.dtype) -> None:
+        side, elements = bound
+        if len(shape) > 3 or any(d > side for d in shape) or int(np.prod(shape, dtype=np.float64)) > elements:
+            raise GradmetaError(f"{npz.path}: state {key} declares shape {shape}, larger than detectors of these "
+                                f"params fitted on this model can have; rerun the detectors stage")
+
+    array = npz.array(key, expect)
     if array.dtype.kind != "f":
         raise GradmetaError(f"{npz.path}: damaged state {key} ({array.dtype}, expected floats); "
                             "rerun the detectors stage")

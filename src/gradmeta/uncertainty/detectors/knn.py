@@ -59,8 +59,12 @@ class KNN(FeatureDetector):
         self.fitted = True
         return self
 
+    def feature_width(self) -> int:
+        return self.bank.shape[1]
+
     def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
         self._check_fitted()
+        self.check_width(z)
         z = _normalised(z)
         out = [torch.cdist(z[i: i + self.chunk_size], self.bank).topk(self.k, dim=1, largest=False).values[:, -1]
                for i in range(0, len(z), self.chunk_size)]

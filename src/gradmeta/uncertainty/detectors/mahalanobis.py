@@ -55,11 +55,18 @@ class Mahalanobis(FeatureDetector):
     def restore(self, state: dict[str, torch.Tensor]) -> Mahalanobis:
         """The detector fitted with a saved :meth:`state`."""
         self.means, self.precision = state["means"].double(), state["precision"].double()
+        if self.means.dim() != 2 or self.precision.shape != (self.means.shape[1],) * 2:
+            raise GradmetaError(f"{type(self).__name__}: saved means {tuple(self.means.shape)} and precision "
+                                f"{tuple(self.precision.shape)} are not (C, D) and (D, D)")
         self._whiten()
         return self
 
+    def feature_width(self) -> int:
+        return self.means.shape[1]
+
     def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
         self._check_fitted()
+        self.check_width(z)
         return self.class_distances(z.double()).amin(1)
 
     def class_distances(self, z: torch.Tensor) -> torch.Tensor:

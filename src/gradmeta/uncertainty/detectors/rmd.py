@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.detectors.base import scatter_matrix
 from gradmeta.uncertainty.detectors.mahalanobis import Mahalanobis, whitener_of
 from gradmeta.uncertainty.detectors.registry import register_detector
@@ -48,6 +49,10 @@ class RelativeMahalanobis(Mahalanobis):
         super().restore(state)
         self.background_mean = state["background_mean"].double()
         self.background_precision = state["background_precision"].double()
+        d = self.means.shape[1]
+        if self.background_mean.shape != (d,) or self.background_precision.shape != (d, d):
+            raise GradmetaError(f"RelativeMahalanobis: saved background mean {tuple(self.background_mean.shape)} and "
+                                f"precision {tuple(self.background_precision.shape)} are not ({d},) and ({d}, {d})")
         self._whiten_background()
         return self
 

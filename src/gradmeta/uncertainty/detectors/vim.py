@@ -61,6 +61,9 @@ class ViM(FeatureDetector):
         self.fitted = True
         return self
 
+    def feature_width(self) -> int:
+        return self.origin.shape[0]
+
     def state(self) -> dict[str, torch.Tensor]:
         """The fitted state, to save (the head comes from the model)."""
         self._check_fitted()

@@ -30,6 +30,7 @@ from torch import nn
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.finite import first_non_finite_row
+from gradmeta.core.model_io import check_input_dtype
 from gradmeta.core.model_state import untouched
 from gradmeta.uncertainty.gradients.calls import (
     detached_call,
@@ -293,6 +294,7 @@ def _checked_arguments(model: nn.Module, images: object, statistics: Sequence[st
     if not isinstance(model, nn.Module) or next(model.parameters(), None) is None:
         raise GradmetaError("model must be a torch.nn.Module with parameters (there is no gradient to measure)")
     images = _check_images(images)
+    check_input_dtype(model, images)
     return stats, _check_labels(labels, len(images))
 
 

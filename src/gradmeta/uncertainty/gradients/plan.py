@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.hooks import forward_with_hooks
+from gradmeta.core.model_io import checked_logits
 from gradmeta.uncertainty.gradients.calls import first_tensor, modified, output_tensors, sample_dim, versions
 from gradmeta.uncertainty.gradients.layout import accepts_channels_last
 from gradmeta.uncertainty.gradients.rules import Rule, rule_for
@@ -128,6 +129,7 @@ def _probe_calls(model: nn.Module, layers: list[Layer], probe: torch.Tensor) -> 
              for layer in fast if layer.rule.owns_submodules}
     modules = [layer.module for layer in fast] + [m for subs in owned.values() for m in subs]
     logits, calls = _probe(model, modules, probe)
+    checked_logits(logits, len(probe))
     _, calls_of_two = _probe(model, modules, torch.cat([probe, probe]))
     for layer in fast:
         dim = _sample_dim_of(layer, calls, calls_of_two, owned.get(layer.name, []))
