@@ -25,8 +25,8 @@ from gradmeta.evaluation.rejection_report import (
 from gradmeta.evaluation.report import measures_csv, render_report, scenarios_json
 from gradmeta.evaluation.scoring import score_all
 from gradmeta.evaluation.summary import cnn_context, summarize_results
-from gradmeta.meta.estimators import THRESHOLD
 from gradmeta.meta.config import MetaConfig
+from gradmeta.meta.estimators import THRESHOLD
 from gradmeta.meta.fitting import FittedMeta, check_split_rows
 
 DEFAULT_REMOTE = ("cifar10", "noise")
