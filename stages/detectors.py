@@ -33,7 +33,7 @@ def main(params_path: str, model_path: str, data_path: str | None, out_path: str
     data_path = data_path or f"data/prepared/{concept_names(params).known}.npz"
     cfg = DetectorsConfig.from_params(params)
     configure(cfg.threads)  # nothing random: KNN's bank is drawn from its own seed, detectors.knn.seed
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, f"{cfg.params_file}: detectors.device")
     train = load_prepared(data_path).select("train")
     model = load_model(model_path, device)
     start = time.perf_counter()

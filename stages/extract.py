@@ -52,7 +52,7 @@ def main(concept: str | None, params_path: str, model_path: str, data_path: str 
     cfg.check(concept, shard, params_path)
     data_path = data_path or f"data/prepared/{concept}.npz"
     out_path = out_path or str(part_path("data/features", concept, shard))
-    device = resolve_device(cfg.extract.device)
+    device = resolve_device(cfg.extract.device, f"{params_path}: extract.device")
     configure(cfg.extract.threads)
     data = load_prepared(data_path)
     if data.concept != concept:

@@ -44,7 +44,7 @@ def check_labels(data: PreparedData, num_classes: int, where: str) -> None:
 def run(cfg: TrainConfig, data: PreparedData, log: logging.Logger, where: str = "data") -> TrainedCNN:
     """Train a fresh CNN on ``data``'s train split (minus ``cfg.val_fraction`` for validation) and
     evaluate it on the test split; threads, seeds and determinism are set from ``cfg`` first."""
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, f"{cfg.params_file}: train.device")
     configure(cfg.threads, cfg.seed)
     train, test = data.select("train"), data.select("test")
     if len(train) < 2 or len(test) < 1:

@@ -24,7 +24,7 @@ from gradmeta.core.errors import GradmetaError
 # (KNN's bank of every EMNIST train image's 1024 float64 features: 2 GB); a header beyond it is a
 # damaged or hostile file and is refused before reading.
 MAX_ARRAY_BYTES = 1 << 33
-READ_BLOCK = 1 << 24  # bytes read at a time into an array's own memory
+READ_BLOCK = 1 << 20  # bytes read at a time into an array's own memory
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 _READ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError)
 
@@ -83,6 +83,8 @@ class NpzArchive:
             shape, fortran, dtype = _HEADER_READERS[version](fp)
             if dtype.hasobject:
                 raise ValueError("it holds Python objects, which are never loaded")
+            if any(not isinstance(d, int) or d < 0 for d in shape):
+                raise ValueError(f"its header declares shape {shape}, with a negative dimension")
             declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
             if declared > self.max_bytes:
                 raise ValueError(f"its header declares shape {shape} of {dtype} ({declared} bytes), more than "

@@ -171,7 +171,7 @@ class ParamReader:
 
     def fail(self, key: str, expected: str, got: Any) -> GradmetaError:
         """An error naming the parameter, what was expected and what was found."""
-        return GradmetaError(f"{self._source}: {self.name(key)} must be {expected}, got {got!r}")
+        return GradmetaError(f"{self._source}: {self.name(key)} must be {expected}, got {shown(got)}")
 
     def error(self, key: str, message: str) -> GradmetaError:
         """An error ``<source>: <group>.<key>: <message>``."""

@@ -32,12 +32,14 @@ def configure(threads: int, seed: int | None = None) -> None:
         torch.manual_seed(seed)
 
 
-def resolve_device(name: str) -> torch.device:
-    """Map a ``device`` parameter (cpu, cuda, auto) to a torch device, failing clearly if absent."""
+def resolve_device(name: str, param: str = "device") -> torch.device:
+    """Map a ``device`` parameter (cpu, cuda, auto) to a torch device, failing clearly if absent; errors
+    name ``param`` (e.g. ``params.yaml: train.device``)."""
     if name not in DEVICES:
-        raise GradmetaError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
+        raise GradmetaError(f"{param} must be one of {', '.join(DEVICES)}, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise GradmetaError("device 'cuda' was requested but torch sees no CUDA device")
+        raise GradmetaError(f"{param} is 'cuda' but torch sees no CUDA device (a CPU build of torch, or no GPU); "
+                            "set it to cpu or auto")
     return torch.device(name)

@@ -133,9 +133,10 @@ class ThresholdedClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
             raise ValueError(f"{type(self).__name__} needs training rows of 2 classes (correct and wrong "
                              f"predictions), got 1 class")
         if not (classes.dtype == bool or set(classes.tolist()) == {0, 1}):
-            warnings.warn(f"{type(self).__name__}: the labels are {classes[0]!r} and {classes[1]!r}, not 0/1: "
-                          f"{classes[1]!r} (the larger, classes_[1]) is the positive class and scores high; to choose "
-                          "it, fit on y == <positive label>", UserWarning, stacklevel=2)
+            low, high = (repr(c) for c in classes.tolist())
+            warnings.warn(f"{type(self).__name__}: the labels are {low} and {high}, not 0/1: {high} (the larger, "
+                          "classes_[1]) is the positive class and scores high; to choose it, fit on "
+                          "y == <positive label>", UserWarning, stacklevel=2)
         self.classes_ = classes
         target = (y == self.classes_[1]).astype(int)
         self._fit(X, target)

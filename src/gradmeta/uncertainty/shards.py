@@ -37,9 +37,9 @@ def shard_rows(rows: np.ndarray, shard: int, shards: int, alignment: int, concep
     ``shards`` computes; a shard left without rows (too few images for K aligned blocks) is a
     GradmetaError naming the concept and the largest K that works."""
     if not 0 <= shard < shards:
-        raise GradmetaError(f"shard {shard} is not among the {shards} shards (0..{shards - 1})")
+        raise GradmetaError(f"shard {shard} is not among the {shards} shards of extract.shards (0..{shards - 1})")
     if len(rows) == 0:
-        raise GradmetaError(f"concept {concept!r}: its prepared data have no evaluation images (no test split; "
+        raise GradmetaError(f"data.concepts.{concept}: its prepared data have no evaluation images (no test split; "
                             "only the known concept's train split is fitted on); give it a test size in params.yaml")
     part = rows[shard_block(len(rows), shard, shards, alignment)]
     if len(part) == 0:
