@@ -58,7 +58,7 @@ def traced_peak(func):
         tracemalloc.stop()
 
 
-def test_a_detectors_file_declaring_a_bank_far_beyond_its_bank_size_is_refused_unread(tmp_path, model_and_train):
+def test_a_detectors_file_declaring_a_bank_far_beyond_its_bank_size_is_refused_unread(tmp_path, model_and_train):  # noqa: F811
     model, x, y = model_and_train
     cfg = detectors_config()  # knn bank_size 50
     save_detectors(tmp_path / "d.npz", fit_detectors(model, x, y, cfg, "ab" * 32))
