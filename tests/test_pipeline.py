@@ -184,6 +184,7 @@ def test_a_clone_of_the_upstream_commit_restores_every_stage_from_the_run_cache_
     outputs and dvc.lock are A's, byte for byte."""
     repo = pipeline_repo
     remote = tmp_path / "remote"
+    remote.mkdir()  # gradmeta share refuses a local remote folder that does not exist (a mistyped path)
     dvc(repo, "remote", "add", "--force", "--local", "-d", "upstream-share", str(remote))
     shared = sh(repo, "gradmeta", "share")
     assert re.match(r"pushed \d+ run-cache entries, \d+ workspace objects and \d+ objects the entries point to",
