@@ -98,7 +98,7 @@ def test_arrays_are_read_without_a_second_whole_size_copy(tmp_path):
 
 PEAK_PROBE = """
 import resource, sys, torch
-from gradmeta.cnn.model import load_model
+from gradmeta.cnn import load_model
 from gradmeta.core.errors import GradmetaError
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
@@ -110,7 +110,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
 
 
 def test_a_model_file_whose_config_outgrows_its_weights_is_refused_before_allocating(tmp_path):
-    from gradmeta.cnn.model import CNNConfig, build_cnn, save_model
+    from gradmeta.cnn import CNNConfig, build_cnn, save_model
 
     small = CNNConfig(conv_channels=(8, 16), hidden=16)
     save_model(tmp_path / "cnn.pt", build_cnn(small, seed=0))

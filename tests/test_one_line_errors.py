@@ -23,7 +23,7 @@ from torch import nn
 
 import gradmeta
 from gradmeta.cli import main
-from gradmeta.cnn.model import CNNConfig, build_cnn, load_model, save_model
+from gradmeta.cnn import CNNConfig, build_cnn, load_model, save_model
 from gradmeta.core.atomic import write_bytes
 from gradmeta.core.errors import GradmetaError
 from gradmeta.features import METADATA_KEY, read_features
@@ -91,9 +91,9 @@ def test_a_model_file_without_config_or_with_a_list_for_weights_is_named(tmp_pat
     ckpt = torch.load(tmp_path / "cnn.pt", weights_only=True)
     torch.save({**ckpt, "config": None}, tmp_path / "a.pt")
     torch.save({**ckpt, "state_dict": list(ckpt["state_dict"].values())}, tmp_path / "b.pt")
-    with pytest.raises(GradmetaError, match="a.pt: not a gradmeta CNN checkpoint \\(its config is not a mapping"):
+    with pytest.raises(GradmetaError, match="a.pt: not a gradmeta model checkpoint \\(its config is not a mapping"):
         load_model(tmp_path / "a.pt")
-    with pytest.raises(GradmetaError, match="b.pt: not a gradmeta CNN checkpoint \\(its state_dict is not a mapping"):
+    with pytest.raises(GradmetaError, match="b.pt: not a gradmeta model checkpoint \\(its state_dict is not a mapping"):
         load_model(tmp_path / "b.pt")
 
 

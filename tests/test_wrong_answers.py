@@ -11,7 +11,7 @@ from test_meta import mis, table
 from test_meta_persistence import fitted, tampered  # noqa: F401 (a fixture)
 from test_stage_errors import assert_one_line_error
 
-from gradmeta.cnn.model import CNNConfig, build_cnn, load_model, save_model
+from gradmeta.cnn import CNNConfig, build_cnn, load_model, save_model
 from gradmeta.core.errors import GradmetaError
 from gradmeta.datasets.user import _decode
 from gradmeta.evaluation.run import EvaluateConfig, judge_claims

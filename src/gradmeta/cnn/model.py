@@ -1,4 +1,5 @@
-"""The CNN of the study, built from a config dict, and its checkpoint format (``models/cnn.pt``).
+"""The CNN of the study (the zoo's ``cnn``, :mod:`gradmeta.cnn.architectures`), built from a config dict;
+its checkpoint format is :mod:`gradmeta.cnn.checkpoint`'s.
 
 Default architecture (the paper does not publish its own): conv 5x5 32 + ReLU + max-pool 2,
 conv 5x5 64 + ReLU + max-pool 2, dense 1024 + ReLU + dropout 0.5, dense 10.
@@ -7,14 +8,7 @@ Parameter names are ``conv1.weight``, ``conv1.bias``, ..., ``fc1.weight``, ``fc2
 
 from __future__ import annotations
 
-import hashlib
-import io
-import os
-import pickle
-import warnings
-import zipfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,11 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradmeta.core.atomic import write_bytes
-from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import ParamReader
 
-CHECKPOINT_FORMAT = "gradmeta.cnn/1"
 MAX_PARAMETERS = 100_000_000  # weights of a CNN config (400 MB float32, 1.6 GB while Adam trains it); the default has 3.3M
 
 
@@ -135,62 +126,3 @@ def build_cnn(config: CNNConfig, seed: int | None = None) -> CNN:
             torch.manual_seed(seed)
             return CNN(config)
     return CNN(config)
-
-
-def save_model(path: str | os.PathLike[str], model: CNN, info: dict[str, Any] | None = None) -> None:
-    """Write weights + architecture config (+ optional info) atomically; same model gives the same bytes."""
-    buf = io.BytesIO()
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    torch.save({"format": CHECKPOINT_FORMAT, "config": model.config.to_dict(), "state_dict": state,
-                "info": info or {}}, buf)
-    write_bytes(path, buf.getvalue())
-
-
-def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> CNN:
-    """Load a checkpoint written by :func:`save_model`, in eval mode, on ``device``."""
-    p = Path(path)
-    if not p.is_file():
-        raise GradmetaError(f"{p}: model file not found (run the train stage first)")
-    if not zipfile.is_zipfile(p):  # torch.save writes a zip; a bare pickle is never read (torch would warn first)
-        raise GradmetaError(f"{p}: not a gradmeta model checkpoint (not a torch zip file)")
-    try:
-        with warnings.catch_warnings():  # torch's warnings about the pickle inside: our error says it better
-            warnings.simplefilter("ignore", UserWarning)
-            ckpt = torch.load(p, map_location="cpu", weights_only=True)  # weights only: no code runs
-    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
-        # torch's text for an unpicklable file advises weights_only=False: never right for a model file
-        raise GradmetaError(f"{p}: not a gradmeta model checkpoint (unreadable: {type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise GradmetaError(f"{p}: not a gradmeta CNN checkpoint (expected format {CHECKPOINT_FORMAT})")
-    config, weights = ckpt.get("config"), ckpt.get("state_dict")
-    if not isinstance(config, dict):
-        raise GradmetaError(f"{p}: not a gradmeta CNN checkpoint (its config is not a mapping of architecture params)")
-    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
-        raise GradmetaError(f"{p}: not a gradmeta CNN checkpoint (its state_dict is not a mapping of names to tensors)")
-    cfg = CNNConfig.from_dict(config, prefix="config", source=str(p))
-    check_weights(weights, cfg, p)
-    model = CNN(cfg)  # allocated only now that the weights are known to fit it
-    model.load_state_dict(weights)
-    return model.to(device).eval()
-
-
-def check_weights(weights: dict[str, torch.Tensor], cfg: CNNConfig, where: str | os.PathLike[str]) -> None:
-    """Refuse ``weights`` unless they are exactly :class:`CNN` of ``cfg``'s tensors (names, shapes, finite
-    floats); the CNN is laid out on torch's meta device for the comparison, so nothing is allocated."""
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in CNN(cfg).state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in weights.items()}
-    if found != expected:
-        wrong = sorted(set(found) ^ set(expected)) or [k for k in expected if found[k] != expected[k]]
-        name = wrong[0]
-        detail = (f"{name}: {found.get(name, 'missing')} where the config needs {expected.get(name, 'none')}")
-        raise GradmetaError(f"{where}: weights do not match the architecture of its config ({detail})")
-    for name, tensor in weights.items():
-        if not tensor.is_floating_point() or not bool(torch.isfinite(tensor).all()):
-            raise GradmetaError(f"{where}: weight {name} holds NaN, infinite or non-float values (a diverged or "
-                                "damaged model); retrain it (train.learning_rate may be too large)")
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file (used to tie features to the model that made them)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,21 +1,27 @@
-"""The train stage's work: :func:`run` fits the CNN on the known concept's train split and measures it;
-:func:`write` saves the model, its metrics and its curve."""
+"""The train stage's work: :func:`run` fits the model (a zoo architecture) on the known concept's train split,
+or loads the user's trained weights (``train.checkpoint``), and measures it; :func:`write` saves the model,
+its metrics and its curve."""
 
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from gradmeta.cnn.model import CNN, build_cnn, save_model, to_tensor
+from gradmeta.cnn.architectures import build_model, model_of
+from gradmeta.cnn.checkpoint import check_weights, file_sha256, read_state_dict, save_model
+from gradmeta.cnn.model import to_tensor
 from gradmeta.cnn.training import TrainConfig, accuracy, predict_logits, train_cnn, train_val_split
 from gradmeta.core.atomic import round_floats, write_json
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.kernels import kernels_mode
+from gradmeta.core.params import shown
 from gradmeta.core.runtime import configure, resolve_device
 from gradmeta.prepared import PreparedData
 
@@ -24,7 +30,7 @@ from gradmeta.prepared import PreparedData
 class TrainedCNN:
     """The trained model (on the CPU), its metrics (``metrics/train.json``) and per-epoch curve."""
 
-    model: CNN
+    model: nn.Module
     metrics: dict[str, Any]
     curve: list[dict[str, float]]
     train_size: int
@@ -42,8 +48,9 @@ def check_labels(data: PreparedData, num_classes: int, where: str) -> None:
 
 
 def run(cfg: TrainConfig, data: PreparedData, log: logging.Logger, where: str = "data") -> TrainedCNN:
-    """Train a fresh CNN on ``data``'s train split (minus ``cfg.val_fraction`` for validation) and
-    evaluate it on the test split; threads, seeds and determinism are set from ``cfg`` first."""
+    """Train a fresh model of ``cfg.architecture`` on ``data``'s train split (minus ``cfg.val_fraction``
+    for validation), or, with ``cfg.checkpoint``, load the user's trained weights and train nothing; then
+    evaluate it on the test split. Threads, seeds and determinism are set from ``cfg`` first."""
     device = resolve_device(cfg.device, f"{cfg.params_file}: train.device")
     configure(cfg.threads, cfg.seed)
     train, test = data.select("train"), data.select("test")
@@ -51,36 +58,75 @@ def run(cfg: TrainConfig, data: PreparedData, log: logging.Logger, where: str = 
         raise GradmetaError(f"{where}: need a train split of at least 2 images and a test split, "
                             f"got {len(train)} train and {len(test)} test")
     check_labels(data, cfg.architecture.num_classes, where)
-    train_idx, val_idx = train_val_split(len(train), cfg.val_fraction, cfg.seed)
-    classes = cfg.architecture.num_classes
-    if len(train_idx) < classes:
-        raise GradmetaError(f"{cfg.params_file}: train.val_fraction {cfg.val_fraction:g} leaves {len(train_idx)} of "
-                            f"{len(train)} train images to train on, fewer than the {classes} classes; lower it")
     x, y = to_tensor(train.images), torch.from_numpy(train.labels)
     x_test, y_test = to_tensor(test.images), torch.from_numpy(test.labels)
-    log.info("%s: %d train / %d validation / %d test images (%s, %s) on %s", data.concept, len(train_idx),
-             len(val_idx), len(test), data.kind, data.source, device)
-    model = build_cnn(cfg.architecture, seed=cfg.seed)
-    start = time.perf_counter()
-    curve = train_cnn(model, x[train_idx], y[train_idx], x[val_idx], y[val_idx], cfg, device)
-    seconds = time.perf_counter() - start
-    log.info("trained %d epochs in %.1f s (%.0f images/s)", cfg.epochs, seconds, cfg.epochs * len(train_idx) / seconds)
+    if cfg.checkpoint is not None:
+        model, record = pretrained(cfg, log)
+        train_idx, val_idx, curve = np.arange(len(train)), np.arange(0), []
+        log.info("%s: %d train / %d test images (%s, %s): trained nothing, weights of %s", data.concept, len(train),
+                 len(test), data.kind, data.source, cfg.checkpoint)
+    else:
+        model, record = None, None
+        train_idx, val_idx = train_val_split(len(train), cfg.val_fraction, cfg.seed)
+        classes = cfg.architecture.num_classes
+        if len(train_idx) < classes:
+            raise GradmetaError(f"{cfg.params_file}: train.val_fraction {cfg.val_fraction:g} leaves {len(train_idx)} "
+                                f"of {len(train)} train images to train on, fewer than the {classes} classes; lower it")
+        log.info("%s: %d train / %d validation / %d test images (%s, %s) on %s", data.concept, len(train_idx),
+                 len(val_idx), len(test), data.kind, data.source, device)
+        model = build_model(cfg.architecture, seed=cfg.seed)
+        start = time.perf_counter()
+        curve = train_cnn(model, x[train_idx], y[train_idx], x[val_idx], y[val_idx], cfg, device)
+        seconds = time.perf_counter() - start
+        log.info("trained %d epochs in %.1f s (%.0f images/s)", cfg.epochs, seconds,
+                 cfg.epochs * len(train_idx) / seconds)
     model.cpu()
     test_errors = int((predict_logits(model, x_test).argmax(1) != y_test).sum())
     metrics = {
         "concept": data.concept,
         "source": data.source,
         "kind": data.kind,
-        "epochs": cfg.epochs,
+        "epochs": 0 if record else cfg.epochs,
         "train_accuracy": accuracy(model, x[train_idx], y[train_idx]),
         "val_accuracy": curve[-1]["val_accuracy"] if len(val_idx) else None,
         "test_accuracy": 1.0 - test_errors / len(test),
         "test_errors": test_errors,
         "test_size": len(test),
         "kernels": kernels_mode(),
+        **({"checkpoint": record} if record else {}),
     }
     log.info("test accuracy %.4f (%d errors of %d)", metrics["test_accuracy"], test_errors, len(test))
     return TrainedCNN(model, metrics, curve, len(train_idx))
+
+
+CHECKPOINTS = Path("user_data/checkpoints")  # where a user's trained weights live (a dep of the train stage)
+
+
+def checked_checkpoint(cfg: TrainConfig, root: Path | None = None) -> Path:
+    """``cfg.checkpoint``, checked: relative, inside :data:`CHECKPOINTS` of ``root`` (the repository: the train
+    stage depends on that folder, so a new or changed file there reruns it) once symlinks are followed, existing."""
+    where = f"{cfg.params_file}: train.checkpoint"
+    path = Path(str(cfg.checkpoint))
+    root = (root or Path.cwd()).resolve()
+    if path.is_absolute() or not path.resolve().is_relative_to(root / CHECKPOINTS):
+        raise GradmetaError(f"{where} must lie in {CHECKPOINTS}/ of the repository (the train stage's dep, "
+                            f"tracked there with dvc add), got {shown(str(path))}")
+    if not path.is_file():
+        hint = (f"`dvc pull {path}.dvc` fetches it" if Path(f"{path}.dvc").is_file()
+                else f"put it there and track it: `dvc add {path}`, then commit {path}.dvc")
+        raise GradmetaError(f"{where}: {path} does not exist; {hint}")
+    return path
+
+
+def pretrained(cfg: TrainConfig, log: logging.Logger) -> tuple[nn.Module, dict[str, str]]:
+    """The model of ``cfg.architecture`` with the weights of ``cfg.checkpoint`` (checked name by name against
+    the architecture before it is built), in eval mode, and the record of the file (path and sha256)."""
+    path = checked_checkpoint(cfg)
+    weights = read_state_dict(path)
+    check_weights(weights, cfg.architecture, path)
+    model = model_of(cfg.architecture)
+    model.load_state_dict(weights)
+    return model.eval(), {"path": path.as_posix(), "sha256": file_sha256(path)}
 
 
 @dataclass(frozen=True)
@@ -94,7 +140,8 @@ class TrainPaths:
 
 def write(trained: TrainedCNN, cfg: TrainConfig, paths: TrainPaths) -> None:
     """Save the model (with where it came from), its metrics and curve, each atomically."""
+    checkpoint = trained.metrics.get("checkpoint")
     save_model(paths.model, trained.model, info={"source": trained.metrics["source"], "train_size": trained.train_size,
-                                                 "seed": cfg.seed})
+                                                 "seed": cfg.seed, **({"checkpoint": checkpoint} if checkpoint else {})})
     write_json(paths.metrics, round_floats(trained.metrics))
     write_json(paths.curve, round_floats(trained.curve))

@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from gradmeta.cnn.architectures import read_architecture
 from gradmeta.cnn.model import CNNConfig
+from gradmeta.cnn.resnet import ResNetConfig
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
 from gradmeta.core.runtime import DEVICES
@@ -30,7 +32,8 @@ class TrainConfig:
     val_fraction: float = 0.1
     device: str = "cpu"
     threads: int = 2
-    architecture: CNNConfig = field(default_factory=CNNConfig)
+    architecture: CNNConfig | ResNetConfig = field(default_factory=CNNConfig)
+    checkpoint: str | None = None  # a user's trained weights (a path in user_data/checkpoints/): nothing is trained
     params_file: str = field(default="params.yaml", compare=False)
 
     @classmethod
@@ -45,7 +48,8 @@ class TrainConfig:
             val_fraction=r.float("val_fraction", d.val_fraction, min=0.0, max=1.0, max_exclusive=True),
             device=r.str("device", d.device, choices=DEVICES),
             threads=r.threads("threads", d.threads),
-            architecture=CNNConfig.from_reader(r.group("architecture")),
+            architecture=read_architecture(r.group("architecture")),
+            checkpoint=r.str("checkpoint", None, allow_none=True),
             params_file=r.source,
         )
         r.done()

@@ -48,7 +48,8 @@ def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 20, 
         raise GradmetaError(f"MC dropout needs at least 2 passes, got {passes}")
     dropouts = [m for m in model.modules() if isinstance(m, DROPOUTS)]
     if not dropouts:
-        raise GradmetaError("MC dropout needs a model with dropout layers")
+        raise GradmetaError("MC dropout needs a model with dropout layers (this one has none; in the pipeline, "
+                            "take mc_dropout out of detectors.use)")
     parts: list[dict[str, torch.Tensor]] = []
     with untouched(model):  # eval, then dropout on; every module's mode and the random streams restored
         for m in dropouts:
