@@ -1,4 +1,5 @@
-"""The models the engine benchmark measures, besides the paper's CNN (28x28 grey inputs, 10 classes)."""
+"""The models the engine benchmark measures, besides the paper's CNN (28x28 grey inputs, 10 classes; the
+zoo's ResNet-18 takes 32x32 colour ones)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,10 @@ import math
 import torch
 from torch import nn
 
+from gradmeta.cnn import build_model, read_architecture
 from gradmeta.cnn.model import CNNConfig, build_cnn
-
-
-class Block(nn.Module):
-    """A ResNet basic block: conv3x3 + BN + ReLU, conv3x3 + BN, plus the (projected) input, ReLU."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+from gradmeta.cnn.resnet import BasicBlock
+from gradmeta.core.params import ParamReader
 
 
 class SmallResNet(nn.Module):
@@ -35,7 +21,7 @@ class SmallResNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
-        self.blocks = nn.Sequential(Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2))
+        self.blocks = nn.Sequential(BasicBlock(16, 16, 1), BasicBlock(16, 32, 2), BasicBlock(32, 64, 2))
         self.head = nn.Linear(64, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,7 +101,7 @@ def _randomise_norms(model: nn.Module) -> nn.Module:
 def build(name: str) -> nn.Module:
     """A seeded model in eval mode: ``default`` (the paper's CNN), ``conv-heavy`` (5x5 convolutions
     without padding, 32 and 64 channels, dense 200), ``resnet``, ``transformer`` (attention written out),
-    ``vit`` (torch's ``nn.TransformerEncoderLayer``)."""
+    ``vit`` (torch's ``nn.TransformerEncoderLayer``), ``resnet18_32x32`` (the zoo's CIFAR ResNet-18, 32x32x3)."""
     torch.manual_seed(0)
     if name == "default":
         return build_cnn(CNNConfig(), seed=0).eval()
@@ -127,7 +113,15 @@ def build(name: str) -> nn.Module:
         return SmallViT().eval()
     if name == "vit":
         return TorchViT().eval()
+    if name == "resnet18_32x32":
+        return _randomise_norms(build_model(read_architecture(ParamReader(RESNET18, "architecture")), seed=0)).eval()
     raise ValueError(f"unknown model {name!r}")
 
 
-MODELS = ("default", "conv-heavy", "resnet", "transformer", "vit")
+RESNET18 = {"kind": "resnet18_32x32", "in_channels": 3, "image_size": 32}  # the zoo's, on CIFAR-like inputs
+MODELS = ("default", "conv-heavy", "resnet", "transformer", "vit", "resnet18_32x32")
+
+
+def input_shape(name: str) -> tuple[int, int, int]:
+    """(channels, height, width) of one input of model ``name``."""
+    return (3, 32, 32) if name == "resnet18_32x32" else (1, 28, 28)

@@ -31,7 +31,7 @@ import time
 import click
 import torch
 import torch.nn.functional as F
-from architectures import MODELS, build
+from architectures import MODELS, build, input_shape
 
 from gradmeta.core.kernels import kernels_mode
 from gradmeta.core.runtime import configure
@@ -44,8 +44,9 @@ from gradmeta.uncertainty.gradients import (
 
 def make_inputs(n: int, model_name: str = "default") -> tuple[torch.nn.Module, torch.Tensor]:
     model = build(model_name)
+    shape = input_shape(model_name)
     # stroke-like sparse images in [0, 1]
-    images = (torch.rand(n, 1, 28, 28) > 0.8).float() * torch.rand(n, 1, 28, 28)
+    images = (torch.rand(n, *shape) > 0.8).float() * torch.rand(n, *shape)
     return model, images
 
 
@@ -153,7 +154,7 @@ def report(per_image: dict[str, list[float]], model_name: str, n: int, chunk_siz
 @click.option("--model", "model_name", type=click.Choice(MODELS), default="default", show_default=True,
               help="default: the paper's CNN; conv-heavy: 5x5 convs without padding, dense 200; "
                    "resnet: 3 residual blocks with BatchNorm; transformer: patch Linear, LayerNorm, attention, MLP; "
-                   "vit: two nn.TransformerEncoderLayer blocks.")
+                   "vit: two nn.TransformerEncoderLayer blocks; resnet18_32x32: the zoo's CIFAR ResNet-18, 32x32x3.")
 @click.option("--quick", is_flag=True, help="Only (a), (a''), (b), (c): no naive loop, vmap or memory.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the figures (images/s, ratios) as JSON.")
