@@ -76,8 +76,8 @@ def test_a_prepared_file_declaring_more_images_than_a_concept_may_have_is_refuse
                                                    np.arange(n)))
     replace_member(tmp_path / "p.npz", "images", (600_000, 28, 28), "|u1")  # 470 MB declared
     err, peak = traced_peak(lambda: load_prepared(tmp_path / "p.npz"))
-    assert "images declared as uint8 (600000, 28, 28); a prepared concept holds uint8 (N, 28, 28) with " \
-           "1 <= N <= 500000" in one_line(err)
+    assert "images declared as uint8 (600000, 28, 28); a prepared concept holds uint8 (N, H, W) or (N, H, W, 3) " \
+           "with 1 <= N <= 500000" in one_line(err)
     assert peak < 20_000_000
 
 

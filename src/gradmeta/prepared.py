@@ -1,6 +1,8 @@
 """The prepared-data contract: ``data/prepared/<concept>.npz``.
 
-Arrays: ``images`` uint8 (N, 28, 28), white strokes on black; ``labels`` int64 (N,), the class in
+Arrays: ``images`` uint8 (N, H, W) grey or (N, H, W, 3) RGB in the pipeline's geometry
+(:mod:`gradmeta.core.geometry`; the paper's digits: (N, 28, 28), white strokes on black; the shape is the
+file's statement of its geometry); ``labels`` int64 (N,), the class in
 the concept's own label space or -1; ``split`` str (N,), the source's split name of each image;
 ``source_index`` int64 (N,), the image's position in its source. Scalars: ``concept``, ``source``
 (the source's name: ``emnist_digits``, ``synthetic_digits``, ``npz``, ...), ``kind`` (one of
@@ -20,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from gradmeta.core.atomic import write_bytes
-from gradmeta.core.concepts import IMAGE_SIZE, KINDS, MAX_IMAGES
+from gradmeta.core.concepts import KINDS, MAX_IMAGES
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.geometry import MAX_SIDE, Geometry, geometry_of
 from gradmeta.core.jsontext import json_object
 from gradmeta.core.npzfile import NpzArchive
 from gradmeta.core.params import shown
@@ -47,9 +50,11 @@ class PreparedData:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         n = len(self.images)
-        if self.images.dtype != np.uint8 or self.images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"images must be uint8 (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got "
-                             f"{self.images.dtype} {self.images.shape}")
+        if self.images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 (N, H, W) or (N, H, W, 3), got {self.images.dtype}")
+        geometry_of(self.images)  # a ValueError for another shape
+        if not 0 < self.images.shape[1] <= MAX_SIDE or not 0 < self.images.shape[2] <= MAX_SIDE:
+            raise ValueError(f"images of {self.images.shape[2]}x{self.images.shape[1]} pixels; at most {MAX_SIDE} a side")
         for name in ("labels", "split", "source_index"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n} images")
@@ -59,6 +64,11 @@ class PreparedData:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    @property
+    def geometry(self) -> Geometry:
+        """The images' (height, width, channels)."""
+        return geometry_of(self.images)
 
     def select(self, split: str) -> PreparedData:
         """The subset of images whose split name is ``split``."""
@@ -87,12 +97,14 @@ def _one_string(shape: tuple[int, ...], dtype: np.dtype) -> None:
 
 
 def _check_declared(npz: NpzArchive, p: Path) -> None:
-    """Refuse, from the headers alone, a prepared file whose arrays cannot be one concept's: images (N, 28, 28)
-    uint8 with 1 <= N <= MAX_IMAGES, and labels, split and source_index of length N."""
+    """Refuse, from the headers alone, a prepared file whose arrays cannot be one concept's: images uint8
+    (N, H, W) or (N, H, W, 3) with 1 <= N <= MAX_IMAGES and sides up to MAX_SIDE, and labels, split and
+    source_index of length N."""
     shape, dtype = npz.header("images")
-    if dtype != np.uint8 or len(shape) != 3 or shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or not 0 < shape[0] <= MAX_IMAGES:
-        raise GradmetaError(f"{p}: images declared as {dtype} {shape}; a prepared concept holds uint8 (N, {IMAGE_SIZE}, "
-                            f"{IMAGE_SIZE}) with 1 <= N <= {MAX_IMAGES}")
+    if (dtype != np.uint8 or len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] != 3)
+            or not 0 < shape[0] <= MAX_IMAGES or not all(0 < side <= MAX_SIDE for side in shape[1:3])):
+        raise GradmetaError(f"{p}: images declared as {dtype} {shape}; a prepared concept holds uint8 (N, H, W) or "
+                            f"(N, H, W, 3) with 1 <= N <= {MAX_IMAGES} and H, W <= {MAX_SIDE}")
     for name in ("labels", "split", "source_index"):
         other, other_dtype = npz.header(name)
         if other != (shape[0],) or (name == "split" and (other_dtype.kind != "U" or other_dtype.itemsize > 4 * 16)):

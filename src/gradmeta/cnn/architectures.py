@@ -26,6 +26,7 @@ from gradmeta.cnn.model import CNN, CNNConfig
 from gradmeta.cnn.resnet import KINDS as RESNET_KINDS
 from gradmeta.cnn.resnet import ResNet, ResNetConfig
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.geometry import Geometry
 from gradmeta.core.params import ParamReader
 
 DEFAULT_KIND = "cnn"
@@ -79,3 +80,17 @@ def build_model(config: CNNConfig | ResNetConfig, seed: int | None = None) -> nn
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return model_of(config)
+
+
+def check_geometry(config: CNNConfig | ResNetConfig, geometry: Geometry, where: str) -> None:
+    """Refuse an architecture that cannot take the pipeline's images: ``in_channels`` must be the images'
+    channels, and the paper's CNN (whose dense layer is sized by it) needs ``image_size`` = height = width.
+    ``where`` names the params file."""
+    if config.in_channels != geometry.channels:
+        raise GradmetaError(f"{where}: the images are {geometry.describe()} (data.image, or the known concept's "
+                            f"source), but train.architecture.in_channels is {config.in_channels}; set it to "
+                            f"{geometry.channels}")
+    if kind_of(config) == "cnn" and (geometry.height, geometry.width) != (config.image_size, config.image_size):
+        raise GradmetaError(f"{where}: the images are {geometry.describe()}, but the cnn's "
+                            f"train.architecture.image_size is {config.image_size} (it needs square images of "
+                            "that side); set it, or data.image")

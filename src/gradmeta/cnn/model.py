@@ -115,8 +115,9 @@ class CNN(nn.Module):
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 images (N, H, W) -> float32 (N, 1, H, W) in [0, 1]."""
-    return torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    """uint8 images (N, H, W) grey or (N, H, W, C) colour -> float32 (N, 1, H, W) or (N, C, H, W) in [0, 1]."""
+    x = torch.from_numpy(images.astype(np.float32) / 255.0)
+    return x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()
 
 
 def build_cnn(config: CNNConfig, seed: int | None = None) -> CNN:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gradmeta.cnn.architectures import build_model, model_of
+from gradmeta.cnn.architectures import build_model, check_geometry, model_of
 from gradmeta.cnn.checkpoint import check_weights, file_sha256, read_state_dict, save_model
 from gradmeta.cnn.model import to_tensor
 from gradmeta.cnn.training import TrainConfig, accuracy, predict_logits, train_cnn, train_val_split
@@ -58,6 +58,7 @@ def run(cfg: TrainConfig, data: PreparedData, log: logging.Logger, where: str = 
         raise GradmetaError(f"{where}: need a train split of at least 2 images and a test split, "
                             f"got {len(train)} train and {len(test)} test")
     check_labels(data, cfg.architecture.num_classes, where)
+    check_geometry(cfg.architecture, data.geometry, cfg.params_file)
     x, y = to_tensor(train.images), torch.from_numpy(train.labels)
     x_test, y_test = to_tensor(test.images), torch.from_numpy(test.labels)
     if cfg.checkpoint is not None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gradmeta.core.concepts import concept_names
+from gradmeta.core.geometry import CHANNELS, DEFAULT, MAX_SIDE, Geometry
 from gradmeta.core.params import ParamReader, as_params
 from gradmeta.datasets.sources import SOURCES, USER_FORMATS, resolve_source
 
@@ -79,6 +80,7 @@ class DataConfig:
     timeout: float = 30.0
     distortion: float = 1.0
     extra_fonts: tuple[str, ...] = ()
+    geometry: Geometry = DEFAULT  # every concept's images: data.image, else the known concept's native geometry
     params_file: str = field(default="params.yaml", compare=False)  # named in errors raised later
 
     @classmethod
@@ -111,6 +113,7 @@ class DataConfig:
             extra_fonts=tuple(synthetic.str_list("extra_fonts", [])),
             params_file=data.source,
         )
+        cfg = replace(cfg, geometry=_geometry(data, cfg))
         data.done()
         _check_known(data, cfg)
         return cfg
@@ -160,6 +163,24 @@ def _check_known(data: ParamReader, cfg: DataConfig) -> None:
         if not info.labelled:
             raise data.error("known", f"the known concept {cfg.known!r} has no labels ({info.title}); "
                              "name a concept with labels")
+
+
+def _geometry(data: ParamReader, cfg: DataConfig) -> Geometry:
+    """``data.image`` (``{size: [H, W], channels: 1 | 3}``), else the native geometry of the known concept's
+    source (a user concept's: 28x28 grey, the paper's)."""
+    if data.raw("image", None) is None:
+        spec = cfg.concepts.get(cfg.known)
+        if spec is None or spec.is_user:
+            return DEFAULT
+        return resolve_source(spec.source, cfg.source, f"data.concepts.{cfg.known}.source", cfg.params_file).geometry
+    image = data.group("image")
+    size = image.int_list("size")
+    if len(size) != 2 or max(size) > MAX_SIDE:
+        raise image.fail("size", f"[height, width], each 1..{MAX_SIDE}", size)
+    channels = image.int("channels", min=1, max=3)
+    if channels not in CHANNELS:
+        raise image.fail("channels", "1 (grey) or 3 (RGB)", channels)
+    return Geometry(size[0], size[1], channels)
 
 
 def _mirror(real: ParamReader) -> str | None:

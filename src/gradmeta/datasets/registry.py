@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.geometry import Geometry
 from gradmeta.datasets.assemble import Built
 from gradmeta.datasets.config import ConceptSpec, DataConfig
+from gradmeta.datasets.imageops import to_geometry
 from gradmeta.datasets.sources import SOURCES, resolve_source
 from gradmeta.datasets.user import build_user
 from gradmeta.prepared import PreparedData
@@ -22,11 +24,13 @@ def describe(spec: ConceptSpec, cfg: DataConfig) -> tuple[str, str, str]:
     return info.name, info.kind, text
 
 
-def _assemble(spec: ConceptSpec, source: str, kind: str, built: Built) -> PreparedData:
+def _assemble(spec: ConceptSpec, source: str, kind: str, built: Built, geometry: Geometry) -> PreparedData:
+    """The concept's parts as one prepared file, every image in the pipeline's ``geometry``
+    (:func:`gradmeta.datasets.imageops.to_geometry`; a no-op for images already in it)."""
     parts = built.parts
     return PreparedData(
         spec.name, source, kind,
-        images=np.concatenate([p.images for p in parts]),
+        images=np.concatenate([to_geometry(p.images, geometry) for p in parts]),
         labels=np.concatenate([np.asarray(p.labels, dtype=np.int64) for p in parts]),
         split=np.concatenate([np.full(len(p.images), p.split) for p in parts]),
         source_index=np.concatenate([np.asarray(p.source_index, dtype=np.int64) for p in parts]),
@@ -35,7 +39,8 @@ def _assemble(spec: ConceptSpec, source: str, kind: str, built: Built) -> Prepar
 
 
 def prepare_concept(concept: str, cfg: DataConfig) -> PreparedData:
-    """Prepared images of ``concept`` as ``cfg`` defines it; an undefined concept is a GradmetaError."""
+    """Prepared images of ``concept`` as ``cfg`` defines it, in ``cfg.geometry``; an undefined concept is a
+    GradmetaError."""
     spec = cfg.concepts.get(concept)
     if spec is None:
         raise GradmetaError(f"{cfg.params_file}: no concept {concept!r} in data.concepts or data.user_concepts "
@@ -43,4 +48,4 @@ def prepare_concept(concept: str, cfg: DataConfig) -> PreparedData:
     source, kind, text = describe(spec, cfg)
     built = build_user(spec, cfg) if spec.is_user else SOURCES[source].build(spec, cfg)
     built.provenance = {"description": text, **built.provenance}
-    return _assemble(spec, source, kind, built)
+    return _assemble(spec, source, kind, built, cfg.geometry)

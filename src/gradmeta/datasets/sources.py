@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.geometry import DEFAULT, Geometry
 from gradmeta.datasets import generated, public
 
 USER_FORMATS = ("npz", "idx", "folder")
@@ -29,7 +30,8 @@ class SourceInfo:
     labelled: bool              # has class labels (may be the known concept)
     has_train: bool             # has a train split
     stand_in: str | None        # archive sources: the synthetic source that replaces it offline
-    build: Callable[..., Any]   # (ConceptSpec, DataConfig) -> Built
+    build: Callable[..., Any]   # (ConceptSpec, DataConfig) -> Built: images in its native geometry
+    geometry: Geometry = DEFAULT  # its native geometry: the pipeline's when it is the known concept
 
 
 _TABLE = [

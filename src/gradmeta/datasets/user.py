@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from gradmeta.core.concepts import IMAGE_SIZE, MAX_IMAGES
+from gradmeta.core.concepts import MAX_IMAGES
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.geometry import DEFAULT, Geometry
 from gradmeta.core.npzfile import NpzArchive
 from gradmeta.datasets.assemble import Built, Part, stream_rng
 from gradmeta.datasets.download import file_checksums
@@ -57,44 +58,51 @@ MAX_SOURCE_BYTES = 1 << 32
 BLOCK_BYTES = 1 << 25  # images read per block from an npz or IDX stream: about 32 MB of source data
 
 
-def _to_uint8_grey(image: np.ndarray, where: str) -> np.ndarray:
-    """(H, W) or (H, W, 3), uint8 or float in [0, 1] -> uint8 (H, W): floats scaled by 255 and rounded,
-    colour by ITU-R 601 luminance; float images are checked and converted a block of rows at a time."""
+def _to_uint8(image: np.ndarray, where: str, channels: int) -> np.ndarray:
+    """(H, W) or (H, W, 3), uint8 or float in [0, 1] -> uint8 (H, W) for 1 channel or (H, W, 3) for 3: floats
+    scaled by 255 and rounded (checked and converted a block of rows at a time), then colour to grey by
+    ITU-R 601 luminance or grey to colour by repeating it in R, G and B."""
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
         raise GradmetaError(f"{where}: an image of shape {image.shape}; expected (H, W) grey or (H, W, 3) colour")
     colour = image.ndim == 3
-    if image.dtype == np.uint8:
-        return rgb_to_grey(image) if colour else image
-    if not np.issubdtype(image.dtype, np.floating):
-        raise GradmetaError(f"{where}: images must be uint8, or floats in [0, 1]; got {image.dtype}")
-    grey = np.empty(image.shape[:2], dtype=np.uint8)
-    step = max(1, BLOCK_BYTES // max(1, image[0].size * 8))
-    for start in range(0, len(image), step):
-        block = image[start: start + step]
-        nan = bool(np.isnan(block).any())
-        if nan or np.isinf(block).any():
-            what = "NaN" if nan else "infinite values"
-            raise GradmetaError(f"{where}: the image holds {what}; images must be uint8, or floats in [0, 1]")
-        if block.min() < 0 or block.max() > 1:
-            raise GradmetaError(f"{where}: images must be uint8, or floats in [0, 1]; got {image.dtype} from "
-                                f"{float(block.min()):g} to {float(block.max()):g}")
-        scaled = np.rint(block * 255.0).astype(np.uint8)
-        grey[start: start + step] = rgb_to_grey(scaled) if colour else scaled
-    return grey
+    if image.dtype != np.uint8:
+        if not np.issubdtype(image.dtype, np.floating):
+            raise GradmetaError(f"{where}: images must be uint8, or floats in [0, 1]; got {image.dtype}")
+        scaled = np.empty(image.shape, dtype=np.uint8)
+        step = max(1, BLOCK_BYTES // max(1, image[0].size * 8))
+        for start in range(0, len(image), step):
+            block = image[start: start + step]
+            nan = bool(np.isnan(block).any())
+            if nan or np.isinf(block).any():
+                what = "NaN" if nan else "infinite values"
+                raise GradmetaError(f"{where}: the image holds {what}; images must be uint8, or floats in [0, 1]")
+            if block.min() < 0 or block.max() > 1:
+                raise GradmetaError(f"{where}: images must be uint8, or floats in [0, 1]; got {image.dtype} from "
+                                    f"{float(block.min()):g} to {float(block.max()):g}")
+            scaled[start: start + step] = np.rint(block * 255.0).astype(np.uint8)
+        image = scaled
+    if colour and channels == 1:
+        return rgb_to_grey(image)
+    if not colour and channels == 3:
+        return np.repeat(image[..., None], 3, axis=2)
+    return image
 
 
-def to_concept_image(image: np.ndarray, invert: bool, where: str) -> np.ndarray:
-    """One image (H, W) grey or (H, W, 3) colour, uint8 or float in [0, 1], as uint8 (28, 28) white on black."""
-    image = _to_uint8_grey(image, where)
+def to_concept_image(image: np.ndarray, invert: bool, where: str, geometry: Geometry = DEFAULT) -> np.ndarray:
+    """One image (H, W) grey or (H, W, 3) colour, uint8 or float in [0, 1], in ``geometry`` (the paper's: uint8
+    (28, 28) white on black): channels as :func:`_to_uint8` makes them, inverted if asked, padded to the
+    geometry's aspect ratio with the background (black once inverted), area-resized."""
+    image = _to_uint8(image, where, geometry.channels)
     if invert:
         image = 255 - image
-    h, w = image.shape
-    if h != w:
-        side = max(h, w)
-        square = np.zeros((side, side), dtype=np.uint8)  # the background is black once inverted
-        square[(side - h) // 2: (side - h) // 2 + h, (side - w) // 2: (side - w) // 2 + w] = image
-        image = square
-    return image if image.shape == (IMAGE_SIZE, IMAGE_SIZE) else area_resize(image, IMAGE_SIZE)
+    h, w = image.shape[:2]
+    target_h, target_w = geometry.height, geometry.width
+    if h * target_w != w * target_h:  # pad to the target's aspect ratio, the image centred
+        ph, pw = max(h, -(-w * target_h // target_w)), max(w, -(-h * target_w // target_h))
+        padded = np.zeros((ph, pw, *image.shape[2:]), dtype=np.uint8)
+        padded[(ph - h) // 2: (ph - h) // 2 + h, (pw - w) // 2: (pw - w) // 2 + w] = image
+        image = padded
+    return image if image.shape[:2] == (target_h, target_w) else area_resize(image, (target_h, target_w))
 
 
 def _check_declared(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None:
@@ -116,13 +124,14 @@ def _block_images(shape: tuple[int, ...], itemsize: int) -> int:
     return max(1, BLOCK_BYTES // max(1, int(np.prod(shape[1:], dtype=np.int64)) * itemsize))
 
 
-def _convert_blocks(blocks: Iterable[np.ndarray], count: int, invert: bool, where: str) -> np.ndarray:
-    """uint8 (count, 28, 28) from blocks of source images, converted one image at a time."""
-    out = np.empty((count, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+def _convert_blocks(blocks: Iterable[np.ndarray], count: int, invert: bool, where: str,
+                    geometry: Geometry) -> np.ndarray:
+    """uint8 (count, *geometry.image_shape) from blocks of source images, converted one image at a time."""
+    out = np.empty((count, *geometry.image_shape), dtype=np.uint8)
     i = 0
     for block in blocks:
         for image in block:
-            out[i] = to_concept_image(image, invert, f"{where}[{i}]")
+            out[i] = to_concept_image(image, invert, f"{where}[{i}]", geometry)
             i += 1
     return out
 
@@ -137,7 +146,7 @@ def _check_labels(labels: np.ndarray | None, n: int, where: str) -> np.ndarray |
     return labels.astype(np.int64)
 
 
-def read_npz_concept(path: Path, invert: bool) -> tuple[np.ndarray, np.ndarray | None, dict]:
+def read_npz_concept(path: Path, invert: bool, geometry: Geometry = DEFAULT) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Only ``images`` and ``labels`` are read (other arrays are never inflated); images a block at a time."""
     with NpzArchive(path, "npz file", "check data.user_concepts.<name>.path", MAX_SOURCE_BYTES) as npz:
         if "images" not in npz.names:
@@ -146,7 +155,7 @@ def read_npz_concept(path: Path, invert: bool) -> tuple[np.ndarray, np.ndarray |
         where = f"{path}: images"
         _check_declared(shape, dtype, where)
         images = _convert_blocks(npz.row_blocks("images", _block_images(shape, dtype.itemsize)), shape[0],
-                                 invert, where)
+                                 invert, where, geometry)
         labels = None
         if "labels" in npz.names:
             label_shape, _ = npz.header("labels")
@@ -179,14 +188,14 @@ def _idx_image_blocks(stream: BinaryIO, shape: tuple[int, ...], name: str) -> It
         yield np.frombuffer(data, dtype=np.uint8).reshape((n, *shape[1:]))
 
 
-def read_idx_concept(path: Path, invert: bool) -> tuple[np.ndarray, np.ndarray | None, dict]:
+def read_idx_concept(path: Path, invert: bool, geometry: Geometry = DEFAULT) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """The images file is read a block of images at a time; the labels file at most MAX_IMAGES bytes."""
     images_path, labels_path = _idx_files(path)
     where = str(images_path)
     with open_idx(images_path) as stream:
         shape = read_idx_header(stream, where, MAX_SOURCE_BYTES)
         _check_declared(shape, np.dtype(np.uint8), f"{where}: IDX images")
-        images = _convert_blocks(_idx_image_blocks(stream, shape, where), shape[0], invert, where)
+        images = _convert_blocks(_idx_image_blocks(stream, shape, where), shape[0], invert, where, geometry)
     labels = None
     if labels_path is not None:
         labels = read_idx_file(labels_path, max_bytes=MAX_IMAGES)
@@ -221,7 +230,7 @@ def _wide_to_unit(img: Image.Image, path: Path) -> np.ndarray:
     return array.astype(np.float64) / 65535.0
 
 
-def _decode(path: Path, invert: bool) -> np.ndarray:
+def _decode(path: Path, invert: bool, geometry: Geometry = DEFAULT) -> np.ndarray:
     try:
         with Image.open(path) as img:
             if max(img.width, img.height) > MAX_IMAGE_SIDE:
@@ -237,7 +246,7 @@ def _decode(path: Path, invert: bool) -> np.ndarray:
                 array = np.asarray(img.convert("RGB"))
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError, ValueError) as exc:
         raise GradmetaError(f"{path}: cannot decode the image ({str(exc).splitlines()[0] or type(exc).__name__})") from None
-    return to_concept_image(array, invert, str(path))
+    return to_concept_image(array, invert, str(path), geometry)
 
 
 def folder_images(path: Path) -> list[Path]:
@@ -258,16 +267,16 @@ def folder_images(path: Path) -> list[Path]:
     return sorted(found)
 
 
-def read_folder_concept(path: Path, invert: bool) -> tuple[np.ndarray, np.ndarray | None, dict]:
+def read_folder_concept(path: Path, invert: bool, geometry: Geometry = DEFAULT) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Images decoded one at a time into the (N, 28, 28) result; at most MAX_IMAGES files."""
     files = folder_images(path)
     if not files:
         raise GradmetaError(f"{path}: no images (.png, .jpg, .jpeg) in the folder")
     if len(files) > MAX_IMAGES:
         raise GradmetaError(f"{path}: {len(files)} images, more than the {MAX_IMAGES} a concept may have")
-    images = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    images = np.empty((len(files), *geometry.image_shape), dtype=np.uint8)
     for i, p in enumerate(files):
-        images[i] = _decode(p, invert)
+        images[i] = _decode(p, invert, geometry)
     relative = [p.relative_to(path) for p in files]
     labels, classes = None, None
     if all(len(r.parts) == 2 for r in relative):
@@ -336,7 +345,7 @@ def build_user(spec: ConceptSpec, cfg: DataConfig) -> Built:
     has one) and then ``test`` images (None = the rest) to the test split; labels -1 when the data have none."""
     path = checked_user_path(spec, cfg)
     where = f"{cfg.params_file}: data.user_concepts.{spec.name}.path"
-    images, labels, record = READERS[spec.source](path, spec.invert)
+    images, labels, record = READERS[spec.source](path, spec.invert, cfg.geometry)
     if labels is None:
         labels = np.full(len(images), -1, dtype=np.int64)
     order = stream_rng(cfg.seed, f"{spec.name}/split").permutation(len(images))

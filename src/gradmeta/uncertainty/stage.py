@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from gradmeta.cnn.architectures import check_geometry
 from gradmeta.core.concepts import Concepts, concept_names
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.kernels import kernels_mode
@@ -59,6 +60,8 @@ def run(cfg: ExtractSettings, model: nn.Module, data: PreparedData, fitted: dict
     """The features table of shard ``shard`` of ``data``'s evaluation rows, computed by ``model``
     with the detectors' ``fitted`` state, and the metadata its Parquet file carries."""
     known = data.concept == cfg.concepts.known
+    if hasattr(model, "config"):
+        check_geometry(model.config, data.geometry, f"data/prepared/{data.concept}.npz")
     rows = evaluation_rows(data)
     if len(rows) and rows[-1] - rows[0] + 1 != len(rows):  # the features' row check relies on it
         raise GradmetaError(f"concept {data.concept!r}: its prepared evaluation images are not one consecutive block "
