@@ -67,19 +67,42 @@ def make_omniglot_zip(path: Path, top: str, alphabets: dict[str, int], drawings:
     return sorted(names)
 
 
-def make_cifar_tarball(path: Path, n: int = 6) -> tuple[np.ndarray, np.ndarray]:
-    """A cifar-10-python.tar.gz whose test batch holds ``n`` flat-colour images; returns (rgb, labels)."""
+def make_cifar_tarball(path: Path, n: int = 6, train_per_batch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A cifar-10-python.tar.gz whose test batch holds ``n`` flat-colour images; returns (rgb, labels). With
+    ``train_per_batch``, also the five training batches data_batch_1..5 of that many images each, every
+    image a random pattern whose first pixel's red value is its position among all training images."""
     colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [0, 0, 0], [10, 20, 30]])
     rgb = np.stack([np.broadcast_to(colours[i % len(colours)], (32, 32, 3)) for i in range(n)]).astype(np.uint8)
     labels = [i % 10 for i in range(n)]
-    batch = {b"batch_label": b"testing batch 1 of 1", b"labels": labels,
-             b"data": rgb.transpose(0, 3, 1, 2).reshape(n, 3072), b"filenames": [b"x.png"] * n}
-    payload = pickle.dumps(batch)
+    batches = {"test_batch": (rgb, labels, b"testing batch 1 of 1")}
+    rng = np.random.default_rng(5)
+    for b in range(1, 6) if train_per_batch else ():
+        images = rng.integers(0, 256, (train_per_batch, 32, 32, 3)).astype(np.uint8)
+        images[:, 0, 0, 0] = np.arange(train_per_batch) + (b - 1) * train_per_batch
+        batches[f"data_batch_{b}"] = (images, [int(v) for v in rng.integers(0, 10, train_per_batch)],
+                                      f"training batch {b} of 5".encode())
     with tarfile.open(path, "w:gz") as tf:
-        info = tarfile.TarInfo("cifar-10-batches-py/test_batch")
-        info.size = len(payload)
-        tf.addfile(info, io.BytesIO(payload))
+        for name, (images, batch_labels, title) in batches.items():
+            batch = {b"batch_label": title, b"labels": batch_labels,
+                     b"data": images.transpose(0, 3, 1, 2).reshape(len(images), 3072),
+                     b"filenames": [b"x.png"] * len(images)}
+            payload = pickle.dumps(batch)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(payload)
+            tf.addfile(info, io.BytesIO(payload))
     return rgb, np.array(labels)
+
+
+def cifar_train_batches(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The training images (N, 32, 32, 3) and labels of a tarball :func:`make_cifar_tarball` wrote, read back
+    with pickle directly (the tests' own reference, not gradmeta's reader)."""
+    images, labels = [], []
+    with tarfile.open(path, "r:gz") as tf:
+        for b in range(1, 6):
+            batch = pickle.load(tf.extractfile(f"cifar-10-batches-py/data_batch_{b}"))  # noqa: S301 (our fixture)
+            images.append(batch[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+            labels += batch[b"labels"]
+    return np.concatenate(images), np.array(labels)
 
 
 def make_idx_dataset(folder: Path, counts: dict[str, int], seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -1,4 +1,5 @@
-"""Reader for the CIFAR-10 python archive (``cifar-10-python.tar.gz``): the test batch, made grey."""
+"""Reader for the CIFAR-10 python archive (``cifar-10-python.tar.gz``): its train and test batches in colour
+(the ``cifar10`` source), or the test batch made grey (``cifar10_grey``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from gradmeta.datasets.imageops import area_resize, rgb_to_grey
 from gradmeta.datasets.verify import MAX_MEMBER_BYTES, verify_published
 
 TEST_MEMBER = "cifar-10-batches-py/test_batch"
+SPLITS = {"train": tuple(f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)), "test": (TEST_MEMBER,)}
 
 
 class BatchUnpickler(pickle.Unpickler):
@@ -33,34 +35,50 @@ class BatchUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def read_cifar10_test(path: str | os.PathLike[str], verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Test images uint8 (N, 28, 28): RGB to luminance, 32 to 28 by area; labels int64 (N,), 0-9.
+def _read_batch(archive: tarfile.TarFile, path: str | os.PathLike[str], member_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """One batch of the archive: RGB uint8 (N, 32, 32, 3) and labels int64 (N,)."""
+    try:
+        info = archive.getmember(member_name)
+    except KeyError:
+        raise GradmetaError(f"{path}: CIFAR-10 archive has no member {member_name}") from None
+    if info.size > MAX_MEMBER_BYTES:
+        raise GradmetaError(f"{path}: {member_name} declares {info.size} bytes, more than a batch holds")
+    member = archive.extractfile(info)
+    if member is None:
+        raise GradmetaError(f"{path}: CIFAR-10 archive has no member {member_name}")
+    batch = BatchUnpickler(member, encoding="bytes").load()
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise GradmetaError(f"{path}: {member_name} is not a CIFAR-10 batch (no data and labels)")
+    data = np.asarray(batch[b"data"], dtype=np.uint8)
+    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise GradmetaError(f"{path}: CIFAR-10 batch {member_name} has data {data.shape} and {len(labels)} labels")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
-    The batch is unpickled by :class:`BatchUnpickler` (no code runs, whatever the archive holds);
+
+def read_cifar10(path: str | os.PathLike[str], split: str, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Images RGB uint8 (N, 32, 32, 3) and labels int64 (N,), 0-9, of one split: ``train`` (the five
+    training batches, in order: 50,000 images) or ``test`` (the test batch: 10,000).
+
+    Every batch is unpickled by :class:`BatchUnpickler` (no code runs, whatever the archive holds);
     ``verify``: refuse an archive whose MD5 is not the published one (``False`` reads a modified copy).
     """
+    if split not in SPLITS:
+        raise GradmetaError(f"CIFAR-10 has the splits {', '.join(SPLITS)}, not {split!r}")
     if verify:
         verify_published(path, "cifar10")
     try:
         with tarfile.open(path, "r:gz") as archive:
-            info = archive.getmember(TEST_MEMBER)
-            if info.size > MAX_MEMBER_BYTES:
-                raise GradmetaError(f"{path}: {TEST_MEMBER} declares {info.size} bytes, more than a batch holds")
-            member = archive.extractfile(info)
-            if member is None:
-                raise KeyError(TEST_MEMBER)
-            batch = BatchUnpickler(member, encoding="bytes").load()
-    except KeyError:
-        raise GradmetaError(f"{path}: CIFAR-10 archive has no member {TEST_MEMBER}") from None
+            batches = [_read_batch(archive, path, name) for name in SPLITS[split]]
     except (tarfile.TarError, OSError, EOFError, pickle.UnpicklingError) as exc:
         raise GradmetaError(f"{path}: not a readable CIFAR-10 archive ({exc})") from None
-    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise GradmetaError(f"{path}: {TEST_MEMBER} is not a CIFAR-10 batch (no data and labels)")
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
-    labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-        raise GradmetaError(f"{path}: CIFAR-10 test batch has data {data.shape} and {len(labels)} labels")
-    rgb = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
+def read_cifar10_test(path: str | os.PathLike[str], verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Test images in grey uint8 (N, 28, 28): RGB to luminance, 32 to 28 by area; labels int64 (N,), 0-9
+    (the ``cifar10_grey`` source)."""
+    rgb, labels = read_cifar10(path, "test", verify)
     grey = rgb_to_grey(rgb)
     images = np.stack([area_resize(img, IMAGE_SIZE) for img in grey]) if len(grey) else np.empty((0, 28, 28), np.uint8)
     return images, labels

@@ -12,6 +12,7 @@ import numpy as np
 
 from gradmeta.datasets import synthetic
 from gradmeta.datasets.assemble import Built, Part, stream_rng, unlabelled
+from gradmeta.datasets.colour_objects import CLASSES, GENERATOR, colour_objects
 from gradmeta.datasets.noise import gaussian_noise, uniform_noise
 
 if TYPE_CHECKING:
@@ -47,6 +48,15 @@ def synthetic_strokes(spec: ConceptSpec, cfg: DataConfig) -> Built:
 def synthetic_photos(spec: ConceptSpec, cfg: DataConfig) -> Built:
     images = synthetic.photo_patches(spec.test, stream_rng(cfg.seed, f"{spec.name}/test"))
     return Built([unlabelled("test", images)], _generator(cfg, photos="sklearn.datasets.load_sample_images"))
+
+
+def synthetic_cifar10(spec: ConceptSpec, cfg: DataConfig) -> Built:
+    """Ten classes of colour objects, 32x32 RGB (:mod:`gradmeta.datasets.colour_objects`), train and test."""
+    parts = []
+    for split, count in spec.split_counts():
+        images, labels = colour_objects(count, stream_rng(cfg.seed, f"{spec.name}/{split}"))
+        parts.append(Part(split, images, labels, np.arange(count)))
+    return Built(parts, {"generator": GENERATOR, "seed": cfg.seed, "classes": list(CLASSES)})
 
 
 def uniform(spec: ConceptSpec, cfg: DataConfig) -> Built:

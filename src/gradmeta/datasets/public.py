@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gradmeta.datasets.assemble import Built, Part, stream_rng
-from gradmeta.datasets.cifar10 import read_cifar10_test
+from gradmeta.datasets.cifar10 import read_cifar10, read_cifar10_test
 from gradmeta.datasets.download import ARCHIVES, archive_url, ensure_archive
 from gradmeta.datasets.emnist import read_emnist
 from gradmeta.datasets.imageops import subsample_indices
@@ -79,6 +79,17 @@ def omniglot(spec: ConceptSpec, cfg: DataConfig) -> Built:
         if chosen:
             images, _ = read_omniglot(members[chosen[0]][1], [members[i][2] for i in chosen], verify=False)
             parts.append(Part(split, images, np.array([classes[keys[i]] for i in chosen]), np.array(chosen)))
+    return Built(parts, {"archives": records, "seed": cfg.seed})
+
+
+def cifar10(spec: ConceptSpec, cfg: DataConfig) -> Built:
+    """CIFAR-10 in colour, 32x32 RGB: its training batches (the train split) and its test batch."""
+    records: list[dict] = []
+    path = _fetch(cfg, "cifar10", records)
+    parts = []
+    for split, count in spec.split_counts():
+        images, labels = read_cifar10(path, split, verify=False)  # _fetch verified it
+        parts.append(_subsample(spec, cfg, split, images, labels, count))
     return Built(parts, {"archives": records, "seed": cfg.seed})
 
 

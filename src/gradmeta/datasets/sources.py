@@ -18,6 +18,7 @@ from gradmeta.core.geometry import DEFAULT, Geometry
 from gradmeta.datasets import generated, public
 
 USER_FORMATS = ("npz", "idx", "folder")
+COLOUR_32 = Geometry(32, 32, 3)  # CIFAR's native geometry
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ _TABLE = [
     ("mnist", "MNIST", "archive", True, True, "synthetic_digits", public.idx_dataset("mnist")),
     ("fashion_mnist", "Fashion-MNIST", "archive", True, True, None, public.idx_dataset("fashion_mnist")),
     ("omniglot", "Omniglot", "archive", True, False, "synthetic_strokes", public.omniglot),
+    ("cifar10", "CIFAR-10", "archive", True, True, "synthetic_cifar10", public.cifar10, COLOUR_32),
     ("cifar10_grey", "CIFAR-10 test set in grey", "archive", True, False, "synthetic_photos", public.cifar10_grey),
     ("uniform_noise", "uniform noise", "generated", False, False, None, generated.uniform),
     ("gaussian_noise", "Gaussian noise (clipped)", "generated", False, False, None, generated.gaussian),
@@ -47,6 +49,8 @@ _TABLE = [
     ("synthetic_letters", "letters rendered from fonts", "synthetic", True, True, None, generated.synthetic_letters),
     ("synthetic_strokes", "Omniglot-like pen strokes", "synthetic", False, False, None, generated.synthetic_strokes),
     ("synthetic_photos", "CIFAR-like grey photo patches", "synthetic", False, False, None, generated.synthetic_photos),
+    ("synthetic_cifar10", "CIFAR-like colour objects of 10 classes", "synthetic", True, True, None,
+     generated.synthetic_cifar10, COLOUR_32),
 ]
 SOURCES: dict[str, SourceInfo] = {row[0]: SourceInfo(*row) for row in _TABLE}
 
