@@ -8,9 +8,11 @@
   image sits in a first-level subfolder, the subfolders (sorted) are the classes, as in an
   image-folder data set; otherwise there are no labels.
 
-Every image becomes white-on-black uint8 28x28 the way the built-in readers do it: colour to grey
-by ITU-R 601 luminance (transparent pixels show the background), optionally inverted (``invert``:
-black-on-white drawings), padded to a square with the background, then area-resized to 28x28.
+Every image is made into the pipeline's geometry (:mod:`gradmeta.core.geometry`; the paper's: white-on-black
+uint8 28x28) the way the built-in readers do it: colour to grey by ITU-R 601 luminance in a grey run, grey
+repeated in R, G and B in a colour run (transparent pixels show the background), optionally inverted
+(``invert``: black-on-white drawings), padded to the geometry's aspect ratio with the background, then
+area-resized.
 Provenance: the path and a sha256 of its content (for IDX files and a folder: of the lines
 ``<sha256 of the file>  <name>``, as ``sha256sum`` prints them, in reading order).
 
