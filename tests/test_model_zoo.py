@@ -219,14 +219,17 @@ def test_the_train_stage_with_a_checkpoint_trains_nothing_and_records_it(tmp_pat
     assert json.loads((tmp_path / "metrics" / "train_curve.json").read_text()) == []
 
 
-@pytest.mark.parametrize("checkpoint, message", [
-    ("elsewhere.pt", "train.checkpoint must lie in user_data/checkpoints/"),
-    ("user_data/checkpoints/none.pt", "user_data/checkpoints/none.pt does not exist"),
+@pytest.mark.parametrize("checkpoint, architecture, message", [
+    ("elsewhere.pt", SMALL_RESNET, "train.checkpoint must lie in user_data/checkpoints/"),
+    ("user_data/checkpoints/none.pt", SMALL_RESNET, "user_data/checkpoints/none.pt does not exist"),
+    ("user_data/checkpoints/none.pt", {**SMALL_RESNET, "num_classes": 100},
+     "train.checkpoint: a model of 100 classes (train.architecture.num_classes) for concept 'digits', whose labels "
+     "are 0..9"),
 ])
-def test_a_checkpoint_path_outside_its_folder_or_missing_is_one_line(tmp_path, checkpoint, message):
+def test_a_checkpoint_path_outside_its_folder_or_missing_is_one_line(tmp_path, checkpoint, architecture, message):
     prepared_digits(tmp_path)
     (tmp_path / "elsewhere.pt").write_bytes(b"x")
-    write_params(tmp_path / "params.yaml", train={"architecture": SMALL_RESNET, "checkpoint": checkpoint})
+    write_params(tmp_path / "params.yaml", train={"architecture": architecture, "checkpoint": checkpoint})
     assert_one_line_error(run_stage("train", tmp_path), message)
     assert not (tmp_path / "models").exists()
 

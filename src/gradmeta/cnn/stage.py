@@ -62,6 +62,11 @@ def run(cfg: TrainConfig, data: PreparedData, log: logging.Logger, where: str = 
     x, y = to_tensor(train.images), torch.from_numpy(train.labels)
     x_test, y_test = to_tensor(test.images), torch.from_numpy(test.labels)
     if cfg.checkpoint is not None:
+        classes = int(max(train.labels.max(), test.labels.max())) + 1
+        if cfg.architecture.num_classes != classes:
+            raise GradmetaError(f"{cfg.params_file}: train.checkpoint: a model of {cfg.architecture.num_classes} classes "
+                                f"(train.architecture.num_classes) for concept {data.concept!r}, whose labels are "
+                                f"0..{classes - 1}: a checkpoint must be trained on the known concept's classes")
         model, record = pretrained(cfg, log)
         train_idx, val_idx, curve = np.arange(len(train)), np.arange(0), []
         log.info("%s: %d train / %d test images (%s, %s): trained nothing, weights of %s", data.concept, len(train),
