@@ -21,7 +21,7 @@ def test_a_queued_experiment_reads_a_user_concept_tracked_in_user_data(tmp_path)
     params["data"]["user_concepts"] = {"mine": {"format": "npz", "path": "user_data/mine.npz", "test": 10}}
     repo = new_repo(tmp_path / "repo", yaml.safe_dump(params, sort_keys=False))
     shutil.copy(ROOT / ".gitignore", repo / ".gitignore")  # the project's own ignore rules
-    (repo / "user_data").mkdir()
+    (repo / "user_data").mkdir(exist_ok=True)  # new_repo made user_data/checkpoints
     rng = np.random.default_rng(0)
     np.savez(repo / "user_data" / "mine.npz", images=rng.integers(0, 256, (30, 28, 28), dtype=np.uint8),
              labels=rng.integers(0, 3, 30))
@@ -29,7 +29,8 @@ def test_a_queued_experiment_reads_a_user_concept_tracked_in_user_data(tmp_path)
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "my concept, tracked")
     tracked = sh(repo, "git", "ls-files", "user_data").stdout.split()
-    assert sorted(tracked) == ["user_data/.gitignore", "user_data/mine.npz.dvc"]  # git holds no data
+    assert sorted(tracked) == ["user_data/.gitignore", "user_data/checkpoints/README.md",
+                               "user_data/mine.npz.dvc"]  # git holds no data
 
     dvc(repo, "exp", "run", "--queue", "import@mine", "-S", "data.user_concepts.mine.test=12")
     out = dvc(repo, "exp", "run", "--run-all")
