@@ -63,6 +63,7 @@ def apply_colour(params_path: Path) -> None:
     params["data"]["known"], params["data"]["concepts"] = COLOUR["known"], COLOUR["concepts"]
     params["train"]["architecture"] = COLOUR["architecture"]
     params["detectors"]["use"] = [d for d in params["detectors"]["use"] if d != "mc_dropout"]
+    params["detectors"]["vim"]["dim"] = 32  # of the small ResNet's 64 penultimate features
     params["evaluate"]["remote_concepts"] = ["noise"]
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
 
