@@ -153,6 +153,7 @@ def test_a_colour_pipeline_runs_every_stage_to_the_report(tmp_path):
         assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "metrics/report.md").read_text()
     assert "SYNTHETIC stand-in" in report and "CIFAR-like colour objects" in report
+    assert "**Model:** `small_resnet`, trained by the pipeline." in report
 
 
 def test_an_architecture_that_does_not_take_the_images_is_one_line(tmp_path):

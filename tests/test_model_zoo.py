@@ -217,6 +217,7 @@ def test_the_train_stage_with_a_checkpoint_trains_nothing_and_records_it(tmp_pat
     expected = float((trained.eval()(x.unsqueeze(1)).argmax(1).numpy() == labels).mean())
     assert metrics["test_accuracy"] == pytest.approx(expected, abs=1e-4)
     assert json.loads((tmp_path / "metrics" / "train_curve.json").read_text()) == []
+    assert loaded.checkpoint_info["checkpoint"] == metrics["checkpoint"]  # what extract writes into the features
 
 
 @pytest.mark.parametrize("checkpoint, architecture, message", [
@@ -238,3 +239,24 @@ def test_the_shipped_params_name_the_paper_cnn():
     from stage_runner import ROOT
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert params["train"]["architecture"]["kind"] == "cnn" and params["train"]["checkpoint"] is None
+
+
+def test_the_report_names_a_users_trained_weights():
+    from gradmeta.evaluation.provenance import data_section, model_line
+    meta = {"kind": "user", "model": {"kind": "resnet18_32x32",
+                                      "checkpoint": {"path": "user_data/checkpoints/best.ckpt", "sha256": "ab" * 32}}}
+    assert model_line(meta) == ("**Model:** `resnet18_32x32`, your own trained weights "
+                                "`user_data/checkpoints/best.ckpt` (sha256 abababababababab...), nothing trained by "
+                                "the pipeline.")
+    assert model_line({"kind": "synthetic"}) == ""  # the paper's CNN: no line, the report keeps its bytes
+    assert model_line(meta) in data_section({"cifar10": meta}, "cifar10")
+
+
+def test_the_features_say_which_model_made_them_unless_it_is_the_papers_cnn(tmp_path):
+    from gradmeta.cnn import CNNConfig, build_cnn
+    from gradmeta.uncertainty.stage import model_record
+    assert model_record(build_cnn(CNNConfig(), seed=0)) == {}
+    resnet = build_model(architecture(**SMALL_RESNET), seed=0)
+    assert model_record(resnet) == {"model": {"kind": "small_resnet"}}
+    resnet.checkpoint_info = {"checkpoint": {"path": "user_data/checkpoints/x.pt", "sha256": "00"}}
+    assert model_record(resnet)["model"]["checkpoint"]["path"] == "user_data/checkpoints/x.pt"

@@ -93,3 +93,11 @@ def test_a_device_error_names_the_parameter():
     with pytest.raises(GradmetaError) as err:
         resolve_device("cuda", "params.yaml: train.device")
     assert "params.yaml: train.device is 'cuda' but torch sees no CUDA device" in one_line(err)
+
+
+def test_device_auto_takes_a_gpu_where_torch_sees_one(monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a CUDA-less fake of a machine with one
+    assert resolve_device("auto") == torch.device("cuda") and resolve_device("cuda") == torch.device("cuda")

@@ -59,7 +59,8 @@ def _torch_load(p: Path, what: str) -> Any:
 
 
 def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> nn.Module:
-    """Load a checkpoint written by :func:`save_model`, in eval mode, on ``device``."""
+    """Load a checkpoint written by :func:`save_model`, in eval mode, on ``device``; its ``info`` (source, train
+    size, seed, and the user's checkpoint it was loaded from) is the model's ``checkpoint_info``."""
     p = Path(path)
     if not p.is_file():
         raise GradmetaError(f"{p}: model file not found (run the train stage first)")
@@ -75,6 +76,8 @@ def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu")
     check_weights(weights, cfg, p)
     model = model_of(cfg)  # allocated only now that the weights are known to fit it
     model.load_state_dict(weights)
+    info = ckpt.get("info")
+    model.checkpoint_info = info if isinstance(info, dict) else {}  # where the weights came from (train.json's record)
     return model.to(device).eval()
 
 

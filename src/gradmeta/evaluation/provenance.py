@@ -46,8 +46,21 @@ def data_section(metas: dict[str, dict[str, Any]], known: str) -> list[str]:
     if "synthetic" in by_kind:
         banner += (" Results on SYNTHETIC stand-ins show that the method works, not the values of the data "
                    "sets they stand in for.")
+    model = model_line(metas.get(known, {}))
     return [DATA_START, banner, "", *[concept_line(c, m, known) for c, m in metas.items()], "",
-            kernels_line(metas), DATA_END]
+            *([model, ""] if model else []), kernels_line(metas), DATA_END]
+
+
+def model_line(meta: dict[str, Any]) -> str:
+    """The model's line when it is not the paper's CNN trained by the pipeline: its zoo architecture, and the
+    user's trained weights (path and sha256; nothing trained) it was loaded from."""
+    model = meta.get("model")
+    if not isinstance(model, dict):
+        return ""
+    checkpoint = model.get("checkpoint")
+    weights = (f"your own trained weights `{checkpoint.get('path')}` (sha256 {str(checkpoint.get('sha256'))[:16]}...), "
+               "nothing trained by the pipeline" if isinstance(checkpoint, dict) else "trained by the pipeline")
+    return f"**Model:** `{model.get('kind')}`, {weights}."
 
 
 def kernels_line(metas: dict[str, dict[str, Any]]) -> str:

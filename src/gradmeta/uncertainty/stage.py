@@ -74,8 +74,21 @@ def run(cfg: ExtractSettings, model: nn.Module, data: PreparedData, fitted: dict
     metadata = {"concept": data.concept, "known": known, "source": data.source, "kind": data.kind,
                 "provenance": data.provenance, "model_sha256": model_sha256, "extract": cfg.extract.to_dict(),
                 "detectors": cfg.detectors.to_dict(), "shard": shard, "shards": cfg.extract.shards,
-                "rows": [int(frame["index"].iloc[0]), int(frame["index"].iloc[-1]) + 1], "kernels": kernels_mode()}
+                "rows": [int(frame["index"].iloc[0]), int(frame["index"].iloc[-1]) + 1], "kernels": kernels_mode(),
+                **model_record(model)}
     return ExtractResult(frame, metadata, parts, total)
+
+
+def model_record(model: nn.Module) -> dict[str, Any]:
+    """``{"model": {"kind", "checkpoint"?}}`` for the features' metadata when the model is not the paper's CNN
+    trained by the pipeline (a zoo architecture, or a user's trained weights); nothing for the paper's CNN,
+    whose features keep the bytes they always had."""
+    config = getattr(model, "config", None)
+    kind = getattr(config, "kind", "cnn")
+    checkpoint = getattr(model, "checkpoint_info", {}).get("checkpoint")
+    if kind == "cnn" and checkpoint is None:
+        return {}
+    return {"model": {"kind": kind, **({"checkpoint": checkpoint} if checkpoint else {})}}
 
 
 def write(result: ExtractResult, out_path: str) -> None:
