@@ -1,5 +1,7 @@
 """The `gradmeta` console script."""
 
+import re
+
 import numpy as np
 from click.testing import CliRunner
 from stage_runner import write_params
@@ -43,3 +45,29 @@ def test_readme_results_check_detects_a_stale_block(tmp_path):
     assert "| a |" in readme.read_text() and "(a) holds" in readme.read_text()
     fresh = runner.invoke(main, ["readme-results", "--readme", str(readme), "--report", str(report), "--check"])
     assert fresh.exit_code == 0
+
+
+def test_help_names_dvc_repro_for_the_pipeline():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0 and "dvc repro" in result.output
+
+
+def test_prepare_writes_outside_the_tracked_prepared_folder_by_default(tmp_path, monkeypatch):
+    write_params(tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["prepare", "--concept", "noise"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "prepared-check" / "noise.npz").is_file() and not (tmp_path / "data").exists()
+
+
+def test_the_train_stage_logs_a_line_per_epoch(tmp_path):
+    from stage_runner import run_stage
+    from test_wrong_answers import SMALL, prepared_digits
+    prepared_digits(tmp_path)
+    write_params(tmp_path / "params.yaml", train={"architecture": SMALL, "epochs": 2})
+    proc = run_stage("train", tmp_path)  # stderr is not a TTY here, as in CI or dvc queue logs
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("train: epoch ")]
+    assert [line.split(":")[1].strip() for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all(re.search(r"loss \d+\.\d{4}, train accuracy \d\.\d{4}, validation accuracy \d\.\d{4}, \d+\.\d s$", line)
+               for line in lines), lines

@@ -17,14 +17,19 @@ from gradmeta.core.process import prepare_process
 @click.group()
 @click.version_option(package_name="gradmeta")
 def main() -> None:
-    """gradmeta: classification uncertainty from gradient information."""
+    """gradmeta: classification uncertainty from gradient information.
+
+    The pipeline itself runs with `dvc repro` (every stage, from the data to metrics/report.md; the
+    README's first command), and `dvc exp run -S group.key=value` compares a variant. These commands
+    check data and params, update the README's results and share results through a DVC remote."""
     prepare_process(strict=False)  # subcommands load numpy and torch after this: OpenMP policy, CPU kernel pins
 
 
 @main.command("prepare")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--concept", "concepts", multiple=True, help="Concept to prepare (repeatable; default: all).")
-@click.option("--out-dir", default="data/prepared", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out-dir", default="prepared-check", show_default=True, type=click.Path(file_okay=False),
+              help="Where the npz files go (by default not data/prepared/, which DVC tracks for the pipeline).")
 @reports_errors
 def prepare(params_path: str, concepts: tuple[str, ...], out_dir: str) -> None:
     """Prepare concepts of a params file's data group (any source: archives, stand-ins, noise, your own

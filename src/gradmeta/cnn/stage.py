@@ -82,7 +82,8 @@ def run(cfg: TrainConfig, data: PreparedData, log: logging.Logger, where: str = 
                  len(val_idx), len(test), data.kind, data.source, device)
         model = build_model(cfg.architecture, seed=cfg.seed)
         start = time.perf_counter()
-        curve = train_cnn(model, x[train_idx], y[train_idx], x[val_idx], y[val_idx], cfg, device)
+        curve = train_cnn(model, x[train_idx], y[train_idx], x[val_idx], y[val_idx], cfg, device,
+                          on_epoch=lambda record, seconds: log.info(epoch_line(record, cfg.epochs, seconds)))
         seconds = time.perf_counter() - start
         log.info("trained %d epochs in %.1f s (%.0f images/s)", cfg.epochs, seconds,
                  cfg.epochs * len(train_idx) / seconds)
@@ -103,6 +104,15 @@ def run(cfg: TrainConfig, data: PreparedData, log: logging.Logger, where: str = 
     }
     log.info("test accuracy %.4f (%d errors of %d)", metrics["test_accuracy"], test_errors, len(test))
     return TrainedCNN(model, metrics, curve, len(train_idx))
+
+
+def epoch_line(record: dict[str, float], epochs: int, seconds: float) -> str:
+    """The log line of one epoch: ``epoch 2/3: loss 0.1234, train accuracy 0.9612, validation accuracy
+    0.9580, 41.2 s`` (a line in every log, a TTY's or not; the bars vanish, the lines stay)."""
+    val = record["val_accuracy"]
+    return (f"epoch {int(record['epoch'])}/{epochs}: loss {record['train_loss']:.4f}, train accuracy "
+            f"{record['train_accuracy']:.4f}, validation accuracy {'n/a' if val != val else f'{val:.4f}'}, "
+            f"{seconds:.1f} s")
 
 
 CHECKPOINTS = Path("user_data/checkpoints")  # where a user's trained weights live (a dep of the train stage)

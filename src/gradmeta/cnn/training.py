@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,8 +82,10 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def train_cnn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
-              cfg: TrainConfig, device: torch.device, progress: bool = True) -> list[dict[str, float]]:
-    """Train ``model`` in place with Adam; returns one record per epoch (loss, train and val accuracy).
+              cfg: TrainConfig, device: torch.device, progress: bool = True,
+              on_epoch: Callable[[dict[str, float], float], None] | None = None) -> list[dict[str, float]]:
+    """Train ``model`` in place with Adam; returns one record per epoch (loss, train and val accuracy), each
+    also handed to ``on_epoch(record, seconds)`` as the epoch ends (the stage's log line).
 
     On the CPU a convolutional model trains in channels-last layout where its forward gives the same
     logits in it (the CPU kernels of convolution and pooling are several times faster there); the
@@ -94,6 +98,7 @@ def train_cnn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_val: torch.T
     generator = torch.Generator().manual_seed(cfg.seed)
     curve = []
     for epoch in range(1, cfg.epochs + 1):
+        epoch_start = time.perf_counter()
         model.train()
         order = torch.randperm(len(x), generator=generator)
         total_loss, total_correct = 0.0, 0
@@ -115,6 +120,8 @@ def train_cnn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_val: torch.T
             total_correct += int((logits.argmax(1) == yb).sum())
         curve.append({"epoch": epoch, "train_loss": total_loss / len(x), "train_accuracy": total_correct / len(x),
                       "val_accuracy": accuracy(model, x_val, y_val)})
+        if on_epoch is not None:
+            on_epoch(curve[-1], time.perf_counter() - epoch_start)
     model.to(memory_format=torch.contiguous_format)
     model.eval()
     for name, weight in model.state_dict().items():
