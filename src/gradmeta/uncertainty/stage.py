@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from gradmeta.cnn.architectures import check_geometry
+from gradmeta.cnn.architectures import DEFAULT_KIND, check_geometry, kind_of
 from gradmeta.core.concepts import Concepts, concept_names
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.kernels import kernels_mode
@@ -84,9 +84,9 @@ def model_record(model: nn.Module) -> dict[str, Any]:
     trained by the pipeline (a zoo architecture, or a user's trained weights); nothing for the paper's CNN,
     whose features keep the bytes they always had."""
     config = getattr(model, "config", None)
-    kind = getattr(config, "kind", "cnn")
+    kind = DEFAULT_KIND if config is None else kind_of(config)
     checkpoint = getattr(model, "checkpoint_info", {}).get("checkpoint")
-    if kind == "cnn" and checkpoint is None:
+    if kind == DEFAULT_KIND and checkpoint is None:
         return {}
     return {"model": {"kind": kind, **({"checkpoint": checkpoint} if checkpoint else {})}}
 
