@@ -38,17 +38,18 @@ def copy_repo(dest: Path) -> None:
         subprocess.run(cmd, cwd=dest, check=True, env=env)
 
 
-def timed_repro(repo: Path, force: bool = True, echo: bool = False,
-                memory: dict[str, float] | None = None) -> tuple[float, dict[str, float]]:
+def timed_repro(repo: Path, force: bool = True, echo: bool = False, memory: dict[str, float] | None = None,
+                targets: tuple[str, ...] = (), env: dict[str, str] | None = None) -> tuple[float, dict[str, float]]:
     """Wall seconds of ``dvc repro [-f]`` and the seconds between consecutive stage starts (the
     stage's command plus DVC's hashing of its outputs); ``echo`` passes the stage log through;
     ``memory``, when given, receives each stage's peak resident memory in GB (the largest process,
-    sampled: :mod:`process_memory`)."""
+    sampled: :mod:`process_memory`); ``targets`` are passed to ``dvc repro`` (a dvc.yaml or stage), ``env``
+    adds to the environment."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", *(["-f"] if force else [])], cwd=repo, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    command = [sys.executable, "-m", "dvc", "repro", *(["-f"] if force else []), *targets]
+    proc = subprocess.Popen(command, cwd=repo, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     stages, last, name = {}, start, None
     with PeakMemory(proc.pid, enabled=memory is not None) as sampler:
         for line in proc.stdout:

@@ -125,3 +125,95 @@ def make_idx_dataset(folder: Path, counts: dict[str, int], seed: int = 0) -> dic
         (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
         truth[split] = (images, labels.astype(np.int64))
     return truth
+
+
+def make_cifar100_tarball(path: Path, counts: dict[str, int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A cifar-100-python.tar.gz with the files train and test (``counts`` images each): random RGB images
+    whose first red value is the position, fine labels 0-99 (and coarse labels, as the real files have)."""
+    rng = np.random.default_rng(7)
+    truth = {}
+    with tarfile.open(path, "w:gz") as tf:
+        for split, n in counts.items():
+            images = rng.integers(0, 256, (n, 32, 32, 3)).astype(np.uint8)
+            images[:, 0, 0, 0] = np.arange(n)
+            fine = [int(v) for v in rng.integers(0, 100, n)]
+            batch = {b"filenames": [b"x.png"] * n, b"batch_label": b"x", b"fine_labels": fine,
+                     b"coarse_labels": [f // 5 for f in fine], b"data": images.transpose(0, 3, 1, 2).reshape(n, 3072)}
+            payload = pickle.dumps(batch)
+            info = tarfile.TarInfo(f"cifar-100-python/{split}")
+            info.size = len(payload)
+            tf.addfile(info, io.BytesIO(payload))
+            truth[split] = (images, np.array(fine))
+    return truth
+
+
+def make_svhn_mat(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A MATLAB v5 test_32x32.mat (scipy's writer): X uint8 (32, 32, 3, n), y (n, 1) with the digits 1-10
+    (10 = the digit 0). Returns the images (n, 32, 32, 3) and the digits shown (0-9)."""
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(8)
+    images = rng.integers(0, 256, (n, 32, 32, 3)).astype(np.uint8)
+    digits = np.arange(n) % 10
+    savemat(path, {"X": images.transpose(1, 2, 3, 0), "y": np.where(digits == 0, 10, digits).reshape(n, 1).astype(np.uint8)},
+            format="5")
+    return images, digits
+
+
+def flat_jpeg(colour: tuple[int, int, int], size: tuple[int, int]) -> bytes:
+    """A JPEG of one flat colour, ``size`` = (width, height)."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def add_bytes(tf: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tf.addfile(info, io.BytesIO(payload))
+
+
+def make_dtd_tarball(path: Path, classes: dict[str, int], extra: dict[str, bytes] | None = None) -> list[str]:
+    """A dtd-r1.0.1.tar.gz with ``dtd/images/<class>/<class>_<k>.jpg`` of flat colours (image k of class c:
+    colour (40 c + 10, 8 k, 200), 300x200 pixels), a labels file as the real archive has, and ``extra``
+    members. Returns the image members, sorted."""
+    names = []
+    with tarfile.open(path, "w:gz") as tf:
+        add_bytes(tf, "dtd/labels/labels_joint_anno.txt", b"x\n")
+        for c, (cls, n) in enumerate(sorted(classes.items())):
+            for k in range(n):
+                name = f"dtd/images/{cls}/{cls}_{k:04d}.jpg"
+                add_bytes(tf, name, flat_jpeg((40 * c + 10, 8 * k, 200), (300, 200)))
+                names.append(name)
+        for name, payload in (extra or {}).items():
+            add_bytes(tf, name, payload)
+    return sorted(names)
+
+
+def make_tin_zip(path: Path, wnids: list[str], per_class: int) -> list[tuple[str, str]]:
+    """A tiny-imagenet-200.zip with wnids.txt, val/val_annotations.txt and val/images/val_<n>.JPEG (64x64,
+    image n a flat grey of value n). Returns (file, wnid) in annotation order."""
+    rows = [(f"val_{i}.JPEG", wnids[i % len(wnids)]) for i in range(per_class * len(wnids))]
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("tiny-imagenet-200/wnids.txt", "\n".join(wnids) + "\n")
+        zf.writestr("tiny-imagenet-200/val/val_annotations.txt",
+                    "".join(f"{f}\t{w}\t0\t0\t63\t63\n" for f, w in rows))
+        for i, (f, _) in enumerate(rows):
+            zf.writestr(f"tiny-imagenet-200/val/images/{f}", flat_jpeg((i * 5, i * 5, i * 5), (64, 64)))
+    return rows
+
+
+def make_places_archives(folder: Path, n: int) -> list[int]:
+    """Places365's val_256.tar (``val_256/Places365_val_<8 digits>.jpg``, 256x256, image i a flat colour
+    (i * 10, 100, 50)) and filelist_places365-standard.tar (``places365_val.txt``) in ``folder``. Returns the
+    classes the list gives."""
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = [(7 * i) % 365 for i in range(n)]
+    with tarfile.open(folder / "val_256.tar", "w") as tf:
+        for i in range(n):
+            add_bytes(tf, f"val_256/Places365_val_{i + 1:08d}.jpg", flat_jpeg((i * 10, 100, 50), (256, 256)))
+    text = "".join(f"Places365_val_{i + 1:08d}.jpg {c}\n" for i, c in enumerate(classes)).encode()
+    with tarfile.open(folder / "filelist_places365-standard.tar", "w") as tf:
+        add_bytes(tf, "places365_val.txt", text)
+        add_bytes(tf, "categories_places365.txt", b"/a/airfield 0\n")
+    return classes

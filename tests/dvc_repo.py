@@ -33,7 +33,7 @@ def new_repo(repo: Path, params_text: str) -> Path:
     """The project's pipeline and code in a fresh git + DVC repository with ``params_text`` as
     params.yaml, committed."""
     repo.mkdir(parents=True, exist_ok=True)
-    for item in ("dvc.yaml", "stages", "src", "user_data/checkpoints"):  # the last: a dep of train (its README)
+    for item in ("dvc.yaml", "stages", "src", "user_data/checkpoints", "user_data/image_lists"):  # deps (their READMEs)
         src = ROOT / item
         (repo / item).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / item)

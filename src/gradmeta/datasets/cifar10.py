@@ -1,5 +1,6 @@
-"""Reader for the CIFAR-10 python archive (``cifar-10-python.tar.gz``): its train and test batches in colour
-(the ``cifar10`` source), or the test batch made grey (``cifar10_grey``)."""
+"""Readers for the CIFAR python archives: CIFAR-10 (``cifar-10-python.tar.gz``): its train and test batches in
+colour (the ``cifar10`` source), or the test batch made grey (``cifar10_grey``); CIFAR-100
+(``cifar-100-python.tar.gz``): its train and test files with their fine labels (the ``cifar100`` source)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gradmeta.datasets.verify import MAX_MEMBER_BYTES, verify_published
 
 TEST_MEMBER = "cifar-10-batches-py/test_batch"
 SPLITS = {"train": tuple(f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)), "test": (TEST_MEMBER,)}
+CIFAR100_SPLITS = {"train": ("cifar-100-python/train",), "test": ("cifar-100-python/test",)}
 
 
 class BatchUnpickler(pickle.Unpickler):
@@ -35,24 +37,31 @@ class BatchUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _read_batch(archive: tarfile.TarFile, path: str | os.PathLike[str], member_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """One batch of the archive: RGB uint8 (N, 32, 32, 3) and labels int64 (N,)."""
+def _read_batch(archive: tarfile.TarFile, path: str | os.PathLike[str], member_name: str,
+                labels_key: bytes = b"labels", title: str = "CIFAR-10", classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """One batch of the archive: RGB uint8 (N, 32, 32, 3) and labels int64 (N,) from ``labels_key``, each in
+    0..classes-1. A member that is not a plain file (a link, a device) is refused."""
     try:
         info = archive.getmember(member_name)
     except KeyError:
-        raise GradmetaError(f"{path}: CIFAR-10 archive has no member {member_name}") from None
+        raise GradmetaError(f"{path}: {title} archive has no member {member_name}") from None
+    if not info.isfile():
+        raise GradmetaError(f"{path}: member {member_name} is not a plain file (a link or a device); refusing the "
+                            "archive (not the publishers' file?)")
     if info.size > MAX_MEMBER_BYTES:
         raise GradmetaError(f"{path}: {member_name} declares {info.size} bytes, more than a batch holds")
     member = archive.extractfile(info)
     if member is None:
-        raise GradmetaError(f"{path}: CIFAR-10 archive has no member {member_name}")
+        raise GradmetaError(f"{path}: {title} archive has no member {member_name}")
     batch = BatchUnpickler(member, encoding="bytes").load()
-    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise GradmetaError(f"{path}: {member_name} is not a CIFAR-10 batch (no data and labels)")
+    if not isinstance(batch, dict) or b"data" not in batch or labels_key not in batch:
+        raise GradmetaError(f"{path}: {member_name} is not a {title} batch (no data and {labels_key.decode()})")
     data = np.asarray(batch[b"data"], dtype=np.uint8)
-    labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-        raise GradmetaError(f"{path}: CIFAR-10 batch {member_name} has data {data.shape} and {len(labels)} labels")
+    labels = np.asarray(batch[labels_key], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3072 or labels.ndim != 1 or len(labels) != len(data):
+        raise GradmetaError(f"{path}: {title} batch {member_name} has data {data.shape} and {len(labels)} labels")
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise GradmetaError(f"{path}: {title} batch {member_name} has labels outside 0..{classes - 1}")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
@@ -73,6 +82,22 @@ def read_cifar10(path: str | os.PathLike[str], split: str, verify: bool = True) 
     except (tarfile.TarError, OSError, EOFError, pickle.UnpicklingError) as exc:
         raise GradmetaError(f"{path}: not a readable CIFAR-10 archive ({exc})") from None
     return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
+def read_cifar100(path: str | os.PathLike[str], split: str, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Images RGB uint8 (N, 32, 32, 3) and fine labels int64 (N,), 0-99, of one split of CIFAR-100: ``train``
+    (50,000) or ``test`` (10,000), unpickled by :class:`BatchUnpickler`; ``verify`` as in :func:`read_cifar10`."""
+    if split not in CIFAR100_SPLITS:
+        raise GradmetaError(f"CIFAR-100 has the splits {', '.join(CIFAR100_SPLITS)}, not {split!r}")
+    if verify:
+        verify_published(path, "cifar100")
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            (images, labels), = [_read_batch(archive, path, name, b"fine_labels", "CIFAR-100", 100)
+                                 for name in CIFAR100_SPLITS[split]]
+    except (tarfile.TarError, OSError, EOFError, pickle.UnpicklingError) as exc:
+        raise GradmetaError(f"{path}: not a readable CIFAR-100 archive ({exc})") from None
+    return images, labels
 
 
 def read_cifar10_test(path: str | os.PathLike[str], verify: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -44,10 +44,15 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     return np.array([(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i])
 
 
-def colour_objects(count: int, rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+OWN_CLASSES = tuple((c, float(c)) for c in range(len(CLASSES)))  # CIFAR-10's stand-in: shape c in hue c
+
+
+def colour_objects(count: int, rng: np.random.Generator, size: int = 32,
+                   classes: tuple[tuple[int, float], ...] = OWN_CLASSES) -> tuple[np.ndarray, np.ndarray]:
     """``count`` images uint8 (count, size, size, 3) and their classes int64 (count,), the classes balanced
-    (each appears count // 10 or count // 10 + 1 times) and shuffled."""
-    labels = rng.permutation(np.arange(count) % len(CLASSES)).astype(np.int64)
+    (each appears count // len(classes) or one more times) and shuffled. Class k is ``classes[k]``: a shape
+    (0-9, :data:`CLASSES`) and a hue position (0-10; the hue is position / 10 of the colour wheel)."""
+    labels = rng.permutation(np.arange(count) % len(classes)).astype(np.int64)
     grid = (np.arange(size) + 0.5) / size * 2 - 1
     y, x = np.meshgrid(grid, grid, indexing="ij")
     images = np.empty((count, size, size, 3), dtype=np.uint8)
@@ -57,8 +62,9 @@ def colour_objects(count: int, rng: np.random.Generator, size: int = 32) -> tupl
         angle = rng.uniform(-0.5, 0.5)
         u = ((x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)) / scale
         v = (-(x - cx) * np.sin(angle) + (y - cy) * np.cos(angle)) / scale
-        mask = _shape_mask(int(label), u, v)[..., None]
-        hue = (label / len(CLASSES) + rng.normal(0, 0.02)) % 1.0
+        shape, hue_position = classes[int(label)]
+        mask = _shape_mask(shape, u, v)[..., None]
+        hue = (hue_position / len(CLASSES) + rng.normal(0, 0.02)) % 1.0
         colour = _hsv_to_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0))
         corners = [_hsv_to_rgb(rng.uniform(), rng.uniform(0, 0.3), rng.uniform(0.15, 0.85)) for _ in range(2)]
         direction = rng.uniform(0, 2 * np.pi)

@@ -50,6 +50,7 @@ class ConceptSpec:
     path: str | None = None         # user data: the file or folder
     invert: bool = False            # user data: black-on-white drawings become white on black
     outside_repo: bool = False      # user data: the path may be absolute or lead out of the repository
+    image_list: str | None = None   # built-in archives: the test images an OpenOOD-style list names (user_data/image_lists/)
 
     @property
     def is_user(self) -> bool:
@@ -131,9 +132,13 @@ def _sizes(r: ParamReader) -> dict[str, Any]:
 
 def _builtin_concept(r: ParamReader, name: str, mode: str) -> ConceptSpec:
     source = r.str("source", choices=tuple(SOURCES))
-    spec = ConceptSpec(name=name, source=source, **_sizes(r))
+    spec = ConceptSpec(name=name, source=source, image_list=r.str("image_list", None, allow_none=True), **_sizes(r))
     r.done()  # a misspelt key first: it may be why a value seems missing
     named, info = SOURCES[source], resolve_source(spec.source, mode, r.name("source"), r.source)
+    if spec.image_list is not None and not info.takes_lists:
+        why = ("a stand-in has its own images (set data.source: real to read the archive, or image_list: null)"
+               if info is not named else "it reads no image list")
+        raise r.error("image_list", f"{info.title} takes no image list: {why}")
     if spec.has_train and not (named.has_train and info.has_train):
         raise r.error("train", f"{named.title} has no train split (only test images)")
     if info.kind in ("synthetic", "generated") and (spec.test is None or spec.train is None):

@@ -70,6 +70,20 @@ ARCHIVES = {
         "6b91aef0f799c5bb55b94e3f2daec811"),
     "cifar10": ArchiveSpec("cifar-10-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
                            "c58f30108f718f92721af3b95e74349a"),
+    # OpenOOD v1.5's near- and far-OOD sets of its CIFAR-10 benchmark, from their publishers
+    "cifar100": ArchiveSpec("cifar-100-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                            "eb9058c3a382ffc7106e4002c42a8d85"),
+    "svhn_test": ArchiveSpec("test_32x32.mat", "http://ufldl.stanford.edu/housenumbers/test_32x32.mat",
+                             "eb5a983be6a315427106f1b164d9cef3", folder="svhn"),
+    "dtd": ArchiveSpec("dtd-r1.0.1.tar.gz", "https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz",
+                       "fff73e5086ae6bdbea199a49dfb8a4c1"),
+    "tinyimagenet": ArchiveSpec("tiny-imagenet-200.zip", "http://cs231n.stanford.edu/tiny-imagenet-200.zip",
+                                "90528d7ca1a48142e341f4ef8d21d0de"),
+    "places365_val": ArchiveSpec("val_256.tar", "http://data.csail.mit.edu/places/places365/val_256.tar",
+                                 "e27b17d8d44f4af9a78502beb927f808", folder="places365"),
+    "places365_filelist": ArchiveSpec("filelist_places365-standard.tar",
+                                      "http://data.csail.mit.edu/places/places365/filelist_places365-standard.tar",
+                                      "35a0585fee1fa656440f3ab298f8479c", folder="places365"),
 }
 MNIST_BASE = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # the mirror torchvision uses
 FASHION_BASE = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"

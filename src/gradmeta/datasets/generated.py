@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gradmeta.datasets import synthetic
+from gradmeta.datasets import colour_standins, synthetic
 from gradmeta.datasets.assemble import Built, Part, stream_rng, unlabelled
 from gradmeta.datasets.colour_objects import CLASSES, GENERATOR, colour_objects
 from gradmeta.datasets.noise import gaussian_noise, uniform_noise
@@ -68,3 +68,29 @@ def gaussian(spec: ConceptSpec, cfg: DataConfig) -> Built:
     images = gaussian_noise(spec.test, stream_rng(cfg.seed, f"{spec.name}/test"))
     return Built([unlabelled("test", images)],
                  {"generator": "N(0.5, 1) per pixel, clipped to [0, 1]", "seed": cfg.seed})
+
+
+def _standin(make, **record):
+    """A builder of one stand-in of :mod:`gradmeta.datasets.colour_standins`: ``make(count, rng, cfg)`` gives
+    (images, labels or None) for each split the concept has."""
+    def build(spec: ConceptSpec, cfg: DataConfig) -> Built:
+        parts = []
+        for split, count in spec.split_counts():
+            images, labels = make(count, stream_rng(cfg.seed, f"{spec.name}/{split}"), cfg)
+            parts.append(Part(split, images, labels, np.arange(count)) if labels is not None
+                         else unlabelled(split, images))
+        return Built(parts, {"generator": colour_standins.GENERATOR, "seed": cfg.seed, **record})
+    return build
+
+
+synthetic_cifar100 = _standin(lambda n, rng, cfg: colour_standins.cifar100_like(n, rng),
+                              classes="shape s in hue h, s != h (90)")
+synthetic_tinyimagenet = _standin(lambda n, rng, cfg: colour_standins.tinyimagenet_like(n, rng),
+                                  classes="each shape in each half-step hue (100)")
+synthetic_svhn = _standin(lambda n, rng, cfg: colour_standins.digits_in_colour(n, rng, cfg.distortion,
+                                                                                cfg.extra_fonts),
+                          distortion="data.synthetic.distortion")
+synthetic_textures = _standin(lambda n, rng, cfg: colour_standins.textures(n, rng),
+                              kinds=list(colour_standins.TEXTURES))
+synthetic_places365 = _standin(lambda n, rng, cfg: (colour_standins.photo_crops(n, rng), None),
+                               photos="sklearn.datasets.load_sample_images, in colour")

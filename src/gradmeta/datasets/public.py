@@ -15,12 +15,13 @@ from gradmeta.datasets.emnist import read_emnist
 from gradmeta.datasets.imageops import subsample_indices
 from gradmeta.datasets.mnist import read_idx_images
 from gradmeta.datasets.omniglot import list_omniglot, read_omniglot
+from gradmeta.datasets.selection import choose, positions_by_index
 
 if TYPE_CHECKING:
     from gradmeta.datasets.config import ConceptSpec, DataConfig
 
 
-def _fetch(cfg: DataConfig, key: str, records: list[dict]) -> Path:
+def fetch(cfg: DataConfig, key: str, records: list[dict]) -> Path:
     """The verified archive ``ARCHIVES[key]`` in the cache (downloaded if missing); records its provenance."""
     spec = ARCHIVES[key]
     record = ensure_archive(spec, cfg.archive_dir, mirror=cfg.mirror, retries=cfg.retries, timeout=cfg.timeout)
@@ -28,10 +29,11 @@ def _fetch(cfg: DataConfig, key: str, records: list[dict]) -> Path:
     return record.path
 
 
-
-def _subsample(spec: ConceptSpec, cfg: DataConfig, split: str, images: np.ndarray, labels: np.ndarray,
-               count: int | None) -> Part:
-    idx = subsample_indices(len(images), count, stream_rng(cfg.seed, f"{spec.name}/{split}"))
+def subsample(spec: ConceptSpec, cfg: DataConfig, split: str, images: np.ndarray, labels: np.ndarray,
+              count: int | None, archive: str = "the archive") -> Part:
+    """The part of one split of an array archive: the images the concept's image list names (test split), then
+    a seeded subset of ``count`` (:func:`gradmeta.datasets.selection.choose`)."""
+    idx = choose(spec, cfg, split, len(images), count, lambda: positions_by_index(split, len(images)), archive)
     return Part(split, images[idx], labels[idx], idx)
 
 
@@ -39,11 +41,11 @@ def emnist(subset: str):
     """A builder for one EMNIST subset (``digits`` or ``letters``) of ``gzip.zip``."""
     def build(spec: ConceptSpec, cfg: DataConfig) -> Built:
         records: list[dict] = []
-        path = _fetch(cfg, "emnist", records)
+        path = fetch(cfg, "emnist", records)
         parts = []
         for split, count in spec.split_counts():
-            images, labels = read_emnist(path, subset, split, verify=False)  # _fetch verified it
-            parts.append(_subsample(spec, cfg, split, images, labels, count))
+            images, labels = read_emnist(path, subset, split, verify=False)  # fetch verified it
+            parts.append(subsample(spec, cfg, split, images, labels, count))
         return Built(parts, {"archives": records, "seed": cfg.seed})
     return build
 
@@ -54,9 +56,9 @@ def idx_dataset(name: str):
         records: list[dict] = []
         parts = []
         for split, count in spec.split_counts():
-            images, labels = read_idx_images(_fetch(cfg, f"{name}_{split}_images", records),
-                                             _fetch(cfg, f"{name}_{split}_labels", records))
-            parts.append(_subsample(spec, cfg, split, images, labels, count))
+            images, labels = read_idx_images(fetch(cfg, f"{name}_{split}_images", records),
+                                             fetch(cfg, f"{name}_{split}_labels", records))
+            parts.append(subsample(spec, cfg, split, images, labels, count))
         return Built(parts, {"archives": records, "seed": cfg.seed})
     return build
 
@@ -67,7 +69,7 @@ def omniglot(spec: ConceptSpec, cfg: DataConfig) -> Built:
     members: list[tuple[str, str, str]] = []  # (split, archive path, member)
     keys: list[str] = []
     for split in ("background", "evaluation"):
-        path = _fetch(cfg, f"omniglot_{split}", records)
+        path = fetch(cfg, f"omniglot_{split}", records)
         for name, key in list_omniglot(path):
             members.append((split, str(path), name))
             keys.append(f"{split}/{key}")
@@ -85,16 +87,16 @@ def omniglot(spec: ConceptSpec, cfg: DataConfig) -> Built:
 def cifar10(spec: ConceptSpec, cfg: DataConfig) -> Built:
     """CIFAR-10 in colour, 32x32 RGB: its training batches (the train split) and its test batch."""
     records: list[dict] = []
-    path = _fetch(cfg, "cifar10", records)
+    path = fetch(cfg, "cifar10", records)
     parts = []
     for split, count in spec.split_counts():
-        images, labels = read_cifar10(path, split, verify=False)  # _fetch verified it
-        parts.append(_subsample(spec, cfg, split, images, labels, count))
+        images, labels = read_cifar10(path, split, verify=False)  # fetch verified it
+        parts.append(subsample(spec, cfg, split, images, labels, count))
     return Built(parts, {"archives": records, "seed": cfg.seed})
 
 
 def cifar10_grey(spec: ConceptSpec, cfg: DataConfig) -> Built:
     """CIFAR-10's test batch in grey (ITU-R 601 luminance), area-resized to 28x28."""
     records: list[dict] = []
-    images, labels = read_cifar10_test(_fetch(cfg, "cifar10", records), verify=False)
-    return Built([_subsample(spec, cfg, "test", images, labels, spec.test)], {"archives": records, "seed": cfg.seed})
+    images, labels = read_cifar10_test(fetch(cfg, "cifar10", records), verify=False)
+    return Built([subsample(spec, cfg, "test", images, labels, spec.test)], {"archives": records, "seed": cfg.seed})

@@ -15,10 +15,12 @@ from typing import Any
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.geometry import DEFAULT, Geometry
-from gradmeta.datasets import generated, public
+from gradmeta.datasets import generated, ood_archives, public
 
 USER_FORMATS = ("npz", "idx", "folder")
 COLOUR_32 = Geometry(32, 32, 3)  # CIFAR's native geometry
+IMAGE_LIST_SOURCES = frozenset({"emnist_digits", "emnist_letters", "mnist", "fashion_mnist", "cifar10", "cifar10_grey",
+                                "cifar100", "svhn", "textures", "tinyimagenet", "places365"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,11 @@ class SourceInfo:
     stand_in: str | None        # archive sources: the synthetic source that replaces it offline
     build: Callable[..., Any]   # (ConceptSpec, DataConfig) -> Built: images in its native geometry
     geometry: Geometry = DEFAULT  # its native geometry: the pipeline's when it is the known concept
+
+    @property
+    def takes_lists(self) -> bool:
+        """Whether a concept of this source may name an ``image_list`` (archives whose images have names)."""
+        return self.name in IMAGE_LIST_SOURCES
 
 
 _TABLE = [
@@ -51,6 +58,24 @@ _TABLE = [
     ("synthetic_photos", "CIFAR-like grey photo patches", "synthetic", False, False, None, generated.synthetic_photos),
     ("synthetic_cifar10", "CIFAR-like colour objects of 10 classes", "synthetic", True, True, None,
      generated.synthetic_cifar10, COLOUR_32),
+    # OpenOOD v1.5's near-OOD (CIFAR-100, TinyImageNet) and far-OOD (MNIST, SVHN, Textures, Places365) sets
+    ("cifar100", "CIFAR-100", "archive", True, True, "synthetic_cifar100", ood_archives.cifar100, COLOUR_32),
+    ("svhn", "SVHN test set", "archive", True, False, "synthetic_svhn", ood_archives.svhn, COLOUR_32),
+    ("textures", "Describable Textures (DTD)", "archive", True, False, "synthetic_textures", ood_archives.textures,
+     COLOUR_32),
+    ("tinyimagenet", "TinyImageNet-200 validation set without CIFAR-10's classes", "archive", True, False,
+     "synthetic_tinyimagenet", ood_archives.tinyimagenet, Geometry(64, 64, 3)),
+    ("places365", "Places365 validation set", "archive", True, False, "synthetic_places365", ood_archives.places365,
+     COLOUR_32),
+    ("synthetic_cifar100", "CIFAR-100-like colour objects of 90 classes", "synthetic", True, True, None,
+     generated.synthetic_cifar100, COLOUR_32),
+    ("synthetic_svhn", "SVHN-like colour digits", "synthetic", True, False, None, generated.synthetic_svhn, COLOUR_32),
+    ("synthetic_textures", "DTD-like procedural textures", "synthetic", True, False, None,
+     generated.synthetic_textures, COLOUR_32),
+    ("synthetic_tinyimagenet", "TinyImageNet-like colour objects of 100 classes, 64x64", "synthetic", True, False,
+     None, generated.synthetic_tinyimagenet, Geometry(64, 64, 3)),
+    ("synthetic_places365", "Places-like colour photo crops", "synthetic", False, False, None,
+     generated.synthetic_places365, COLOUR_32),
 ]
 SOURCES: dict[str, SourceInfo] = {row[0]: SourceInfo(*row) for row in _TABLE}
 

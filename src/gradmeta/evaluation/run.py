@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gradmeta.core.atomic import write_bytes, write_json
+import pandas as pd
+
+from gradmeta.core.atomic import round_floats, write_bytes, write_json
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
 from gradmeta.evaluation.claims import Verdict, claim_a, claim_b, claim_c, claim_d
 from gradmeta.evaluation.decomposition import BASE_SET, FULL_SET, decomposition_section
 from gradmeta.evaluation.field import field_rows, field_section
+from gradmeta.evaluation.groups import group_results, groups_headline, groups_section
+from gradmeta.evaluation.openood import reference_section
 from gradmeta.evaluation.plots import write_auroc_bars, write_histograms, write_roc
 from gradmeta.evaluation.provenance import data_section
 from gradmeta.evaluation.rejection import rejection_csv, score_rejection, summarize_rejection
@@ -44,7 +48,13 @@ class EvaluateConfig:
     unstable_std: float  # an AUROC std over the repeats above this marks a cell (and the claims resting on it)
     rejection_ratio: float = 1.0  # unknown images per known meta-test row in the rejection scenario's mixture
     min_accuracy: float = 0.5  # below this test accuracy of the CNN on the known concept, no claim is judged
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # OOD groups: name -> unknown concepts
     params_file: str = "params.yaml"
+
+    @property
+    def ood_concepts(self) -> tuple[str, ...]:
+        """Every concept of a group, once, in order (each gets OpenOOD's detection cells)."""
+        return tuple(dict.fromkeys(c for members in self.groups.values() for c in members))
 
     @classmethod
     def from_params(cls, params: dict[str, Any], cfg: MetaConfig) -> EvaluateConfig:
@@ -60,9 +70,20 @@ class EvaluateConfig:
                   min_metrics=r.int("min_metrics", 2, min=1), margin=r.float("margin", 0.01, min=0.0),
                   unstable_std=r.float("unstable_std", 0.05, min=0.0),
                   rejection_ratio=r.float("rejection_unknown_ratio", 1.0, min=0.0, min_exclusive=True),
-                  min_accuracy=r.float("min_accuracy", 0.5, min=0.0, max=1.0), params_file=r.source)
+                  min_accuracy=r.float("min_accuracy", 0.5, min=0.0, max=1.0), groups=_groups(r, unknowns),
+                  params_file=r.source)
         r.done()
         return out
+
+
+def _groups(r, unknowns: list[str]) -> dict[str, tuple[str, ...]]:  # noqa: ANN001 - a ParamReader
+    """``evaluate.groups``: null, or a mapping of group name to a non-empty list of unknown concepts."""
+    if r.raw("groups", None) is None:
+        return {}
+    groups = r.group("groups")
+    out = {name: tuple(groups.str_list(name, choices=unknowns, non_empty=True)) for name in groups.keys()}
+    groups.done()
+    return out
 
 
 def judge_claims(summary, known: str, unknowns: list[str], cfg: EvaluateConfig,
@@ -148,7 +169,8 @@ def run(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any], metas: 
     headline = [(m, THRESHOLD) for m in fitted.inputs.named_single] + composite
     curves = {"entropy": ("softmax/entropy", THRESHOLD), "gradient": ("gradient", cfg.primary_classifier),
               "all": ("all", cfg.primary_classifier)}
-    results, roc = score_all(frames, fitted, tuple(curves.values()))
+    results, roc = score_all(frames, fitted, tuple(curves.values()), cfg.ood_concepts)
+    results = pd.concat([results, group_results(results, cfg.groups)], ignore_index=True)
     summary = summarize_results(results)
     verdicts, notes = judge_claims(summary, known, unknowns, cfg, cnn_context(frames)[known]["cnn_accuracy"])
     decomposition = decomposition_section(results, cfg.primary_classifier, cfg.margin)
@@ -184,8 +206,11 @@ def write(ev: Evaluation, metrics_dir: str) -> None:
     figures = [f"{d.name}/{p.name}" for d in (figures_dir, histograms_dir) for p in own_files(d)]
     context = cnn_context(ev.frames)
     rows = field_rows(ev.fitted.inputs.single, list(ev.fitted.inputs.sets), cfg.primary_classifier)
+    ood_lines = groups_section(ev.summary, ev.headline, cfg.groups, known, cfg.unstable_std) + reference_section(
+        ev.summary, ev.metas, known, cfg.groups, context[known]["cnn_accuracy"],
+        [(s, c) for s, c in ev.headline if c != THRESHOLD], {c: context[c]["rows"] for c in (known, *cfg.ood_concepts)})
     report = render_report(data_lines=data_section(ev.metas, known),
-                           field_lines=field_section(ev.summary, rows, known, unknowns, cfg.unstable_std)
+                           field_lines=field_section(ev.summary, rows, known, unknowns, cfg.unstable_std) + ood_lines
                            + ev.decomposition + rejection_section(rej.summary, rej.results, rej.sets,
                                                                   cfg.primary_classifier, unknowns, cfg.rejection_ratio),
                            summary=ev.summary, context=context, main_rows=ev.headline, known=known,
@@ -198,6 +223,8 @@ def write(ev: Evaluation, metrics_dir: str) -> None:
                                                     cfg.primary_classifier)
     if rejection_headline_numbers:
         headline["rejection"] = rejection_headline_numbers
+    if cfg.groups:
+        headline["ood_groups"] = round_floats(groups_headline(ev.summary, rows, cfg.groups))
     write_json(metrics / "scenarios.json", headline)
     write_bytes(metrics / "rejection.csv", rejection_csv(rej.summary).encode())
     write_bytes(metrics / "measures.csv", measures_csv(ev.summary).encode())

@@ -11,17 +11,19 @@ from gradmeta.core.errors import GradmetaError
 from gradmeta.evaluation.measures import measure_all
 from gradmeta.features import metric_columns
 from gradmeta.meta.fitting import FittedMeta
-from gradmeta.meta.scenarios import Evaluation, as_arrays, evaluations
+from gradmeta.meta.scenarios import IN_DISTRIBUTION, Evaluation, as_arrays, evaluations, ood_evaluations
 
 
 def score_all(frames: dict[str, pd.DataFrame], fitted: FittedMeta,
-              roc_inputs: tuple[tuple[str, str], ...] = ()) -> tuple[pd.DataFrame, dict]:
+              roc_inputs: tuple[tuple[str, str], ...] = (), ood_concepts: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict]:
     """Long table of measures (one row per repeat x scenario x test set x input x classifier), and
-    the scores of repeat 0 for ``roc_inputs`` (input, classifier) on each test set, for ROC plots."""
+    the scores of repeat 0 for ``roc_inputs`` (input, classifier) on each test set, for ROC plots.
+    ``ood_concepts`` add OpenOOD's detection cells (scenario ``ood``) for those unknown concepts."""
     cfg = fitted.config
 
     def cells(repeat: int, splits: dict) -> list[Evaluation]:
-        return evaluations(frames, cfg.known_concept, list(cfg.unknown_concepts), cfg.known_unknowns, splits)
+        return (evaluations(frames, cfg.known_concept, list(cfg.unknown_concepts), cfg.known_unknowns, splits)
+                + ood_evaluations(cfg.known_concept, list(ood_concepts), splits))
 
     return score_cells(frames, fitted, cells, measure_all, roc_inputs)
 
@@ -45,6 +47,8 @@ def score_cells(frames: dict[str, pd.DataFrame], fitted: FittedMeta,
     for repeat, (splits, models) in enumerate(zip(fitted.splits, fitted.models)):
         for ev in cells(repeat, splits):
             X_all, y = ev.rows.gather(arrays)
+            if ev.target == IN_DISTRIBUTION:
+                y = ev.rows.in_distribution(known)
             for (fit_name, name, clf), model in models.items():
                 if fit_name != ev.fit:
                     continue

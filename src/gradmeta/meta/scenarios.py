@@ -12,6 +12,9 @@ unknown concept is wrong.
   (``seen``). With an explicit list: fit ``listed``; listed concepts are ``seen``, the others ``unseen``.
   ``pooled`` (all known + all unknown meta-test rows) is scored with ``all_seen`` (group ``seen``)
   or ``listed`` (group ``listed``).
+- ``ood`` (only for the concepts of ``evaluate.groups``): OpenOOD's detection target, fit ``known``; test
+  every known meta-test row (in-distribution, target 1, whether the CNN is right or not) vs the concept's
+  meta-test rows (target 0).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from gradmeta.core.errors import GradmetaError
 from gradmeta.features import read_concept_features
 
 LEAVE_ONE_OUT = "leave_one_out"
+CORRECT, IN_DISTRIBUTION = "correct", "in_distribution"  # what target 1 means in a cell
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,10 @@ class RowSet:
         ys = [arrays[c][1][pos] for c, pos in self.parts]
         return np.concatenate(xs), np.concatenate(ys)
 
+    def in_distribution(self, known: str) -> np.ndarray:
+        """Target (n,) 1 for the rows of the ``known`` concept, 0 for every other row (OpenOOD's)."""
+        return np.concatenate([np.full(len(pos), int(c == known)) for c, pos in self.parts])
+
 
 def fit_sets(known_concept: str, unknowns: list[str], known_unknowns: str | list[str],
              splits: dict[str, Split]) -> dict[str, RowSet]:
@@ -116,6 +124,7 @@ class Evaluation:
     group: str | None  # 'seen' / 'unseen' for known_unknowns, else None
     fit: str
     rows: RowSet
+    target: str = CORRECT  # CORRECT: 1 = the CNN is right; IN_DISTRIBUTION: 1 = a row of the known concept
 
 
 def evaluations(frames: dict[str, pd.DataFrame], known: str, unknowns: list[str], known_unknowns: str | list[str],
@@ -140,6 +149,12 @@ def evaluations(frames: dict[str, pd.DataFrame], known: str, unknowns: list[str]
             group = "seen" if c in known_unknowns else "unseen"
             out.append(Evaluation("known_unknowns", c, group, "listed", per_concept[c]))
     return out
+
+
+def ood_evaluations(known: str, concepts: list[str], splits: dict[str, Split]) -> list[Evaluation]:
+    """OpenOOD's detection cells of one repeat, one per concept: every known meta-test row vs the concept's."""
+    return [Evaluation("ood", c, None, "known", RowSet(((known, splits[known].test), (c, splits[c].test))),
+                       IN_DISTRIBUTION) for c in concepts]
 
 
 def load_concept_features(features_dir: str, concepts: tuple[str, ...], log: logging.Logger | None = None,
