@@ -127,3 +127,12 @@ def test_the_published_table_appears_only_for_the_protocol_on_the_real_archives(
     other = {**PROTOCOL_GROUPS, "near": ("cifar100",)}
     assert protocol_status(metas(), "cifar10", other)[0] is False
     assert reference_section(protocol_summary(), metas(), "cifar10", {"mine": ("svhn",)}, 0.9, [], {}) == []
+
+
+def test_the_groups_table_has_every_detector_and_every_meta_classifier():
+    from gradmeta.evaluation.groups import group_rows
+
+    rows = group_rows(["softmax/entropy", "grad/fc.weight/l2", "detector/knn", "detector/vim"], ["softmax/entropy"],
+                      ["gradient", "all"], ("logistic", "xgboost"))
+    assert rows == [("softmax/entropy", "threshold"), ("detector/knn", "threshold"), ("detector/vim", "threshold"),
+                    ("gradient", "logistic"), ("gradient", "xgboost"), ("all", "logistic"), ("all", "xgboost")]

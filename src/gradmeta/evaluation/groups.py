@@ -11,12 +11,21 @@ import pandas as pd
 from gradmeta.evaluation.cells import cell
 from gradmeta.evaluation.measures import MEASURES
 from gradmeta.evaluation.summary import summary_row
+from gradmeta.meta.estimators import THRESHOLD
 
 OOD, OOD_GROUP = "ood", "ood_group"  # scenarios: one concept; the mean over a group's concepts
 GROUP_MEASURES = (("auroc", "AUROC"), ("fpr_at_95tpr_wrong_positive", "FPR@95"),
                   ("aupr_correct_positive", "AUPR-In"), ("aupr_wrong_positive", "AUPR-Out"))
 GROUPS_START = "<!-- ood-groups:start -->"
 GROUPS_END = "<!-- ood-groups:end -->"
+
+
+def group_rows(single: list[str], named_single: list[str], sets: list[str],
+               classifiers: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(input, classifier) rows of the groups' table: the single scores listed by name and every
+    ``detector/*`` one (thresholded), then every feature set with every meta classifier."""
+    scores = list(dict.fromkeys([*named_single, *(m for m in single if m.startswith("detector/"))]))
+    return [(m, THRESHOLD) for m in scores] + [(s, c) for s in sets for c in classifiers]
 
 
 def group_results(results: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> pd.DataFrame:

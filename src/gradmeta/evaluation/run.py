@@ -14,7 +14,7 @@ from gradmeta.core.params import as_params
 from gradmeta.evaluation.claims import Verdict, claim_a, claim_b, claim_c, claim_d
 from gradmeta.evaluation.decomposition import BASE_SET, FULL_SET, decomposition_section
 from gradmeta.evaluation.field import field_rows, field_section
-from gradmeta.evaluation.groups import group_results, groups_headline, groups_section
+from gradmeta.evaluation.groups import group_results, group_rows, groups_headline, groups_section
 from gradmeta.evaluation.openood import reference_section
 from gradmeta.evaluation.plots import write_auroc_bars, write_histograms, write_roc
 from gradmeta.evaluation.provenance import data_section
@@ -206,9 +206,11 @@ def write(ev: Evaluation, metrics_dir: str) -> None:
     figures = [f"{d.name}/{p.name}" for d in (figures_dir, histograms_dir) for p in own_files(d)]
     context = cnn_context(ev.frames)
     rows = field_rows(ev.fitted.inputs.single, list(ev.fitted.inputs.sets), cfg.primary_classifier)
-    ood_lines = groups_section(ev.summary, ev.headline, cfg.groups, known, cfg.unstable_std) + reference_section(
+    inputs = ev.fitted.inputs
+    ood_rows = group_rows(inputs.single, inputs.named_single, list(inputs.sets), meta_cfg.classifiers)
+    ood_lines = groups_section(ev.summary, ood_rows, cfg.groups, known, cfg.unstable_std) + reference_section(
         ev.summary, ev.metas, known, cfg.groups, context[known]["cnn_accuracy"],
-        [(s, c) for s, c in ev.headline if c != THRESHOLD], {c: context[c]["rows"] for c in (known, *cfg.ood_concepts)})
+        [(s, c) for s, c in ood_rows if c != THRESHOLD], {c: context[c]["rows"] for c in (known, *cfg.ood_concepts)})
     report = render_report(data_lines=data_section(ev.metas, known),
                            field_lines=field_section(ev.summary, rows, known, unknowns, cfg.unstable_std) + ood_lines
                            + ev.decomposition + rejection_section(rej.summary, rej.results, rej.sets,
