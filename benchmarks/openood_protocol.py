@@ -87,7 +87,7 @@ def throughput(n: int, rounds: int, device: str) -> dict:
         copy_repo(repo)
         _throughput_copy(repo, n, device)
         start = time.perf_counter()
-        _, stages = timed_repro(repo, force=False, targets=(STAGE,))
+        _, stages = timed_repro(repo, force=False, echo=True, targets=(STAGE,))
         print(f"set-up (download, load, detectors on 500 train images, first extract): "
               f"{time.perf_counter() - start:.0f} s; stages {json.dumps({k: round(v) for k, v in stages.items()})}")
         seconds: dict[str, list[float]] = {"pinned": [], "native": []}

@@ -260,3 +260,20 @@ def test_the_features_say_which_model_made_them_unless_it_is_the_papers_cnn(tmp_
     assert model_record(resnet) == {"model": {"kind": "small_resnet"}}
     resnet.checkpoint_info = {"checkpoint": {"path": "user_data/checkpoints/x.pt", "sha256": "00"}}
     assert model_record(resnet)["model"]["checkpoint"]["path"] == "user_data/checkpoints/x.pt"
+
+
+@pytest.mark.parametrize("values", [dict(kind="cnn"), dict(kind="small_resnet", in_channels=3, widths=[4, 8],
+                                                            blocks=[1, 1]), RESNET18])
+def test_every_architecture_survives_its_own_model_file(tmp_path, values):
+    """The file the train stage writes (models/cnn.pt) loads back into the same architecture and weights, for
+    every kind of the zoo (a published layout's file holds no widths or blocks to refuse)."""
+    from gradmeta.cnn import build_model, load_model, read_architecture, save_model
+    from gradmeta.core.params import ParamReader
+
+    config = read_architecture(ParamReader(dict(values), "train.architecture"))
+    model = build_model(config, seed=0)
+    save_model(tmp_path / "cnn.pt", model)
+    loaded = load_model(tmp_path / "cnn.pt")
+    assert loaded.config == config
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name

@@ -73,6 +73,8 @@ class ResNetConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        if self.kind != "small_resnet":  # a published layout: its widths and blocks are not parameters
+            del out["widths"], out["blocks"]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     def parameter_count(self) -> int:
