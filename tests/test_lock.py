@@ -45,7 +45,9 @@ def test_a_fresh_clone_lacks_only_the_outputs_its_lock_records(tmp_path):
     only outputs that are not there yet (and deps that are such outputs). A stale lock fails here."""
     repo = _fresh_copy(tmp_path / "clone")
     status = json.loads(_dvc(repo, "status", "--json"))
-    outputs = {path for stage in yaml.safe_load((repo / "dvc.lock").read_text())["stages"].values()
+    outputs = {f"{lock.parent.relative_to(repo).as_posix()}/{path}".removeprefix("./")  # every project's lock
+               for lock in (repo / "dvc.lock", repo / "openood/dvc.lock")
+               for stage in yaml.safe_load(lock.read_text())["stages"].values()
                for path in (o["path"] for o in stage.get("outs", []))}
     problems = []
     for stage, changes in status.items():
