@@ -29,15 +29,25 @@ def dvc(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
     return sh(repo, sys.executable, "-m", "dvc", *args, env=env)
 
 
-def new_repo(repo: Path, params_text: str) -> Path:
+PROJECT = ("dvc.yaml", "stages", "src", "user_data/checkpoints", "user_data/image_lists")  # the last two: deps
+OUTPUTS = shutil.ignore_patterns("__pycache__", "data", "models", "metrics", "dvc.lock")  # a project's, never copied
+
+
+def new_repo(repo: Path, params_text: str, extra: tuple[str, ...] = (), files: dict[str, str] | None = None) -> Path:
     """The project's pipeline and code in a fresh git + DVC repository with ``params_text`` as
-    params.yaml, committed."""
+    params.yaml, committed; ``extra`` folders of the project (without their outputs) and ``files``
+    (path: text) come too."""
     repo.mkdir(parents=True, exist_ok=True)
-    for item in ("dvc.yaml", "stages", "src", "user_data/checkpoints", "user_data/image_lists"):  # deps (their READMEs)
+    for item in PROJECT + extra:
         src = ROOT / item
         (repo / item).parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / item)
+        if src.is_dir():
+            shutil.copytree(src, repo / item, ignore=OUTPUTS if item in extra else None)
+        else:
+            shutil.copy(src, repo / item)
     (repo / "params.yaml").write_text(params_text)
+    for name, text in (files or {}).items():
+        (repo / name).write_text(text)
     (repo / ".gitignore").write_text("/data/\n/models/\n__pycache__/\n")
     sh(repo, "git", "init", "-q")
     dvc(repo, "init", "-q")

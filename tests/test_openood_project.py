@@ -3,11 +3,10 @@ params.yaml a valid preset of the project's keys, and the stand-in protocol runs
 
 import importlib.util
 import json
-import shutil
 
 import pytest
 import yaml
-from dvc_repo import dvc, sh
+from dvc_repo import dvc, new_repo
 from PIL import Image
 from stage_runner import ROOT
 
@@ -61,13 +60,6 @@ TINY = {"cifar10": {"source": "cifar10", "train": 300, "test": 80}}
 
 @pytest.mark.slow
 def test_the_stand_in_protocol_runs_end_to_end(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for item in ("dvc.yaml", "params.yaml"):  # DVC reads every dvc.yaml of the repository, the main one too
-        shutil.copy(ROOT / item, repo / item)
-    skip = shutil.ignore_patterns("__pycache__", "data", "models", "metrics", "dvc.lock")  # openood's own outputs
-    for item in ("stages", "src", "user_data", "openood"):
-        shutil.copytree(ROOT / item, repo / item, ignore=skip)
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     for name, spec in params["data"]["concepts"].items():
         spec.update(TINY.get(name, {"test": 40}))
@@ -79,13 +71,9 @@ def test_the_stand_in_protocol_runs_end_to_end(tmp_path):
                                                                                        "baseline/*", "detector/*"]})
     params["meta"]["logistic"].update(C=1.0)
     params["evaluate"]["min_accuracy"] = 0.0
-    (repo / "openood/params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (repo / ".gitignore").write_text("__pycache__/\n")
-    sh(repo, "git", "init", "-q")
-    dvc(repo, "init", "-q")
-    shutil.copy(ROOT / ".dvcignore", repo / ".dvcignore")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "init")
+    # DVC reads every dvc.yaml of the repository: the main project's needs its params.yaml too
+    repo = new_repo(tmp_path / "repo", (ROOT / "params.yaml").read_text(), extra=("openood",),
+                    files={"openood/params.yaml": yaml.safe_dump(params, sort_keys=False)})
     dvc(repo, "repro", "openood/dvc.yaml")
     out = repo / "openood"
     for concept in params["data"]["concepts"]:

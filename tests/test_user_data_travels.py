@@ -30,7 +30,7 @@ def test_a_queued_experiment_reads_a_user_concept_tracked_in_user_data(tmp_path)
     sh(repo, "git", "commit", "-qm", "my concept, tracked")
     tracked = sh(repo, "git", "ls-files", "user_data").stdout.split()
     assert sorted(tracked) == ["user_data/.gitignore", "user_data/checkpoints/README.md",
-                               "user_data/mine.npz.dvc"]  # git holds no data
+                               "user_data/image_lists/README.md", "user_data/mine.npz.dvc"]  # git holds no data
 
     dvc(repo, "exp", "run", "--queue", "import@mine", "-S", "data.user_concepts.mine.test=12")
     out = dvc(repo, "exp", "run", "--run-all")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pickle
 import tarfile
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -65,6 +66,36 @@ def _read_batch(archive: tarfile.TarFile, path: str | os.PathLike[str], member_n
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
+@dataclass(frozen=True)
+class CifarLayout:
+    """One CIFAR archive's layout: its members per split, where its labels are, how many classes."""
+
+    title: str
+    archive: str  # its key in ARCHIVES (the published checksum)
+    splits: dict[str, tuple[str, ...]]
+    labels_key: bytes
+    classes: int
+
+
+CIFAR10 = CifarLayout("CIFAR-10", "cifar10", SPLITS, b"labels", 10)
+CIFAR100 = CifarLayout("CIFAR-100", "cifar100", CIFAR100_SPLITS, b"fine_labels", 100)
+
+
+def _read_split(layout: CifarLayout, path: str | os.PathLike[str], split: str,
+                verify: bool) -> tuple[np.ndarray, np.ndarray]:
+    if split not in layout.splits:
+        raise GradmetaError(f"{layout.title} has the splits {', '.join(layout.splits)}, not {split!r}")
+    if verify:
+        verify_published(path, layout.archive)
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            batches = [_read_batch(archive, path, name, layout.labels_key, layout.title, layout.classes)
+                       for name in layout.splits[split]]
+    except (tarfile.TarError, OSError, EOFError, pickle.UnpicklingError) as exc:
+        raise GradmetaError(f"{path}: not a readable {layout.title} archive ({exc})") from None
+    return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
 def read_cifar10(path: str | os.PathLike[str], split: str, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Images RGB uint8 (N, 32, 32, 3) and labels int64 (N,), 0-9, of one split: ``train`` (the five
     training batches, in order: 50,000 images) or ``test`` (the test batch: 10,000).
@@ -72,32 +103,13 @@ def read_cifar10(path: str | os.PathLike[str], split: str, verify: bool = True) 
     Every batch is unpickled by :class:`BatchUnpickler` (no code runs, whatever the archive holds);
     ``verify``: refuse an archive whose MD5 is not the published one (``False`` reads a modified copy).
     """
-    if split not in SPLITS:
-        raise GradmetaError(f"CIFAR-10 has the splits {', '.join(SPLITS)}, not {split!r}")
-    if verify:
-        verify_published(path, "cifar10")
-    try:
-        with tarfile.open(path, "r:gz") as archive:
-            batches = [_read_batch(archive, path, name) for name in SPLITS[split]]
-    except (tarfile.TarError, OSError, EOFError, pickle.UnpicklingError) as exc:
-        raise GradmetaError(f"{path}: not a readable CIFAR-10 archive ({exc})") from None
-    return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+    return _read_split(CIFAR10, path, split, verify)
 
 
 def read_cifar100(path: str | os.PathLike[str], split: str, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Images RGB uint8 (N, 32, 32, 3) and fine labels int64 (N,), 0-99, of one split of CIFAR-100: ``train``
     (50,000) or ``test`` (10,000), unpickled by :class:`BatchUnpickler`; ``verify`` as in :func:`read_cifar10`."""
-    if split not in CIFAR100_SPLITS:
-        raise GradmetaError(f"CIFAR-100 has the splits {', '.join(CIFAR100_SPLITS)}, not {split!r}")
-    if verify:
-        verify_published(path, "cifar100")
-    try:
-        with tarfile.open(path, "r:gz") as archive:
-            (images, labels), = [_read_batch(archive, path, name, b"fine_labels", "CIFAR-100", 100)
-                                 for name in CIFAR100_SPLITS[split]]
-    except (tarfile.TarError, OSError, EOFError, pickle.UnpicklingError) as exc:
-        raise GradmetaError(f"{path}: not a readable CIFAR-100 archive ({exc})") from None
-    return images, labels
+    return _read_split(CIFAR100, path, split, verify)
 
 
 def read_cifar10_test(path: str | os.PathLike[str], verify: bool = True) -> tuple[np.ndarray, np.ndarray]:

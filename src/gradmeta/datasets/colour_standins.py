@@ -99,19 +99,8 @@ def _colour_photos() -> tuple[np.ndarray, ...]:
 
 def photo_crops(count: int, rng: np.random.Generator, size: int = 32) -> np.ndarray:
     """(count, size, size, 3) colour crops of scikit-learn's sample photographs, at random scales, some
-    mirrored."""
-    photos = _colour_photos()
-    out = np.empty((count, size, size, 3), dtype=np.uint8)
-    for i in range(count):
-        photo = photos[int(rng.integers(len(photos)))]
-        h, w = photo.shape[:2]
-        side = int(rng.integers(size, min(h, w) // 2))
-        top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        crop = photo[top: top + side, left: left + side]
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        out[i] = area_resize(np.ascontiguousarray(crop), size)
-    return out
+    mirrored (:func:`gradmeta.datasets.synthetic.random_crops`)."""
+    return synthetic.random_crops(_colour_photos(), count, rng, size)
 
 
 def digits_in_colour(count: int, rng: np.random.Generator, distortion: float,

@@ -246,18 +246,24 @@ def _photos() -> tuple[np.ndarray, ...]:
     return tuple(rgb_to_grey(np.asarray(img)) for img in load_sample_images().images)
 
 
-def photo_patches(count: int, rng: np.random.Generator) -> np.ndarray:
-    """CIFAR-like grey patches uint8 (count, 28, 28) cut at random sizes from scikit-learn's sample photos."""
-    photos = _photos()
-    images = np.empty((count, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+def random_crops(photos: tuple[np.ndarray, ...], count: int, rng: np.random.Generator, size: int) -> np.ndarray:
+    """``count`` square crops of ``photos`` (grey (H, W) or colour (H, W, 3) uint8), each from a random photo at a
+    random side between ``size`` and half the photo's shorter side, half of them mirrored, area-resized to
+    ``size`` x ``size``."""
+    images = np.empty((count, size, size, *photos[0].shape[2:]), dtype=np.uint8)
     for i in range(count):
         photo = photos[int(rng.integers(len(photos)))]
-        h, w = photo.shape
-        side = int(rng.integers(IMAGE_SIZE, min(h, w) // 2))
+        h, w = photo.shape[:2]
+        side = int(rng.integers(size, min(h, w) // 2))
         y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
         patch = photo[y: y + side, x: x + side]
         if rng.random() < 0.5:
             patch = patch[:, ::-1]
-        images[i] = area_resize(np.ascontiguousarray(patch), IMAGE_SIZE)
+        images[i] = area_resize(np.ascontiguousarray(patch), size)
     return images
+
+
+def photo_patches(count: int, rng: np.random.Generator) -> np.ndarray:
+    """CIFAR-like grey patches uint8 (count, 28, 28) cut at random sizes from scikit-learn's sample photos."""
+    return random_crops(_photos(), count, rng, IMAGE_SIZE)
 
