@@ -108,3 +108,15 @@ def test_bad_detector_params_name_the_parameter(group, message):
     with pytest.raises(GradmetaError) as err:
         DetectorsConfig.from_params({"detectors": group})
     assert message in str(err.value), str(err.value)
+
+
+def test_fitting_logs_a_line_per_detector(model_and_train, caplog):
+    import logging
+
+    model, x, y = model_and_train
+    with caplog.at_level(logging.INFO, logger="gradmeta.test"):
+        fit_detectors(model, x, y, config(), "ab" * 32, logging.getLogger("gradmeta.test"))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith(f"penultimate features of {len(x)} train images in ")
+    assert [line.split(" in ")[0] for line in lines[1:]] == [
+        "fitted mahalanobis (1 of 4)", "fitted knn (2 of 4)", "fitted vim (3 of 4)", "fitted react (4 of 4)"]

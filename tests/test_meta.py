@@ -217,3 +217,15 @@ def test_claim_d():
     assert verdict.holds is False  # below the margin
     verdict, _ = claim_d(rows(0.03, 0.0, std=0.02), ["cifar10", "noise"], "logistic")
     assert verdict.holds is False  # within the spread
+
+
+def test_the_meta_fits_log_a_line_per_fit_group(frames, caplog):
+    cfg = MetaConfig(repeats=2, classifiers=("logistic",), single_metrics=("softmax/entropy",),
+                     feature_sets={"gradient": ("grad/*",)})
+    with caplog.at_level(logging.INFO, logger="gradmeta.test"):
+        fit_all(frames, cfg, {}, logging.getLogger("gradmeta.test"))
+    lines = [r.getMessage() for r in caplog.records if "fit groups done" in r.getMessage()]
+    groups = 1 + len(UNKNOWNS) + 1  # known, without_<c> for each unknown, all_seen
+    assert len(lines) == 2 * groups
+    assert lines[0].startswith("repeat 1/2, fit known: 2 models in ")  # entropy's threshold and gradient/logistic
+    assert lines[-1].endswith(f"({2 * groups} of {2 * groups} fit groups done)")

@@ -49,3 +49,15 @@ def test_the_own_data_example_lives_in_a_tracked_home():
     ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
     assert ignored.returncode == 1, f"git-ignored: {ignored.stdout}"  # 1: none of them is ignored
     assert (ROOT / "user_data" / "README.md").is_file()
+
+
+def test_the_readme_commands_install_the_cpu_build_of_torch():
+    """Both commands name PyTorch's CPU index and the lock pins the CPU build's local version, so pip can
+    never resolve the default Linux wheel with its CUDA libraries."""
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv .venv")]
+    assert len(commands) == 2
+    for command in commands:
+        assert "--extra-index-url https://download.pytorch.org/whl/cpu" in command and "-c requirements.lock" in command
+    pins = [line for line in (ROOT / "requirements.lock").read_text().splitlines() if line.startswith("torch==")]
+    assert pins == ["torch==2.13.0+cpu"]

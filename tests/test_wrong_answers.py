@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 from stage_runner import run_stage, write_params
-from test_meta import mis, table
+from test_meta import mis, table, unk
 from test_meta_persistence import fitted, tampered  # noqa: F401 (a fixture)
 from test_stage_errors import assert_one_line_error
 
@@ -136,6 +136,28 @@ def test_no_claim_is_judged_for_a_cnn_below_the_accuracy_floor():
     assert all("test accuracy on digits is 0.0800, below evaluate.min_accuracy 0.5" in v.evidence for v in verdicts)
     verdicts, _ = judge_claims(holding_claims(), "digits", [], evaluate_config(min_accuracy=0.05), accuracy=0.08)
     assert verdicts[0].holds is True  # the floor is a parameter
+
+
+def test_an_unknown_concept_below_min_images_is_reported_but_left_out_of_the_verdicts():
+    cells = [unk(c, inp, clf, auroc) for c, inp, clf, auroc in (
+        ("letters", "softmax/entropy", "threshold", 0.80), ("letters", "entropy+gradient", "logistic", 0.90),
+        ("noise", "softmax/entropy", "threshold", 0.80), ("noise", "entropy+gradient", "logistic", 0.70),
+        ("pooled", "softmax/entropy", "threshold", 0.80), ("pooled", "entropy+gradient", "logistic", 0.90))]
+    summary = table([mis("softmax/entropy", 0.94), *cells])
+    verdicts, _ = judge_claims(summary, "digits", ["letters", "noise"], evaluate_config(), 0.95,
+                               {"letters": 500, "noise": 500})
+    assert verdicts[1].holds is False  # better on 1 of 2 concepts: not a majority
+    verdicts, notes = judge_claims(summary, "digits", ["letters", "noise"], evaluate_config(), 0.95,
+                                   {"letters": 500, "noise": 36})
+    assert verdicts[1].holds is True and "better on 1 of 1 concepts" in verdicts[1].evidence
+    assert notes[0].startswith("`noise` has 36 evaluation images, fewer than evaluate.min_images 100")
+    verdicts, _ = judge_claims(summary, "digits", ["letters", "noise"], evaluate_config(min_images=10), 0.95,
+                               {"letters": 500, "noise": 36})
+    assert verdicts[1].holds is False  # the floor is a parameter
+    verdicts, _ = judge_claims(summary, "digits", ["letters", "noise"], evaluate_config(), 0.95,
+                               {"letters": 50, "noise": 36})
+    assert [v.holds for v in verdicts[1:]] == [None] * 3
+    assert all("every unknown concept has fewer than evaluate.min_images 100" in v.evidence for v in verdicts[1:])
 
 
 @pytest.mark.parametrize("temperature, epsilon", [(1e-300, 0.0014), (1000.0, 1e300), (0.0, 0.0), (1e30, 0.0)])

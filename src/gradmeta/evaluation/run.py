@@ -48,6 +48,7 @@ class EvaluateConfig:
     unstable_std: float  # an AUROC std over the repeats above this marks a cell (and the claims resting on it)
     rejection_ratio: float = 1.0  # unknown images per known meta-test row in the rejection scenario's mixture
     min_accuracy: float = 0.5  # below this test accuracy of the CNN on the known concept, no claim is judged
+    min_images: int = 100  # an unknown concept with fewer evaluation images is reported but left out of the verdicts
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # OOD groups: name -> unknown concepts
     params_file: str = "params.yaml"
 
@@ -70,7 +71,8 @@ class EvaluateConfig:
                   min_metrics=r.int("min_metrics", 2, min=1), margin=r.float("margin", 0.01, min=0.0),
                   unstable_std=r.float("unstable_std", 0.05, min=0.0),
                   rejection_ratio=r.float("rejection_unknown_ratio", 1.0, min=0.0, min_exclusive=True),
-                  min_accuracy=r.float("min_accuracy", 0.5, min=0.0, max=1.0), groups=_groups(r, unknowns),
+                  min_accuracy=r.float("min_accuracy", 0.5, min=0.0, max=1.0),
+                  min_images=r.int("min_images", 100, min=0), groups=_groups(r, unknowns),
                   params_file=r.source)
         r.done()
         return out
@@ -86,20 +88,32 @@ def _groups(r, unknowns: list[str]) -> dict[str, tuple[str, ...]]:  # noqa: ANN0
     return out
 
 
-def judge_claims(summary, known: str, unknowns: list[str], cfg: EvaluateConfig,
-                 accuracy: float | None = None) -> tuple[list[Verdict], list[str]]:
+def judge_claims(summary, known: str, unknowns: list[str], cfg: EvaluateConfig, accuracy: float | None = None,
+                 rows: dict[str, int] | None = None) -> tuple[list[Verdict], list[str]]:
     """The verdicts on claims (a)-(d) and the notes that go with them. With the CNN's ``accuracy`` on
     the known concept's evaluation rows below ``cfg.min_accuracy``, no claim is judged (each is n/a,
-    saying why): the claims are about a classifier that works, and one near chance proves nothing."""
+    saying why): the claims are about a classifier that works, and one near chance proves nothing. An
+    unknown concept with fewer than ``cfg.min_images`` evaluation ``rows`` is left out of the verdicts on
+    (b)-(d), and a note says so (its cells stay in the report)."""
     primary = cfg.primary_classifier
-    verdict_d, note_d = claim_d(summary, list(cfg.remote_concepts), primary, cfg.margin, known=known)
-    verdicts = [claim_a(summary, known, cfg.min_metrics), claim_b(summary, unknowns, primary),
-                claim_c(summary, unknowns, primary, 2 * cfg.margin, known=known), verdict_d]
+    small = [c for c in unknowns if rows is not None and rows.get(c, 0) < cfg.min_images]
+    judged = [c for c in unknowns if c not in small]
+    remote = [c for c in cfg.remote_concepts if c not in small]
+    verdict_d, note_d = claim_d(summary, remote, primary, cfg.margin, known=known)
+    verdicts = [claim_a(summary, known, cfg.min_metrics), claim_b(summary, judged, primary),
+                claim_c(summary, judged, primary, 2 * cfg.margin, known=known), verdict_d]
     if accuracy is not None and accuracy < cfg.min_accuracy:
         why = (f"not judged: the CNN's test accuracy on {known} is {accuracy:.4f}, below evaluate.min_accuracy "
                f"{cfg.min_accuracy:g} (train it longer or better, or lower that floor in {cfg.params_file})")
         return [replace(v, holds=None, evidence=why, cells=()) for v in verdicts], []
-    return verdicts, [note_d]
+    if small and not judged:
+        why = (f"not judged: every unknown concept has fewer than evaluate.min_images {cfg.min_images} evaluation "
+               "images")
+        verdicts = [verdicts[0], *(replace(v, holds=None, evidence=why, cells=()) for v in verdicts[1:])]
+    notes = [f"`{c}` has {rows[c]} evaluation images, fewer than evaluate.min_images {cfg.min_images}: its cells are "
+             "reported, but the verdicts on claims (b)-(d) leave it out (the pooled cells still hold its rows)."
+             for c in small]
+    return verdicts, [*notes, note_d]
 
 
 @dataclass
@@ -172,7 +186,9 @@ def run(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any], metas: 
     results, roc = score_all(frames, fitted, tuple(curves.values()), cfg.ood_concepts)
     results = pd.concat([results, group_results(results, cfg.groups)], ignore_index=True)
     summary = summarize_results(results)
-    verdicts, notes = judge_claims(summary, known, unknowns, cfg, cnn_context(frames)[known]["cnn_accuracy"])
+    context = cnn_context(frames)
+    verdicts, notes = judge_claims(summary, known, unknowns, cfg, context[known]["cnn_accuracy"],
+                                   {c: context[c]["rows"] for c in unknowns})
     decomposition = decomposition_section(results, cfg.primary_classifier, cfg.margin)
     return Evaluation(cfg, fitted, frames, metas, summary, roc, curves, headline, verdicts, notes, len(results),
                       decomposition, run_rejection(cfg, fitted, frames))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -100,18 +101,25 @@ def fit_all(frames: dict[str, pd.DataFrame], cfg: MetaConfig, sources: dict[str,
         # set here, before any worker starts (the filter list is process-wide and not thread-safe to
         # change); a logistic fit that does not converge is logged by _fit_one instead
         warnings.simplefilter("ignore", ConvergenceWarning)
+        done = 0
         for repeat in range(cfg.repeats):
             seed = cfg.seed + repeat
             splits = make_splits(used, cfg.test_fraction, seed, cfg.known_concept)
             models: dict[ModelKey, ThresholdedClassifier] = {}
-            for fit_name, rows in fit_sets(cfg.known_concept, list(cfg.unknown_concepts), cfg.known_unknowns,
-                                           splits).items():
+            groups = fit_sets(cfg.known_concept, list(cfg.unknown_concepts), cfg.known_unknowns, splits)
+            for fit_name, rows in groups.items():
+                start = time.perf_counter()
                 X_all, y = rows.gather(arrays)
                 specs = inputs.models(cfg.classifiers, fit_name)
                 fitted = parallel(delayed(_fit_one)(cfg.make(clf, seed, name), X_all[:, [col_index[c] for c in cols]], y,
                                                     f"repeat {repeat}, fit {fit_name}, {name}/{clf}", log)
                                   for name, clf, cols in specs)
                 models.update({(fit_name, name, clf): m for (name, clf, _), m in zip(specs, fitted, strict=True)})
+                done += 1
+                if log is not None:
+                    log.info("repeat %d/%d, fit %s: %d models in %.1f s (%d of %d fit groups done)", repeat + 1,
+                             cfg.repeats, fit_name, len(specs), time.perf_counter() - start, done,
+                             cfg.repeats * len(groups))
             all_splits.append(splits)
             all_models.append(models)
     return FittedMeta(cfg, inputs, all_splits, all_models, sources)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,10 +46,11 @@ def fresh_detector(name: str, model: nn.Module, probe: torch.Tensor, cfg: Detect
 
 
 def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | np.ndarray, cfg: DetectorsConfig,
-                  model_sha256: str) -> FittedDetectors:
+                  model_sha256: str, log: logging.Logger | None = None) -> FittedDetectors:
     """Fit every detector of ``cfg.use`` that is fitted on training features on ``images`` (the known
     concept's train split, as the model takes them) and their ``labels``, from one pass of
-    penultimate features (KNN's bank: a seeded subsample of ``detectors.knn.bank_size``)."""
+    penultimate features (KNN's bank: a seeded subsample of ``detectors.knn.bank_size``). ``log``, when
+    given, receives a line per step (the features, then each detector: done / total, seconds)."""
     wanted = cfg.fitted_names()
     labels = torch.as_tensor(labels)
     fitted: dict[str, FeatureDetector] = {}
@@ -56,9 +59,15 @@ def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor |
             raise GradmetaError("no images to compute penultimate features of")
         head = logits_layer(model, images[:1])
         cfg.check_sizes(head.in_features, len(images), head.out_features)  # before the long part
+        start = time.perf_counter()
         z, _ = features_of(model, images, cfg.chunk_size)
-        for name in wanted:
+        if log is not None:
+            log.info("penultimate features of %d train images in %.1f s", len(images), time.perf_counter() - start)
+        for i, name in enumerate(wanted, 1):
+            start = time.perf_counter()
             fitted[name] = fresh_detector(name, model, images[:1], cfg).fit_features(z, labels)
+            if log is not None:
+                log.info("fitted %s (%d of %d) in %.1f s", name, i, len(wanted), time.perf_counter() - start)
     return FittedDetectors(cfg, fitted, model_sha256)
 
 

@@ -4,6 +4,8 @@ training features on the known concept's train split; :func:`write` saves their 
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
@@ -14,9 +16,10 @@ from gradmeta.uncertainty.detectors.fitted import FittedDetectors, fit_detectors
 
 
 def run(cfg: DetectorsConfig, model: nn.Module, train: PreparedData, model_sha256: str,
-        device: torch.device | str = "cpu") -> FittedDetectors:
-    """The fitted detectors of ``model`` (on ``device``) from ``train``'s images and labels."""
-    return fit_detectors(model, to_tensor(train.images).to(device), train.labels, cfg, model_sha256)
+        device: torch.device | str = "cpu", log: logging.Logger | None = None) -> FittedDetectors:
+    """The fitted detectors of ``model`` (on ``device``) from ``train``'s images and labels; ``log`` gets a
+    line per detector."""
+    return fit_detectors(model, to_tensor(train.images).to(device), train.labels, cfg, model_sha256, log)
 
 
 def write(fitted: FittedDetectors, out_path: str) -> None:
