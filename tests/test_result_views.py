@@ -1,6 +1,9 @@
 """What a user sees of the results: a metrics file shaped for DVC's tables, every chart drawn once."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -41,3 +44,19 @@ def test_no_chart_is_drawn_twice_by_dvc_plots():
     assert vega and images
     drawn_twice = [p.name for p in images for chart in vega if chart == p.stem or chart.startswith(f"{p.stem}_")]
     assert not drawn_twice, drawn_twice
+
+
+def test_the_auroc_bars_start_at_zero_and_carry_the_std_as_error_bars(tmp_path):
+    """DVC draws both AUROC bar plots (of both projects) with .dvc/plots/auroc_bars.json: an x axis from 0 to 1
+    and an error bar of mean ± std per input (the built-in bar_horizontal starts its axis near the smallest bar
+    and has no error bar)."""
+    out = subprocess.run([sys.executable, "-m", "dvc", "plots", "show", "--json", "-o", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, check=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    plots = json.loads(out.stdout)["data"]
+    bars = {name: entries[0]["content"] for name, entries in plots.items() if "AUROC per input" in name}
+    assert len(bars) == 4  # misclassification and unknown pooled, in dvc.yaml and openood/dvc.yaml
+    for name, spec in bars.items():
+        bar, errorbar = spec["layer"]
+        assert bar["encoding"]["x"]["scale"] == {"domain": [0, 1], "zero": True}, name
+        assert errorbar["mark"]["type"] == "errorbar" and errorbar["encoding"]["x2"]["field"] == "auroc_upper", name
+        assert all("std" in row and "auroc" in row for row in spec["data"]["values"]), name
