@@ -27,3 +27,26 @@ def test_models():
         torch.manual_seed(0)
         out[name] = make()
     return out
+
+
+def announced(markexpr: str, nodeid: str) -> str | None:
+    """The line the run prints as a test starts: in the slow tier (``-m slow``, minutes per test, nothing
+    printed until one ends) ``running <test>``; None in the unit tier."""
+    return f"running {nodeid}" if markexpr.strip() == "slow" else None
+
+
+def pytest_runtest_logstart(nodeid, location):  # noqa: ARG001 - pytest's hook signature
+    """Under pytest-xdist the controller calls this as a worker starts a test: the slow tier says which."""
+    config = _CONFIG.get("config")
+    line = announced(config.option.markexpr or "", nodeid) if config is not None else None
+    reporter = config.pluginmanager.get_plugin("terminalreporter") if line else None
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write(line + "\n", flush=True)  # now: a slow test prints nothing else for minutes
+
+
+_CONFIG: dict = {}
+
+
+def pytest_configure(config):
+    _CONFIG["config"] = config

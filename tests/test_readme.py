@@ -61,3 +61,10 @@ def test_the_readme_commands_install_the_cpu_build_of_torch():
         assert "--extra-index-url https://download.pytorch.org/whl/cpu" in command and "-c requirements.lock" in command
     pins = [line for line in (ROOT / "requirements.lock").read_text().splitlines() if line.startswith("torch==")]
     assert pins == ["torch==2.13.0+cpu"]
+
+
+def test_the_slow_tier_says_which_test_runs():
+    from conftest import announced
+
+    assert announced("slow", "tests/test_pipeline.py::test_x") == "running tests/test_pipeline.py::test_x"
+    assert announced("not slow", "tests/test_pipeline.py::test_x") is None
