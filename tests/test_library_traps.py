@@ -83,3 +83,37 @@ def test_saved_states_that_cannot_be_right_are_refused():
     with pytest.raises(GradmetaError, match=r"does not fit 8 features and dim = 3"):
         ViM.from_state(vim.state(), head=head, dim=3)
     torch.testing.assert_close(ViM.from_state(vim.state(), head=head, dim=2).score_features(z), vim.score_features(z))
+
+
+def test_a_detector_is_called_as_pytorch_ood_calls_one_and_takes_a_dataloader():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from gradmeta import Mahalanobis
+
+    model = net()
+    torch.manual_seed(1)
+    x, y = torch.rand(40, 12), torch.arange(40) % 3
+    loader = DataLoader(TensorDataset(x, y), batch_size=7)  # batches (images, labels), the last one short
+    direct = Mahalanobis().fit(model, x, y)
+    batched = Mahalanobis().fit(model, loader)  # the labels come from the batches
+    torch.testing.assert_close(batched.score(model, x), direct.score(model, x), rtol=0, atol=0)
+    torch.testing.assert_close(direct.score(model, loader), direct.score(model, x), rtol=0, atol=0)
+    torch.testing.assert_close(direct(model, x), -direct.score(model, x), rtol=0, atol=0)  # = predict: outlier scores
+    torch.testing.assert_close(ODIN()(model, [x[:5], x[5:]]), ODIN().predict(model, x), rtol=0, atol=0)
+    with pytest.raises(GradmetaError, match="Mahalanobis.fit: batch 0 is a str"):
+        Mahalanobis().fit(model, ["not a batch"])
+
+
+def test_metric_table_takes_a_dataloader_or_a_list_of_batches():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model = net()
+    torch.manual_seed(2)
+    x = torch.rand(23, 12)
+    expected = metric_table(model, x, detectors={"odin": ODIN()})
+    loader = DataLoader(TensorDataset(x, torch.zeros(23, dtype=torch.long)), batch_size=5)
+    for data in (loader, [x[:10], x[10:]]):
+        got = metric_table(model, data, detectors={"odin": ODIN()})
+        assert got.equals(expected)
+    with pytest.raises(GradmetaError, match="metric_table: batch 1 lacks labels where the ones before had"):
+        metric_table(model, [(x[:3], torch.zeros(3)), x[3:]])

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from gradmeta.core.batches import gather_batches, is_batches
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.model_state import keeps_model_state
 from gradmeta.features import GRADNORM_COLUMN
@@ -122,7 +123,8 @@ def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor
     of the module docstring.
 
     ``images``: a float tensor of any shape the model takes (moved chunk by chunk to the model's
-    device). ``labels``: the class each image's gradients are taken at, ``"predicted"`` (the
+    device), or a DataLoader / any iterable of batches (tensors or ``(images, labels, ...)`` tuples: their
+    images, gathered in order on the CPU). ``labels``: the class each image's gradients are taken at, ``"predicted"`` (the
     paper's choice) or an integer tensor (N,). ``statistics``: of ``gradmeta.ALL_STATISTICS``.
     ``targets``: further gradient targets (``"kl_uniform"``, ``"bce_ones"``). ``detectors``: column name ->
     detector, fitted where it needs it (e.g. ``{"mahalanobis": Mahalanobis().fit(model, train_x, train_y),
@@ -137,6 +139,8 @@ def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor
     """
     if isinstance(targets, str):
         raise GradmetaError(f"targets must be a list of target names, got the string {targets!r}")
+    if is_batches(images):  # a DataLoader or any iterable of batches: their images, in order
+        images, _ = gather_batches(images, "metric_table")
     start = time.perf_counter()
     pred, columns = engine_columns(model, images, statistics, tuple(targets), chunk_size, labels, desc=desc,
                                    progress=progress, factors=factors, probabilities=probabilities)

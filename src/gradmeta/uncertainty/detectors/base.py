@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gradmeta.core.batches import gather_batches, is_batches
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.finite import first_non_finite_row
 from gradmeta.core.hooks import forward_with_hooks
@@ -29,6 +30,10 @@ def _checks_images(method: Callable[..., Any]) -> Callable[..., Any]:
     a score of such an image would be NaN without a word."""
     @functools.wraps(method)
     def wrapper(self: Detector, model: nn.Module, images: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        if is_batches(images):  # a DataLoader or any iterable of batches: gathered, its labels to fit
+            images, labels = gather_batches(images, f"{type(self).__name__}.{method.__name__}")
+            if method.__name__ == "fit" and labels is not None and not args and kwargs.get("labels") is None:
+                kwargs["labels"] = labels
         first = first_non_finite_row(images) if isinstance(images, torch.Tensor) else None
         if first is not None:
             raise GradmetaError(f"{type(self).__name__}: image {first} has non-finite values (NaN or inf)")
@@ -44,7 +49,8 @@ class Detector(ABC):
     - ``fit(model, images, labels)`` -> self: learn what it needs from training tensors (nothing,
       for a detector that scores straight from the model: ODIN, MC dropout);
     - ``score(model, images)`` -> float64 (N,): higher = more likely in-distribution and correct;
-      ``predict(model, images)`` = ``-score``, pytorch-ood's outlier score;
+      ``predict(model, images)`` = ``detector(model, images)`` = ``-score``, pytorch-ood's outlier score;
+      ``images`` a tensor, or a DataLoader / any iterable of batches (``fit`` takes the batches' labels);
     - ``columns(model, images, shared, chunk_size, offset)`` -> {column: scores (N,)}: its
       ``detector/<column>`` entries of the metric table (``{name: score}`` unless it has several);
     - ``state()`` / ``from_state(state, **init)``: its fitted state as float64 tensors, no pickle;
@@ -80,8 +86,15 @@ class Detector(ABC):
         """gradmeta's scores float64 (N,) of ``images``: higher = more likely in-distribution."""
 
     def predict(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
-        """Outlier scores float64 (N,) of ``images`` (pytorch-ood's sign): ``-score``."""
+        """Outlier scores float64 (N,) of ``images`` (pytorch-ood's sign: higher = more likely
+        out-of-distribution): ``-score``. Feed ``score``, not this, to gradmeta's measures, whose positive
+        class is in-distribution / correct."""
         return -self.score(model, images, chunk_size)
+
+    def __call__(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
+        """``detector(model, images)`` = :meth:`predict`, as pytorch-ood's detectors are called (outlier scores,
+        higher = more likely out-of-distribution)."""
+        return self.predict(model, images, chunk_size)
 
     def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
                 offset: int = 0) -> dict[str, torch.Tensor]:
