@@ -134,6 +134,10 @@ def test_the_readme_example_runs_on_a_small_resnet(resnet):
     assert printed[1]["auroc"] == pytest.approx(roc_auc_score(is_in, scores), abs=1e-12)
     assert np.isnan(printed[1]["accuracy"])
     assert measure_all(scores, is_in)["auroc"] == printed[1]["auroc"]
+    detector = namespace["detector"]
+    torch.testing.assert_close(namespace["outlier_scores"], -namespace["in_scores"], rtol=0, atol=0)
+    torch.testing.assert_close(namespace["from_batches"].score(resnet, x_in), detector.score(resnet, x_in))
+    assert namespace["batched_table"].equals(gradmeta.metric_table(resnet, torch.cat([x_in, x_out])))
 
 
 def test_gradnorm_and_mc_dropout_follow_the_protocol(resnet):
