@@ -36,7 +36,7 @@ def _shape_mask(label: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return masks[label]()
 
 
-def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
+def hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     """One HSV colour (each in [0, 1]) as RGB floats in [0, 1] (the standard hexcone model)."""
     i = int(h * 6) % 6
     f = h * 6 - int(h * 6)
@@ -65,8 +65,8 @@ def colour_objects(count: int, rng: np.random.Generator, size: int = 32,
         shape, hue_position = classes[int(label)]
         mask = _shape_mask(shape, u, v)[..., None]
         hue = (hue_position / len(CLASSES) + rng.normal(0, 0.02)) % 1.0
-        colour = _hsv_to_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0))
-        corners = [_hsv_to_rgb(rng.uniform(), rng.uniform(0, 0.3), rng.uniform(0.15, 0.85)) for _ in range(2)]
+        colour = hsv_to_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0))
+        corners = [hsv_to_rgb(rng.uniform(), rng.uniform(0, 0.3), rng.uniform(0.15, 0.85)) for _ in range(2)]
         direction = rng.uniform(0, 2 * np.pi)
         t = ((x * np.cos(direction) + y * np.sin(direction)) + 1.5) / 3  # a gradient across the image
         background = corners[0] * (1 - t[..., None]) + corners[1] * t[..., None]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradmeta.datasets import synthetic
-from gradmeta.datasets.colour_objects import CLASSES, _hsv_to_rgb, colour_objects
+from gradmeta.datasets.colour_objects import CLASSES, colour_objects, hsv_to_rgb
 from gradmeta.datasets.imageops import area_resize
 
 GENERATOR = "gradmeta.colour_standins/1"
@@ -35,8 +35,8 @@ def tinyimagenet_like(count: int, rng: np.random.Generator) -> tuple[np.ndarray,
 
 
 def _two_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    first = _hsv_to_rgb(rng.uniform(), rng.uniform(0.2, 1.0), rng.uniform(0.2, 1.0))
-    second = _hsv_to_rgb(rng.uniform(), rng.uniform(0.0, 0.8), rng.uniform(0.0, 1.0))
+    first = hsv_to_rgb(rng.uniform(), rng.uniform(0.2, 1.0), rng.uniform(0.2, 1.0))
+    second = hsv_to_rgb(rng.uniform(), rng.uniform(0.0, 0.8), rng.uniform(0.0, 1.0))
     return first, second
 
 

@@ -50,15 +50,6 @@ def synthetic_photos(spec: ConceptSpec, cfg: DataConfig) -> Built:
     return Built([unlabelled("test", images)], _generator(cfg, photos="sklearn.datasets.load_sample_images"))
 
 
-def synthetic_cifar10(spec: ConceptSpec, cfg: DataConfig) -> Built:
-    """Ten classes of colour objects, 32x32 RGB (:mod:`gradmeta.datasets.colour_objects`), train and test."""
-    parts = []
-    for split, count in spec.split_counts():
-        images, labels = colour_objects(count, stream_rng(cfg.seed, f"{spec.name}/{split}"))
-        parts.append(Part(split, images, labels, np.arange(count)))
-    return Built(parts, {"generator": GENERATOR, "seed": cfg.seed, "classes": list(CLASSES)})
-
-
 def uniform(spec: ConceptSpec, cfg: DataConfig) -> Built:
     images = uniform_noise(spec.test, stream_rng(cfg.seed, f"{spec.name}/test"))
     return Built([unlabelled("test", images)], {"generator": "uniform U[0,1] per pixel", "seed": cfg.seed})
@@ -70,17 +61,22 @@ def gaussian(spec: ConceptSpec, cfg: DataConfig) -> Built:
                  {"generator": "N(0.5, 1) per pixel, clipped to [0, 1]", "seed": cfg.seed})
 
 
-def _standin(make, **record):
-    """A builder of one stand-in of :mod:`gradmeta.datasets.colour_standins`: ``make(count, rng, cfg)`` gives
-    (images, labels or None) for each split the concept has."""
+def _standin(make, generator: str = colour_standins.GENERATOR, **record):
+    """A builder of one colour stand-in: ``make(count, rng, cfg)`` gives (images, labels or None) for each
+    split the concept has, from the concept's own stream ``<concept>/<split>``; ``generator`` and ``record``
+    are its provenance."""
     def build(spec: ConceptSpec, cfg: DataConfig) -> Built:
         parts = []
         for split, count in spec.split_counts():
             images, labels = make(count, stream_rng(cfg.seed, f"{spec.name}/{split}"), cfg)
             parts.append(Part(split, images, labels, np.arange(count)) if labels is not None
                          else unlabelled(split, images))
-        return Built(parts, {"generator": colour_standins.GENERATOR, "seed": cfg.seed, **record})
+        return Built(parts, {"generator": generator, "seed": cfg.seed, **record})
     return build
+
+
+# Ten classes of colour objects, 32x32 RGB (:mod:`gradmeta.datasets.colour_objects`), train and test.
+synthetic_cifar10 = _standin(lambda n, rng, cfg: colour_objects(n, rng), GENERATOR, classes=list(CLASSES))
 
 
 synthetic_cifar100 = _standin(lambda n, rng, cfg: colour_standins.cifar100_like(n, rng),

@@ -15,7 +15,6 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -97,11 +96,11 @@ def decode_rgb(data: bytes, path: str | os.PathLike[str], name: str) -> np.ndarr
         raise GradmetaError(f"{path}: cannot decode member {name} ({exc})") from None
 
 
-def _member_bytes(size: int, read: Callable[[], bytes], path: str | os.PathLike[str], name: str) -> bytes:
+def _check_size(size: int, path: str | os.PathLike[str], name: str) -> None:
+    """Refuse a member that declares more than :data:`MAX_IMAGE_BYTES` before it is read."""
     if size > MAX_IMAGE_BYTES:
         raise GradmetaError(f"{path}: member {name} declares {size} bytes, more than the {MAX_IMAGE_BYTES} "
                             "an image member may hold")
-    return read()
 
 
 def read_tar_images(path: str | os.PathLike[str], names: list[str], height: int, width: int) -> np.ndarray:
@@ -116,8 +115,8 @@ def read_tar_images(path: str | os.PathLike[str], names: list[str], height: int,
                 i = wanted.get(info.name)
                 if i is None or not info.isfile():
                     continue
-                data = _member_bytes(info.size, lambda info=info: archive.extractfile(info).read(), path, info.name)
-                out[i] = crop_resize(decode_rgb(data, path, info.name), height, width)
+                _check_size(info.size, path, info.name)
+                out[i] = crop_resize(decode_rgb(archive.extractfile(info).read(), path, info.name), height, width)
                 found += 1
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise GradmetaError(f"{path}: not a readable tar archive ({exc})") from None
@@ -134,8 +133,8 @@ def read_zip_images(path: str | os.PathLike[str], names: list[str], height: int,
         with zipfile.ZipFile(path) as archive:
             for i, name in enumerate(names):
                 info = archive.getinfo(name)
-                data = _member_bytes(info.file_size, lambda info=info: archive.read(info), path, name)
-                out[i] = crop_resize(decode_rgb(data, path, name), height, width)
+                _check_size(info.file_size, path, name)
+                out[i] = crop_resize(decode_rgb(archive.read(info), path, name), height, width)
     except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error) as exc:
         raise GradmetaError(f"{path}: not a readable zip archive ({exc})") from None
     return out
