@@ -37,7 +37,7 @@ def main(params_path: str, model_path: str, data_path: str | None, out_path: str
     train = load_prepared(data_path).select("train")
     model = load_model(model_path, device)
     start = time.perf_counter()
-    fitted = run(cfg, model, train, file_sha256(model_path), device, log)
+    fitted = run(cfg, model, train, file_sha256(model_path), log)
     log.info("fitted %s on %d train images of %s in %.1f s", ", ".join(fitted.detectors) or "nothing", len(train),
              train.concept, time.perf_counter() - start)
     write(fitted, out_path)

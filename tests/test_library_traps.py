@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradmeta import KNN, ODIN, GradNorm, MCDropout, ViM, measure_all, metric_table
+from gradmeta import KNN, ODIN, GradNorm, Mahalanobis, MCDropout, ViM, measure_all, metric_table
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.finite import first_non_finite_row
 
@@ -117,3 +117,33 @@ def test_metric_table_takes_a_dataloader_or_a_list_of_batches():
         assert got.equals(expected)
     with pytest.raises(GradmetaError, match="metric_table: batch 1 lacks labels where the ones before had"):
         metric_table(model, [(x[:3], torch.zeros(3)), x[3:]])
+
+
+def test_metric_table_moves_one_chunk_at_a_time_to_the_models_device(monkeypatch):
+    """A fake device counter: every ``Tensor.to`` that names a device records how many images it moves. The
+    largest move is one chunk whatever N is (the old detector pass moved all N images at once), so the
+    device's memory for images is flat in N; the scores are those of the unchunked reference call."""
+    moved: list[int] = []
+    real_to = torch.Tensor.to
+
+    def counting_to(self, *args, **kwargs):
+        names_device = "device" in kwargs or any(isinstance(a, (torch.device, str)) for a in args)
+        if names_device and self.dim() >= 2:
+            moved.append(len(self))
+        return real_to(self, *args, **kwargs)
+
+    model = net()
+    for n in (48, 192):
+        torch.manual_seed(n)
+        x, y = torch.rand(n, 12), torch.arange(n) % 3
+        detectors = {"knn": KNN(k=2).fit(model, x, y), "odin": ODIN(), "mc": MCDropout(passes=2),
+                     "mahalanobis": Mahalanobis().fit(model, x, y)}
+        reference = {k: d.score(model, x, chunk_size=n) for k, d in detectors.items() if k != "mc"}
+        monkeypatch.setattr(torch.Tensor, "to", counting_to)
+        moved.clear()
+        table = metric_table(model, x, detectors=detectors, chunk_size=16, detector_chunk_size=16)
+        monkeypatch.setattr(torch.Tensor, "to", real_to)
+        assert moved and max(moved) <= 16, (n, sorted(set(moved)))
+        for k, scores in reference.items():
+            expected = scores.numpy() if k != "odin" else detectors[k].temperature * np.log(scores.numpy())
+            np.testing.assert_allclose(table[f"detector/{k}"].to_numpy(), expected, rtol=1e-12, atol=1e-12)

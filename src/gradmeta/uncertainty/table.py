@@ -135,7 +135,8 @@ def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor
     ``seconds``, when given, receives the wall time of the gradient pass (keyed
     ``cross_entropy+<target>...``) and of each detector.
     The model is run in eval mode on copies of the images; every module's mode, the buffers and the
-    caller's random streams are as before afterwards. Memory is flat in N but for the table.
+    caller's random streams are as before afterwards. Memory is flat in N but for the table and the images; the model's device holds one chunk of images
+    at a time (the gradient pass and every detector).
     """
     if isinstance(targets, str):
         raise GradmetaError(f"targets must be a list of target names, got the string {targets!r}")
@@ -146,9 +147,8 @@ def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor
                                    progress=progress, factors=factors, probabilities=probabilities)
     if seconds is not None:
         seconds["+".join(("cross_entropy", *targets))] = time.perf_counter() - start
-    if detectors:
-        device = next(model.parameters()).device
-        columns.update(table_detector_columns(model, images.to(device), detectors, detector_chunk_size, offset, seconds))
+    if detectors:  # the images stay where they are; each detector moves one chunk at a time to the model's device
+        columns.update(table_detector_columns(model, images, detectors, detector_chunk_size, offset, seconds))
     for name, values in columns.items():  # finite inputs can still overflow inside the model
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):

@@ -160,13 +160,13 @@ class FeatureDetector(Detector):
     def fit(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
             chunk_size: int = 256) -> FeatureDetector:
         """Fit on the penultimate features of training ``images`` (N, ...) and their ``labels`` (N,)."""
-        z, _ = features_of(model, _on_device(model, images), chunk_size)
+        z, _ = features_of(model, checked_images(images), chunk_size)
         return self.fit_features(z, None if labels is None else torch.as_tensor(labels))
 
     def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
         """gradmeta's scores float64 (N,) of ``images``: higher = more likely in-distribution."""
         self._check_fitted()
-        return self.score_shared(SharedFeatures(model, _on_device(model, images), chunk_size), chunk_size)
+        return self.score_shared(SharedFeatures(model, checked_images(images), chunk_size), chunk_size)
 
     def feature_width(self) -> int | None:
         """D of the features its fitted state expects (None: it takes any, or it reads D from the model)."""
@@ -220,11 +220,21 @@ def seeded_rows(z: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
     return z[torch.from_numpy(np.sort(rng.choice(len(z), size=size, replace=False)))]
 
 
-def _on_device(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+def checked_images(images: torch.Tensor) -> torch.Tensor:
+    """``images`` itself, refused unless a floating-point tensor. They stay where they are (the CPU, as a
+    rule): each chunk goes to the model's device on its own (:func:`chunk_on_device`)."""
     if not isinstance(images, torch.Tensor) or not images.is_floating_point():
         raise GradmetaError(f"images must be a floating-point torch.Tensor (N, ...), got "
                             f"{getattr(images, 'dtype', type(images).__name__)}")
-    return images.to(next(model.parameters()).device)
+    return images
+
+
+def chunk_on_device(model: nn.Module, chunk: torch.Tensor) -> torch.Tensor:
+    """A copy of ``chunk`` on the device of ``model``'s parameters: what the model sees of the caller's
+    images (never their storage), one chunk at a time, so the device holds one chunk, whatever N is."""
+    param = next(model.parameters(), None)
+    device = chunk.device if param is None else param.device
+    return chunk.to(device, copy=True)
 
 
 @keeps_model_state
@@ -234,7 +244,7 @@ def logits_layer(model: nn.Module, probe: torch.Tensor) -> nn.Linear:
     outputs: dict[int, torch.Tensor] = {}
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     logits = checked_logits(forward_with_hooks(model, linears, lambda mod, i, o: outputs.__setitem__(id(mod), o),
-                                               probe.clone()), len(probe))
+                                               chunk_on_device(model, probe)), len(probe))
     for m in linears:
         if outputs.get(id(m)) is logits:
             return m
@@ -253,8 +263,8 @@ def penultimate(model: nn.Module, x: torch.Tensor, chunk_size: int = 256) -> Ite
             with torch.no_grad():
                 for start in range(0, len(x), chunk_size):
                     captured.clear()
-                    logits = model(x[start: start + chunk_size].clone())  # never the caller's storage
-                    yield captured[0].flatten(1), logits
+                    logits = model(chunk_on_device(model, x[start: start + chunk_size]))  # a copy, one chunk at a time
+                    yield captured[0].flatten(1).cpu(), logits.cpu()
         finally:
             handle.remove()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, _on_device, features_of
+from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, checked_images, features_of
 from gradmeta.uncertainty.detectors.registry import register_detector
 from gradmeta.uncertainty.gradnorm import gradnorm_scores
 
@@ -21,7 +21,7 @@ class GradNorm(Detector):
     """||p - u||_1 * ||a||_1 of the logits layer's input a: higher = in-distribution."""
 
     def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
-        z, logits = features_of(model, _on_device(model, images), chunk_size)
+        z, logits = features_of(model, checked_images(images), chunk_size)
         return gradnorm_scores(logits, z)
 
     def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,

@@ -20,7 +20,7 @@ from torch import nn
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.model_state import untouched
 from gradmeta.core.params import MAX_SEED
-from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, logits_layer
+from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, chunk_on_device, logits_layer
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
@@ -54,19 +54,20 @@ def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 20, 
     with untouched(model):  # eval, then dropout on; every module's mode and the random streams restored
         for m in dropouts:
             m.train()
-        prefix = _dropout_before_head(model, dropouts, x[:1].clone()) if reuse_prefix and len(x) else None
+        prefix = _dropout_before_head(model, dropouts, chunk_on_device(model, x[:1])) if reuse_prefix and len(x) else None
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             for number, start in enumerate(range(0, len(x), chunk_size), start=first_batch):
                 torch.manual_seed(batch_seed(seed, number))
                 chunk = x[start: start + chunk_size]
                 if prefix is None:  # each pass on its own copy: a model may change its input in place
-                    probs = torch.stack([torch.softmax(model(chunk.clone()).double(), dim=1) for _ in range(passes)])
+                    probs = torch.stack([torch.softmax(model(chunk_on_device(model, chunk)).double(), dim=1)
+                                         for _ in range(passes)])
                 else:
                     dropout, head = prefix
-                    h = (_captured_input(model, dropout, chunk.clone()) if head_inputs is None
-                         else head_inputs[start: start + chunk_size].to(head.weight.dtype))
+                    h = (_captured_input(model, dropout, chunk_on_device(model, chunk)) if head_inputs is None
+                         else chunk_on_device(model, head_inputs[start: start + chunk_size]).to(head.weight.dtype))
                     probs = torch.stack([torch.softmax(head(dropout(h)).double(), dim=1) for _ in range(passes)])
-                parts.append(_uncertainty(probs))
+                parts.append({k: v.cpu() for k, v in _uncertainty(probs).items()})
     return {k: torch.cat([p[k] for p in parts]) for k in ("entropy", "mutual_information", "variation_ratio")}
 
 

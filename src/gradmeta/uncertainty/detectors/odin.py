@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures
+from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, chunk_on_device
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 # The range where the score is a number: a temperature below MIN_TEMPERATURE makes f(x) / T overflow, one above
@@ -40,7 +40,7 @@ class ODIN(Detector):
     def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
         """max softmax(f(x') / T), float64 (N,): higher = in-distribution (in eval mode: the protocol's
         wrapper puts the model there and restores every module's mode afterwards)."""
-        return torch.cat([self._score_chunk(model, images[i: i + chunk_size])
+        return torch.cat([self._score_chunk(model, chunk_on_device(model, images[i: i + chunk_size])).cpu()
                           for i in range(0, len(images), chunk_size)])
 
     def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
@@ -48,7 +48,7 @@ class ODIN(Detector):
         return {self.detector_name: self.temperature * torch.log(self.score(model, images, chunk_size))}
 
     def _score_chunk(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        x = x.detach().clone().requires_grad_(True)
+        x = x.detach().requires_grad_(True)  # a copy already (chunk_on_device)
         with torch.enable_grad():
             log_p = F.log_softmax(model(x) / self.temperature, dim=1)
             loss = -log_p.max(dim=1).values.sum()  # minus log S_yhat, summed: per-sample gradients

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 
-import torch
 from torch import nn
 
 from gradmeta.cnn.model import to_tensor
@@ -16,10 +15,10 @@ from gradmeta.uncertainty.detectors.fitted import FittedDetectors, fit_detectors
 
 
 def run(cfg: DetectorsConfig, model: nn.Module, train: PreparedData, model_sha256: str,
-        device: torch.device | str = "cpu", log: logging.Logger | None = None) -> FittedDetectors:
-    """The fitted detectors of ``model`` (on ``device``) from ``train``'s images and labels; ``log`` gets a
-    line per detector."""
-    return fit_detectors(model, to_tensor(train.images).to(device), train.labels, cfg, model_sha256, log)
+        log: logging.Logger | None = None) -> FittedDetectors:
+    """The fitted detectors of ``model`` (on its device) from ``train``'s images and labels; ``log`` gets a
+    line per detector. The images stay on the CPU; one chunk at a time goes to the model's device."""
+    return fit_detectors(model, to_tensor(train.images), train.labels, cfg, model_sha256, log)
 
 
 def write(fitted: FittedDetectors, out_path: str) -> None:
