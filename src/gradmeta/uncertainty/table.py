@@ -135,8 +135,8 @@ def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor
     ``seconds``, when given, receives the wall time of the gradient pass (keyed
     ``cross_entropy+<target>...``) and of each detector.
     The model is run in eval mode on copies of the images; every module's mode, the buffers and the
-    caller's random streams are as before afterwards. Memory is flat in N but for the table and the images; the model's device holds one chunk of images
-    at a time (the gradient pass and every detector).
+    caller's random streams are as before afterwards. Memory is flat in N but for the table and the
+    images; the model's device holds one chunk of images at a time (the gradient pass and every detector).
     """
     if isinstance(targets, str):
         raise GradmetaError(f"targets must be a list of target names, got the string {targets!r}")
