@@ -2,6 +2,9 @@
 ``detector/<name>`` and ``grad_<target>/`` columns of the features table against independent
 references (scipy, a per-image autograd loop), and the params group's errors."""
 
+import io
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -120,3 +123,18 @@ def test_fitting_logs_a_line_per_detector(model_and_train, caplog):
     assert lines[0].startswith(f"penultimate features of {len(x)} train images in ")
     assert [line.split(" in ")[0] for line in lines[1:]] == [
         "fitted mahalanobis (1 of 4)", "fitted knn (2 of 4)", "fitted vim (3 of 4)", "fitted react (4 of 4)"]
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_detector_fits_show_a_bar_on_a_terminal_only(model_and_train, monkeypatch, terminal):
+    class Stderr(io.StringIO):
+        def isatty(self):
+            return terminal
+
+    err = Stderr()
+    monkeypatch.setattr(sys, "stderr", err)
+    model, x, y = model_and_train
+    fit_detectors(model, x, y, config(), "ab" * 32)  # the features, then 4 detectors: 5 steps
+    shown = err.getvalue()
+    assert ("detectors:" in shown and "/5 [" in shown) is terminal, shown  # tqdm redraws at most every 0.1 s
+    assert ("detectors" in shown) is terminal

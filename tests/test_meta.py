@@ -1,4 +1,6 @@
+import io
 import logging
+import sys
 
 import numpy as np
 import pandas as pd
@@ -229,3 +231,20 @@ def test_the_meta_fits_log_a_line_per_fit_group(frames, caplog):
     assert len(lines) == 2 * groups
     assert lines[0].startswith("repeat 1/2, fit known: 2 models in ")  # entropy's threshold and gradient/logistic
     assert lines[-1].endswith(f"({2 * groups} of {2 * groups} fit groups done)")
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_meta_fits_show_a_bar_on_a_terminal_only(frames, monkeypatch, terminal):
+    class Stderr(io.StringIO):
+        def isatty(self):
+            return terminal
+
+    err = Stderr()
+    monkeypatch.setattr(sys, "stderr", err)
+    cfg = MetaConfig(repeats=2, classifiers=("logistic",), single_metrics=("softmax/entropy",),
+                     feature_sets={"gradient": ("grad/*",)})
+    fit_all(frames, cfg, {}, None)
+    groups = 2 * (1 + len(UNKNOWNS) + 1)
+    shown = err.getvalue()
+    assert ("meta fits:" in shown and f"/{groups} [" in shown) is terminal, shown  # tqdm redraws at most every 0.1 s
+    assert ("meta fits" in shown) is terminal

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -111,22 +112,50 @@ def test_exp_runs_rerun_only_meta_and_evaluate_and_two_queue_workers_give_the_sa
         (repo / "params.yaml").write_text(params)
         out = dvc(repo, "exp", "run", "-n", f"one-{name}", *args).stdout
         assert re.findall(r"Running stage '([^']+)'", out) == ["meta", "evaluate"]
-        one_by_one[name] = json.loads((repo / "metrics" / "scenarios.json").read_text())
+        one_by_one[name] = json.loads((repo / "metrics" / "headline.json").read_text())
         if name == "xgb":
-            assert set(one_by_one[name]["misclassification"]["digits"]["gradient"]) == {"xgboost"}
+            scenarios = json.loads((repo / "metrics" / "scenarios.json").read_text())
+            assert set(scenarios["misclassification"]["digits"]["gradient"]) == {"xgboost"}
             diff = dvc(repo, "metrics", "diff").stdout
-            assert "misclassification.digits.gradient.logistic.auroc" in diff
+            assert "mis_meta" in diff  # the headline: dvc's own metrics file
+            detail = dvc(repo, "metrics", "diff", "--targets", "metrics/scenarios.json").stdout
+            assert "misclassification.digits.gradient.logistic.auroc" in detail  # the detail, on request
     (repo / "params.yaml").write_text(params)
     for name, args in variants.items():
         dvc(repo, "exp", "run", "--queue", "-n", f"two-{name}", *args)
     out = dvc(repo, "exp", "run", "--run-all", "-j", "2")
     assert re.search(r"Failed", out.stdout + out.stderr) is None, out.stdout + out.stderr
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
-    queued = {exp["name"]: exp["revs"][0]["data"]["metrics"]["metrics/scenarios.json"]["data"]
+    queued = {exp["name"]: exp["revs"][0]["data"]["metrics"]["metrics/headline.json"]["data"]
               for entry in shown for exp in (entry.get("experiments") or [])}
     for name in variants:
         assert queued[f"two-{name}"] == one_by_one[name]
     assert one_by_one["xgb"] != one_by_one["seed1"]  # the variants differ: the comparison can fail
+    assert_readme_views_fit(repo)
+
+
+def readme_exp_show_views() -> list[list[str]]:
+    """Every `dvc exp show` command of the README's code blocks, as arguments (comments stripped)."""
+    views, in_code = [], False
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif in_code and line.startswith("dvc exp show"):
+            views.append(shlex.split(line, comments=True)[3:])
+    return views
+
+
+def assert_readme_views_fit(repo: Path) -> None:
+    """The README's `dvc exp show` views, run by DVC in a 120-column terminal on the baseline and four
+    experiments, show every value whole: no line wider than 120 and no column folded into '…'."""
+    views = readme_exp_show_views()
+    assert len(views) >= 3, views
+    for args in views:
+        out = dvc(repo, "exp", "show", "--no-pager", *args, env={"COLUMNS": "120"}).stdout
+        lines = out.splitlines()
+        assert len(lines) >= 7, (args, out)  # header, workspace, baseline and the four experiments
+        assert "…" not in out and max(map(len, lines)) <= 120, (args, out)
+        assert re.search(r"\b0\.\d{4}\b", out), (args, out)  # numbers shown, not only names
 
 
 def test_second_repro_is_a_no_op_and_forced_repro_is_byte_identical(pipeline_repo):

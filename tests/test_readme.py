@@ -68,3 +68,16 @@ def test_the_slow_tier_says_which_test_runs():
 
     assert announced("slow", "tests/test_pipeline.py::test_x") == "running tests/test_pipeline.py::test_x"
     assert announced("not slow", "tests/test_pipeline.py::test_x") is None
+
+
+def test_the_readme_says_on_which_machine_and_at_what_load_its_times_were_taken():
+    """Every time in the README is a quiet-machine time on the project's 2-core machine unless it says otherwise:
+    one paragraph says so, and every 'under load' time names the benchmark that made the load."""
+    text = (ROOT / "README.md").read_text()
+    times = re.search(r"\*\*Times in this README\.\*\*(.*?)\n\n", text, re.DOTALL)
+    assert times, "no paragraph on the machine and load of the README's times"
+    for fact in ("2-core", "24 GiB", "no GPU", "pinned", "native", "under load", "quiet"):
+        assert fact in times.group(1), fact
+    for line in text.splitlines():
+        if "under load (" in line.lower():
+            assert "repro_under_load.py" in line, line

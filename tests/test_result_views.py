@@ -9,8 +9,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-MAX_HEADLINE_METRICS = 41  # dvc exp show draws one column per number; measures.csv and the report hold the rest
-# (41: the 37 of before and the rejection scenario's four, pooled AURC / AUGRC of the meta classifier and best baseline)
+MAX_HEADLINE_KEYS = 12  # dvc exp show draws one column per number: the headline file keeps to a few
 
 
 def leaves(node, prefix=""):
@@ -21,12 +20,28 @@ def leaves(node, prefix=""):
             yield f"{prefix}{key}"
 
 
-def test_the_metrics_file_holds_only_the_headline_numbers():
-    names = list(leaves(json.loads((ROOT / "metrics" / "scenarios.json").read_text())))
-    assert len(names) <= MAX_HEADLINE_METRICS, len(names)
-    assert not [n for n in names if n.endswith(".accuracy") and not n.startswith("cnn.")]  # AUROC is the headline
-    assert {"claims.a", "cnn.digits.errors", "misclassification.digits.gradient.logistic.auroc",
-            "unknown.pooled.softmax/entropy.threshold.auroc"} <= set(names)
+def declared_metrics(dvc_yaml: dict) -> list[str]:
+    return [next(iter(m)) if isinstance(m, dict) else m for stage in dvc_yaml["stages"].values()
+            for m in stage.get("do", stage).get("metrics", [])]
+
+
+def test_dvc_shows_only_the_headline_file_and_it_is_short_with_a_std_beside_every_auroc():
+    """Both projects declare one metrics file, metrics/headline.json: a few short keys, each AUROC with its std;
+    scenarios.json (every scenario's AUROC, each with its std too) and train.json are outputs, not DVC metrics."""
+    keys = {}
+    for folder, prefix in ((ROOT, ""), (ROOT / "openood", "oo_")):
+        assert declared_metrics(yaml.safe_load((folder / "dvc.yaml").read_text())) == ["metrics/headline.json"]
+        names = list(leaves(json.loads((folder / "metrics" / "headline.json").read_text())))
+        assert all(n.startswith(prefix) for n in names), names  # evaluate.headline_prefix of each project
+        names = [n.removeprefix(prefix) for n in names]
+        keys[folder.name] = set(names)
+        assert len(names) <= MAX_HEADLINE_KEYS and max(map(len, names)) <= 16, names
+        aurocs = [n for n in names if n.startswith(("mis_", "ood_")) and not n.endswith("_std")]
+        assert aurocs and all(f"{n}_std" in names for n in aurocs), names
+        detail = list(leaves(json.loads((folder / "metrics" / "scenarios.json").read_text())))
+        assert all(f"{n}_std" in detail for n in detail if n.endswith(".auroc")), folder
+        assert {"claims.a", "misclassification.digits.gradient.logistic.auroc_std"} <= set(detail) or folder.name == "openood"
+    assert keys["openood"] == keys[ROOT.name]  # the same numbers, in columns of their own (DVC would prefix shared keys)
 
 
 def test_no_chart_is_drawn_twice_by_dvc_plots():
@@ -55,6 +70,12 @@ def test_the_auroc_bars_start_at_zero_and_carry_the_std_as_error_bars(tmp_path):
     plots = json.loads(out.stdout)["data"]
     bars = {name: entries[0]["content"] for name, entries in plots.items() if "AUROC per input" in name}
     assert len(bars) == 4  # misclassification and unknown pooled, in dvc.yaml and openood/dvc.yaml
+    singles = {name: entries[0]["content"] for name, entries in plots.items() if "AUROC per single score" in name}
+    assert len(singles) == 4  # every detector and baseline: the same two scenarios, both projects
+    for name, spec in singles.items():
+        inputs = {row["input"] for row in spec["data"]["values"]}
+        assert "detector/knn (threshold)" in inputs and "softmax/entropy (threshold)" in inputs, name
+    bars.update(singles)
     for name, spec in bars.items():
         bar, errorbar = spec["layer"]
         assert bar["encoding"]["x"]["scale"] == {"domain": [0, 1], "zero": True}, name

@@ -1,4 +1,5 @@
-"""The ``gradmeta`` console script: ``prepare`` (check a data source), ``check`` (check params.yaml),
+"""The ``gradmeta`` console script: ``prepare`` (check a data source), ``check`` (check params.yaml), ``seeds``
+(the training-seed spread of experiments),
 ``readme-results`` and ``share``.
 
 Subcommands import their library code when they run, so ``gradmeta --help`` stays fast."""
@@ -105,3 +106,40 @@ def share(remote: str | None) -> None:
     if shared.missing_objects:
         click.echo(f"warning: {shared.missing_objects} objects of older run-cache entries are no longer in this "
                    "cache (dvc gc?); those runs cannot be restored elsewhere", err=True)
+
+
+@main.command("seeds")
+@click.option("--params", "params_file", default="params.yaml", show_default=True,
+              help="The params file of the pipeline (openood/params.yaml for the OpenOOD project).")
+@click.option("--metrics", "metrics_file", default="metrics/headline.json", show_default=True,
+              help="Its headline metrics file (openood/metrics/headline.json for the OpenOOD project).")
+@click.option("--from-json", "from_json", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Read a saved `dvc exp show --json` instead of running it.")
+@click.option("-A", "--all-commits", is_flag=True, help="Experiments of every commit (`dvc exp show -A`).")
+@reports_errors
+def seeds(params_file: str, metrics_file: str, from_json: str | None, all_commits: bool) -> None:
+    """Training-seed spread: experiments that differ only in train.seed (queue them with `dvc exp run --queue -S
+    train.seed=1` ..., run with `dvc queue start`), as mean ± std over the seeds of every headline metric."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from gradmeta.evaluation.seeds import seeds_report
+
+    if from_json:
+        text = Path(from_json).read_text()
+    else:
+        dvc = [shutil.which("dvc")] if shutil.which("dvc") else [sys.executable, "-m", "dvc"]
+        shown = subprocess.run([*dvc, "exp", "show", "--json", *(["-A"] if all_commits else [])], capture_output=True,
+                               text=True)
+        if shown.returncode:
+            raise GradmetaError(f"dvc exp show --json failed: {(shown.stderr or shown.stdout).strip()[-300:]}")
+        text = shown.stdout
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GradmetaError(f"not the output of dvc exp show --json ({exc})") from None
+    if not isinstance(data, list):
+        raise GradmetaError("not the output of dvc exp show --json (a list of commits)")
+    click.echo("\n".join(seeds_report(data, params_file, metrics_file)))

@@ -78,12 +78,13 @@ def groups_section(summary: pd.DataFrame, rows: list[tuple[str, str]], groups: d
 
 def groups_headline(summary: pd.DataFrame, rows: list[tuple[str, str]],
                     groups: dict[str, tuple[str, ...]]) -> dict:
-    """``{group: {input: {classifier: {auroc, fpr_at_95tpr_wrong_positive}}}}`` for scenarios.json."""
+    """``{group: {input: {classifier: {auroc, auroc_std, fpr_at_95tpr_wrong_positive}}}}`` for scenarios.json."""
     out: dict = {}
     for name in groups:
         for inp, clf in rows:
             row = summary_row(summary, OOD_GROUP, name, "", inp, clf)
             if row is not None:
                 out.setdefault(name, {}).setdefault(inp, {})[clf] = {
-                    m: float(row[f"{m}_mean"]) for m in ("auroc", "fpr_at_95tpr_wrong_positive")}
+                    "auroc": float(row.auroc_mean), "auroc_std": float(row.auroc_std),
+                    "fpr_at_95tpr_wrong_positive": float(row.fpr_at_95tpr_wrong_positive_mean)}
     return out

@@ -59,8 +59,9 @@ def write_roc(roc: dict, curves: dict[str, tuple[str, str]], known: str, plots_d
 
 
 def write_auroc_bars(summary: pd.DataFrame, inputs: list[tuple[str, str]], known: str, plots_dir: Path,
-                     figures_dir: Path) -> None:
-    """AUROC (mean ± std) per input for misclassification and unknown/pooled: JSON for dvc, PNG for people."""
+                     figures_dir: Path, chart: str = "auroc") -> None:
+    """AUROC (mean ± std) per input for misclassification and unknown/pooled: JSON for dvc
+    (``<chart>_<scenario>.json``), PNG for people (``<chart>_<scenario>.png``, an axis from 0 to 1)."""
     for scenario, test_set in (("misclassification", known), ("unknown", "pooled")):
         rows = []
         for inp, clf in inputs:
@@ -69,14 +70,13 @@ def write_auroc_bars(summary: pd.DataFrame, inputs: list[tuple[str, str]], known
                 rows.append({"input": f"{inp} ({clf})", "auroc": float(row.auroc_mean), "std": float(row.auroc_std)})
         if not rows:
             continue
-        write_json(plots_dir / f"auroc_{scenario}.json", round_floats(rows))
+        write_json(plots_dir / f"{chart}_{scenario}.json", round_floats(rows))
         fig, ax = plt.subplots(figsize=(6, 0.32 * len(rows) + 1))
         ax.barh([r["input"] for r in rows], [r["auroc"] for r in rows], xerr=[r["std"] for r in rows], color="#4878a8")
-        lo = min(r["auroc"] - r["std"] for r in rows)
-        ax.set(xlim=(max(0.0, lo - 0.05), 1.0), xlabel="AUROC (mean ± std over splits)", title=f"{scenario} / {test_set}")
+        ax.set(xlim=(0.0, 1.0), xlabel="AUROC (mean ± std over splits)", title=f"{scenario} / {test_set}")
         ax.invert_yaxis()
         ax.tick_params(axis="y", labelsize=7)
-        save_figure(fig, figures_dir / f"auroc_{scenario}.png")
+        save_figure(fig, figures_dir / f"{chart}_{scenario}.png")
 
 
 def write_histograms(frames: dict[str, pd.DataFrame], columns: list[str], known: str, figures_dir: Path) -> None:

@@ -16,6 +16,7 @@ from gradmeta.evaluation.field import FIELD_TABLE_END, FIELD_TABLE_START
 from gradmeta.evaluation.measures import MEASURES
 from gradmeta.evaluation.provenance import DATA_END, DATA_START
 from gradmeta.evaluation.summary import select, summary_row
+from gradmeta.evaluation.winners import WINNERS_END, WINNERS_START
 from gradmeta.meta.estimators import THRESHOLD, documented_sign
 
 RESULTS_START = "<!-- results:start (generated from metrics/report.md by `gradmeta readme-results`) -->"
@@ -87,14 +88,16 @@ def sign_convention(metric: str) -> str:
 def render_report(*, data_lines: list[str], field_lines: list[str], summary: pd.DataFrame, context: dict,
                   main_rows: list[tuple[str, str]],
                   known: str, unknowns: list[str], verdicts: list[Verdict], notes: list[str], repeats: int,
-                  test_fraction: float, figures: list[str], unstable_std: float = 0.05) -> str:
-    """The whole report as markdown; AUROC cells whose std exceeds ``unstable_std`` are marked."""
+                  test_fraction: float, figures: list[str], unstable_std: float = 0.05,
+                  winner_lines: list[str] = ()) -> str:
+    """The whole report as markdown; AUROC cells whose std exceeds ``unstable_std`` are marked. It opens
+    (after the data and the CNN) with ``winner_lines``, one per scenario (:mod:`.winners`)."""
     cnn = context[known]
     out = [
         "# gradmeta report: meta classification from gradient metrics", "", *data_lines, "",
         f"CNN on `{known}` test split: accuracy {cnn['cnn_accuracy']:.4f}, {cnn['cnn_errors']} wrong of {cnn['rows']}. "
         + "Unknown concepts: " + ", ".join(f"`{c}` ({context[c]['rows']} images)" for c in unknowns) + ".",
-        "",
+        "", *winner_lines,
         (f"Every number is the mean ± sample std over {repeats} random meta-train/meta-test splits "
          f"({test_fraction:.0%} of each concept's rows held out for meta-test). {unstable_note(unstable_std)}"),
         "",
@@ -146,7 +149,10 @@ def readme_section(report_text: str) -> str:
     field_part = ["**Gradient metrics vs the field** (pooled: all known meta-test rows and every unknown row, "
                   "correct vs wrong; full description in the report):", "",
                   field.group(1), ""] if field else []
-    return "\n".join([RESULTS_START, "", banner, "", table.group(1), "", claims.group(1), "", *field_part,
+    winners = re.search(re.escape(WINNERS_START) + r"\n(.*?)\n" + re.escape(WINNERS_END), report_text, re.DOTALL)
+    winners_part = ["**Who wins** (AUROC mean ± std over the meta splits; in brackets the paired difference "
+                    "against entropy on the same rows):", "", winners.group(1), ""] if winners else []
+    return "\n".join([RESULTS_START, "", banner, "", *winners_part, table.group(1), "", claims.group(1), "", *field_part,
                       "Full report with figures: [metrics/report.md](metrics/report.md).", "", RESULTS_END])
 
 
@@ -178,11 +184,12 @@ def update_readme(readme: str | os.PathLike[str], report: str | os.PathLike[str]
 
 def scenarios_json(summary: pd.DataFrame, context: dict, known: str, unknowns: list[str], primary: str,
                    feature_sets: list[str], verdicts: list[Verdict]) -> dict:
-    """The headline numbers for ``dvc metrics`` / ``dvc exp show``, kept to about three dozen columns
-    (every measure of every input is in measures.csv and the report): the CNN's accuracy and errors;
-    the claims (1 = holds, 0 = does not, -1 = n/a); mean AUROC of entropy and of every feature set
-    with the primary classifier on the misclassification, pooled-unknown and pooled known-unknowns
-    test sets; mean AUROC of entropy and entropy+gradient per unknown concept. 4 decimals."""
+    """The scenarios' numbers (``dvc metrics diff --targets metrics/scenarios.json``; ``headline.json`` holds the
+    few that ``dvc exp show`` shows; every measure of every input is in measures.csv and the report): the
+    CNN's accuracy and errors; the claims (1 = holds, 0 = does not, -1 = n/a); AUROC (mean, and std over
+    the splits as ``auroc_std``) of entropy and of every feature set with the primary classifier on the
+    misclassification, pooled-unknown and pooled known-unknowns test sets; of entropy and entropy+gradient
+    per unknown concept. 4 decimals."""
     out: dict = {"cnn": {known: {"accuracy": context[known]["cnn_accuracy"], "errors": context[known]["cnn_errors"]}},
                  "claims": {v.claim: -1 if v.holds is None else int(v.holds) for v in verdicts}}
     headline = [(ENTROPY, THRESHOLD)] + [(name, primary) for name in feature_sets]
@@ -198,7 +205,8 @@ def scenarios_json(summary: pd.DataFrame, context: dict, known: str, unknowns: l
 
 def _put(out: dict, summary: pd.DataFrame, scenario: str, test_set: str, group: str,
          inputs: list[tuple[str, str]], measures: tuple[str, ...]) -> None:
-    """out[scenario][(group)][test_set][input][classifier][measure] = mean, for the cells that exist."""
+    """out[scenario][(group)][test_set][input][classifier][measure] = mean and [measure_std] = std over the
+    splits, for the cells that exist."""
     for inp, clf in inputs:
         row = summary_row(summary, scenario, test_set, group, inp, clf)
         if row is None:
@@ -206,4 +214,5 @@ def _put(out: dict, summary: pd.DataFrame, scenario: str, test_set: str, group: 
         node = out.setdefault(scenario, {})
         if group:
             node = node.setdefault(group, {})
-        node.setdefault(test_set, {}).setdefault(inp, {})[clf] = {m: float(row[f"{m}_mean"]) for m in measures}
+        node.setdefault(test_set, {}).setdefault(inp, {})[clf] = {
+            key: float(row[f"{m}_{stat}"]) for m in measures for key, stat in ((m, "mean"), (f"{m}_std", "std"))}

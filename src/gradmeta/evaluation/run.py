@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from gradmeta.evaluation.claims import Verdict, claim_a, claim_b, claim_c, claim
 from gradmeta.evaluation.decomposition import BASE_SET, FULL_SET, decomposition_section
 from gradmeta.evaluation.field import field_rows, field_section
 from gradmeta.evaluation.groups import group_results, group_rows, groups_headline, groups_section
+from gradmeta.evaluation.headline import headline_metrics
 from gradmeta.evaluation.openood import reference_section
 from gradmeta.evaluation.plots import write_auroc_bars, write_histograms, write_roc
 from gradmeta.evaluation.provenance import data_section
@@ -29,9 +31,11 @@ from gradmeta.evaluation.rejection_report import (
 from gradmeta.evaluation.report import measures_csv, render_report, scenarios_json
 from gradmeta.evaluation.scoring import score_all
 from gradmeta.evaluation.summary import cnn_context, summarize_results
+from gradmeta.evaluation.winners import ScenarioWinners, scenario_winners, winner_lines
 from gradmeta.meta.config import MetaConfig
 from gradmeta.meta.estimators import THRESHOLD
 from gradmeta.meta.fitting import FittedMeta, check_split_rows
+from gradmeta.meta.inputs import Inputs
 
 DEFAULT_REMOTE = ("cifar10", "noise")
 
@@ -50,6 +54,7 @@ class EvaluateConfig:
     min_accuracy: float = 0.5  # below this test accuracy of the CNN on the known concept, no claim is judged
     min_images: int = 100  # an unknown concept with fewer evaluation images is reported but left out of the verdicts
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # OOD groups: name -> unknown concepts
+    headline_prefix: str = ""  # before every key of headline.json: projects of one repository get distinct columns
     params_file: str = "params.yaml"
 
     @property
@@ -73,9 +78,18 @@ class EvaluateConfig:
                   rejection_ratio=r.float("rejection_unknown_ratio", 1.0, min=0.0, min_exclusive=True),
                   min_accuracy=r.float("min_accuracy", 0.5, min=0.0, max=1.0),
                   min_images=r.int("min_images", 100, min=0), groups=_groups(r, unknowns),
-                  params_file=r.source)
+                  headline_prefix=_headline_prefix(r), params_file=r.source)
         r.done()
         return out
+
+
+def _headline_prefix(r) -> str:  # noqa: ANN001 - a ParamReader
+    """``evaluate.headline_prefix``: "" or up to 8 of a-z, 0-9 and _ (DVC names a column by its key alone
+    unless two metrics files share the key: then every such column carries its file's path)."""
+    prefix = r.str("headline_prefix", "")
+    if not re.fullmatch(r"[a-z0-9_]{0,8}", prefix):
+        raise r.fail("headline_prefix", "up to 8 of a-z, 0-9 and _", prefix)
+    return prefix
 
 
 def _groups(r, unknowns: list[str]) -> dict[str, tuple[str, ...]]:  # noqa: ANN001 - a ParamReader
@@ -134,6 +148,7 @@ class Evaluation:
     n_results: int
     decomposition: list[str]
     rejection: Rejection
+    winners: list[ScenarioWinners]
 
     @property
     def known(self) -> str:
@@ -158,10 +173,16 @@ class Rejection:
     pooled_group: str
 
 
+def largest_set(inputs: Inputs) -> str | None:
+    """The feature set of the headline numbers (``headline.json``, the rejection headline): the one with the
+    most columns (a tie: the first listed); None without feature sets."""
+    return max(inputs.sets, key=lambda s: len(inputs.sets[s])) if inputs.sets else None
+
+
 def run_rejection(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any]) -> Rejection:
     """Score the rejection scenario (:mod:`gradmeta.evaluation.rejection`) with every fitted model."""
     sets = list(fitted.inputs.sets)
-    headline_set = max(sets, key=lambda s: len(fitted.inputs.sets[s])) if sets else None  # a tie: the first listed
+    headline_set = largest_set(fitted.inputs)
     keep = tuple(CURVES.values()) + ((headline_set, cfg.primary_classifier),) if headline_set else tuple(CURVES.values())
     results, kept = score_rejection(frames, fitted, cfg.rejection_ratio, keep)
     summary = summarize_rejection(results)
@@ -190,8 +211,9 @@ def run(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any], metas: 
     verdicts, notes = judge_claims(summary, known, unknowns, cfg, context[known]["cnn_accuracy"],
                                    {c: context[c]["rows"] for c in unknowns})
     decomposition = decomposition_section(results, cfg.primary_classifier, cfg.margin)
+    winners = scenario_winners(results, known, tuple(cfg.groups))
     return Evaluation(cfg, fitted, frames, metas, summary, roc, curves, headline, verdicts, notes, len(results),
-                      decomposition, run_rejection(cfg, fitted, frames))
+                      decomposition, run_rejection(cfg, fitted, frames), winners)
 
 
 OWN_FILES = {"plots": ("roc_*.json", "auroc_*.json", "risk_coverage_*.json"),
@@ -206,8 +228,9 @@ def own_files(folder: Path) -> list[Path]:
 
 
 def write(ev: Evaluation, metrics_dir: str) -> None:
-    """``scenarios.json``, ``measures.csv``, ``report.md``, ``plots/`` (Vega data for DVC), ``figures/``
-    (the same charts as PNGs, for the report) and ``histograms/`` (PNGs only) in ``metrics_dir``."""
+    """``headline.json`` (:mod:`.headline`), ``scenarios.json``, ``measures.csv``, ``report.md``, ``plots/`` (Vega
+    data for DVC), ``figures/`` (the same charts as PNGs, for the report) and ``histograms/`` (PNGs only) in
+    ``metrics_dir``."""
     cfg, known, unknowns, meta_cfg = ev.cfg, ev.known, ev.unknowns, ev.fitted.config
     metrics = Path(metrics_dir)
     plots_dir, figures_dir, histograms_dir = metrics / "plots", metrics / "figures", metrics / "histograms"
@@ -216,6 +239,9 @@ def write(ev: Evaluation, metrics_dir: str) -> None:
             stale.unlink()
     write_roc(ev.roc, ev.curves, known, plots_dir, figures_dir)
     write_auroc_bars(ev.summary, ev.headline, known, plots_dir, figures_dir)
+    singles = [(m, THRESHOLD) for m in dict.fromkeys([*ev.fitted.inputs.named_single, *(
+        m for m in ev.fitted.inputs.single if m.startswith("detector/"))])]
+    write_auroc_bars(ev.summary, singles, known, plots_dir, figures_dir, chart="auroc_single")
     write_histograms(ev.frames, list(cfg.histogram_metrics), known, histograms_dir)
     rej = ev.rejection
     write_curves(rej.kept, rej.headline_set, cfg.primary_classifier, rej.pooled_group, plots_dir, figures_dir)
@@ -233,7 +259,8 @@ def write(ev: Evaluation, metrics_dir: str) -> None:
                                                                   cfg.primary_classifier, unknowns, cfg.rejection_ratio),
                            summary=ev.summary, context=context, main_rows=ev.headline, known=known,
                            unknowns=unknowns, verdicts=ev.verdicts, notes=ev.notes, repeats=meta_cfg.repeats,
-                           test_fraction=meta_cfg.test_fraction, figures=figures, unstable_std=cfg.unstable_std)
+                           test_fraction=meta_cfg.test_fraction, figures=figures, unstable_std=cfg.unstable_std,
+                           winner_lines=winner_lines(ev.winners))
     headline_sets = [s for s in ev.fitted.inputs.sets if s not in (BASE_SET, FULL_SET)]  # the decomposition's: report
     headline = scenarios_json(ev.summary, context, known, unknowns, cfg.primary_classifier, headline_sets,
                               ev.verdicts)
@@ -244,6 +271,9 @@ def write(ev: Evaluation, metrics_dir: str) -> None:
     if cfg.groups:
         headline["ood_groups"] = round_floats(groups_headline(ev.summary, rows, cfg.groups))
     write_json(metrics / "scenarios.json", headline)
+    numbers = headline_metrics(ev.summary, ev.winners, known, context[known]["cnn_accuracy"], cfg.primary_classifier,
+                               rej.headline_set)
+    write_json(metrics / "headline.json", {cfg.headline_prefix + k: v for k, v in numbers.items()})
     write_bytes(metrics / "rejection.csv", rejection_csv(rej.summary).encode())
     write_bytes(metrics / "measures.csv", measures_csv(ev.summary).encode())
     write_bytes(metrics / "report.md", report.encode())

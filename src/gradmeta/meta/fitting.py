@@ -13,6 +13,8 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.features import metric_columns
@@ -97,7 +99,9 @@ def fit_all(frames: dict[str, pd.DataFrame], cfg: MetaConfig, sources: dict[str,
     all_splits, all_models = [], []
     blas_threads = 1 if cfg.n_jobs > 1 else None
     with (warnings.catch_warnings(), threadpool_limits(limits=blas_threads),
-          Parallel(n_jobs=cfg.n_jobs, backend="threading") as parallel):
+          Parallel(n_jobs=cfg.n_jobs, backend="threading") as parallel,
+          logging_redirect_tqdm(), tqdm(desc="meta fits", unit="group", disable=None, leave=False) as bar):
+        # the bar shows on a terminal only (tqdm's disable=None); the log lines print above it
         # set here, before any worker starts (the filter list is process-wide and not thread-safe to
         # change); a logistic fit that does not converge is logged by _fit_one instead
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -116,6 +120,8 @@ def fit_all(frames: dict[str, pd.DataFrame], cfg: MetaConfig, sources: dict[str,
                                   for name, clf, cols in specs)
                 models.update({(fit_name, name, clf): m for (name, clf, _), m in zip(specs, fitted, strict=True)})
                 done += 1
+                bar.total = cfg.repeats * len(groups)
+                bar.update()
                 if log is not None:
                     log.info("repeat %d/%d, fit %s: %d models in %.1f s (%d of %d fit groups done)", repeat + 1,
                              cfg.repeats, fit_name, len(specs), time.perf_counter() - start, done,

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gradmeta.core.atomic import write_bytes
 from gradmeta.core.concepts import MAX_IMAGES
@@ -59,15 +61,20 @@ def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor |
             raise GradmetaError("no images to compute penultimate features of")
         head = logits_layer(model, images[:1])
         cfg.check_sizes(head.in_features, len(images), head.out_features)  # before the long part
-        start = time.perf_counter()
-        z, _ = features_of(model, images, cfg.chunk_size)
-        if log is not None:
-            log.info("penultimate features of %d train images in %.1f s", len(images), time.perf_counter() - start)
-        for i, name in enumerate(wanted, 1):
+        # a bar on a terminal (none in a log file: tqdm's disable=None), the log lines printed above it
+        with logging_redirect_tqdm(), tqdm(total=len(wanted) + 1, desc="detectors", unit="step", disable=None,
+                                           leave=False) as bar:
             start = time.perf_counter()
-            fitted[name] = fresh_detector(name, model, images[:1], cfg).fit_features(z, labels)
+            z, _ = features_of(model, images, cfg.chunk_size)
+            bar.update()
             if log is not None:
-                log.info("fitted %s (%d of %d) in %.1f s", name, i, len(wanted), time.perf_counter() - start)
+                log.info("penultimate features of %d train images in %.1f s", len(images), time.perf_counter() - start)
+            for i, name in enumerate(wanted, 1):
+                start = time.perf_counter()
+                fitted[name] = fresh_detector(name, model, images[:1], cfg).fit_features(z, labels)
+                bar.update()
+                if log is not None:
+                    log.info("fitted %s (%d of %d) in %.1f s", name, i, len(wanted), time.perf_counter() - start)
     return FittedDetectors(cfg, fitted, model_sha256)
 
 
