@@ -174,15 +174,14 @@ def test_logits_layer_means_are_exactly_zero():
         assert (result["grad/fc2.weight/std"] > 0).all() and (result["grad/fc1.weight/mean"] != 0).all()
 
 
-def test_old_label_keyword_still_works_with_a_deprecation_warning():
+def test_labels_are_used_and_the_old_label_keyword_is_gone():
     model = build_cnn(CNNConfig(conv_channels=(2, 3), hidden=8), seed=0)
     images, labels = random_images(4), torch.tensor([1, 0, 7, 2])
-    new = gradient_statistics(model, images, ("l2",), labels=labels)
-    with pytest.warns(DeprecationWarning, match="renamed labels"):
-        old = gradient_statistics(model, images, ("l2",), label=labels)
-    assert all(torch.equal(new[k], old[k]) for k in new)
+    given = gradient_statistics(model, images, ("l2",), labels=labels)
     predicted = gradient_statistics(model, images, ("l2",))
-    assert not torch.equal(new["grad/all/l2"], predicted["grad/all/l2"])  # the labels were used
+    assert not torch.equal(given["grad/all/l2"], predicted["grad/all/l2"])  # the labels were used
+    with pytest.raises(TypeError, match="label"):
+        gradient_statistics(model, images, ("l2",), label=labels)
 
 
 @pytest.mark.parametrize("factory, shape, expected", [

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -52,7 +51,7 @@ from gradmeta.uncertainty.gradients.moments import (
 )
 from gradmeta.uncertainty.gradients.plan import Layer, Plan, plan_layers
 from gradmeta.uncertainty.gradients.rules.registry import Call
-from gradmeta.uncertainty.gradients.targets import TARGETS, Target, target_named
+from gradmeta.uncertainty.gradients.targets import Target, target_named
 from gradmeta.uncertainty.gradnorm import gradnorm_scores
 
 DEFAULT_CHUNK_SIZE = 64
@@ -191,22 +190,15 @@ def _logits_layer(plan: Plan, captured: dict[int, _Captured], logits: torch.Tens
                  and captured[id(layer.module)].passed_on is logits), None)
 
 
-def process_chunk(model: nn.Module, plan: Plan, x: torch.Tensor, labels: torch.Tensor | None,
-                  needs: Needs, with_gradnorm: bool = False,
-                  target: Target = TARGETS["cross_entropy"]) -> ChunkResult:
-    """One batched forward + backward of a chunk x (n, ...); exact per-sample moments of every
-    parameter. ``labels`` (n,) or None for the model's own prediction."""
-    return process_chunk_targets(model, plan, x, labels, needs, (target,), with_gradnorm)[0]
-
-
 def process_chunk_targets(model: nn.Module, plan: Plan, x: torch.Tensor, labels: torch.Tensor | None,
                           needs: Needs, targets: Sequence[Target],
                           with_gradnorm: bool = False, with_factors: bool = False) -> list[ChunkResult]:
-    """:func:`process_chunk` for several targets of one chunk: one batched forward, then one backward
-    per target through the same graph; one ChunkResult per target, in order (logits, labels and
-    GradNorm shared). Each target's moments are the ones its own forward + backward gives;
-    ``with_factors``: the first target's result holds its :func:`layer_factors` of every ruled layer
-    (the others' are not computed: only the first target's factors are read)."""
+    """The targets of one chunk x (n, ...): one batched forward, then one backward per target through the
+    same graph, exact per-sample moments of every parameter; one ChunkResult per target, in order (logits,
+    labels and GradNorm shared; ``labels`` (n,), or None for the model's own prediction). Each target's
+    moments are the ones its own forward + backward gives; ``with_factors``: the first target's result
+    holds its :func:`layer_factors` of every ruled layer (the others' are not computed: only the first
+    target's factors are read)."""
     logits, captured = _forward_capturing(model, plan, x)
     y = logits.detach().argmax(1) if labels is None else labels
     last = _logits_layer(plan, captured, logits)
@@ -351,28 +343,20 @@ def iterate_chunks(model: nn.Module, images: torch.Tensor, statistics: Sequence[
         yield by_target[target]
 
 
-_UNSET = object()
-
 
 def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
                         labels: torch.Tensor | str = "predicted", chunk_size: int = DEFAULT_CHUNK_SIZE,
-                        *, target: str = "cross_entropy",
-                        label: torch.Tensor | str = _UNSET) -> dict[str, torch.Tensor]:  # type: ignore[assignment]
+                        *, target: str = "cross_entropy") -> dict[str, torch.Tensor]:
     """Exact per-sample gradient statistics of the cross-entropy for a batch of images.
 
     ``images`` (N, ...) as the model takes them; ``labels`` is ``"predicted"`` (the paper's choice,
-    argmax of the model's own logits) or a LongTensor (N,) of classes (``label=`` is the old name,
-    accepted with a DeprecationWarning). ``target`` is the loss whose gradient is measured:
+    argmax of the model's own logits) or a LongTensor (N,) of classes. ``target`` is the loss whose gradient is measured:
     ``cross_entropy`` (the paper's), ``kl_uniform`` or ``bce_ones`` (:mod:`.targets`; these two
     ignore the labels). Returns float32 tensors (N,) on the CPU keyed
     ``grad/<parameter name>/<statistic>`` for every parameter tensor, in the model's parameter
     order, then ``grad/all/<statistic>`` (rows of one (F, N) tensor). The model is run in eval mode
     on its own device; its mode and requires_grad flags are restored afterwards.
     """
-    if label is not _UNSET:
-        warnings.warn("gradient_statistics(label=...) is renamed labels=...; label= will be removed",
-                      DeprecationWarning, stacklevel=2)
-        labels = label
     chosen = target_named(target)
     stats, label_tensor = _checked_arguments(model, images, statistics, chunk_size, labels)
     if len(images) == 0:  # no rows, but the columns a caller expects

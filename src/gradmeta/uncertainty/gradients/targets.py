@@ -30,7 +30,6 @@ class Target:
     name: str
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     zero_sum: bool
-    uses_labels: bool
 
 
 def _kl_uniform(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -42,9 +41,9 @@ def _bce_ones(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 TARGETS = {
-    "cross_entropy": Target("cross_entropy", lambda z, y: F.cross_entropy(z, y, reduction="sum"), True, True),
-    "kl_uniform": Target("kl_uniform", _kl_uniform, True, False),
-    "bce_ones": Target("bce_ones", _bce_ones, False, False),
+    "cross_entropy": Target("cross_entropy", lambda z, y: F.cross_entropy(z, y, reduction="sum"), True),
+    "kl_uniform": Target("kl_uniform", _kl_uniform, True),
+    "bce_ones": Target("bce_ones", _bce_ones, False),
 }
 
 
