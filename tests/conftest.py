@@ -1,4 +1,6 @@
+import io
 import os
+import sys
 
 import pytest
 import torch
@@ -10,6 +12,22 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _quiet_tqdm(monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
+
+
+@pytest.fixture
+def stderr_on(monkeypatch):
+    """``stderr_on(terminal)``: sys.stderr becomes a buffer that says it is a TTY (or not, as tqdm asks), returned."""
+
+    def install(terminal: bool) -> io.StringIO:
+        class Stderr(io.StringIO):
+            def isatty(self) -> bool:
+                return terminal
+
+        err = Stderr()
+        monkeypatch.setattr(sys, "stderr", err)
+        return err
+
+    return install
 
 
 @pytest.fixture

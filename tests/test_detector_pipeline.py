@@ -2,9 +2,6 @@
 ``detector/<name>`` and ``grad_<target>/`` columns of the features table against independent
 references (scipy, a per-image autograd loop), and the params group's errors."""
 
-import io
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -126,13 +123,8 @@ def test_fitting_logs_a_line_per_detector(model_and_train, caplog):
 
 
 @pytest.mark.parametrize("terminal", [True, False])
-def test_the_detector_fits_show_a_bar_on_a_terminal_only(model_and_train, monkeypatch, terminal):
-    class Stderr(io.StringIO):
-        def isatty(self):
-            return terminal
-
-    err = Stderr()
-    monkeypatch.setattr(sys, "stderr", err)
+def test_the_detector_fits_show_a_bar_on_a_terminal_only(model_and_train, stderr_on, terminal):
+    err = stderr_on(terminal)
     model, x, y = model_and_train
     fit_detectors(model, x, y, config(), "ab" * 32)  # the features, then 4 detectors: 5 steps
     shown = err.getvalue()

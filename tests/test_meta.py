@@ -1,6 +1,4 @@
-import io
 import logging
-import sys
 
 import numpy as np
 import pandas as pd
@@ -234,13 +232,8 @@ def test_the_meta_fits_log_a_line_per_fit_group(frames, caplog):
 
 
 @pytest.mark.parametrize("terminal", [True, False])
-def test_the_meta_fits_show_a_bar_on_a_terminal_only(frames, monkeypatch, terminal):
-    class Stderr(io.StringIO):
-        def isatty(self):
-            return terminal
-
-    err = Stderr()
-    monkeypatch.setattr(sys, "stderr", err)
+def test_the_meta_fits_show_a_bar_on_a_terminal_only(frames, stderr_on, terminal):
+    err = stderr_on(terminal)
     cfg = MetaConfig(repeats=2, classifiers=("logistic",), single_metrics=("softmax/entropy",),
                      feature_sets={"gradient": ("grad/*",)})
     fit_all(frames, cfg, {}, None)
