@@ -1,6 +1,5 @@
-"""The ``gradmeta`` console script: ``prepare`` (check a data source), ``check`` (check params.yaml), ``seeds``
-(the training-seed spread of experiments),
-``readme-results`` and ``share``.
+"""The ``gradmeta`` console script: ``prepare`` (check a data source), ``check`` (check params.yaml),
+``readme-results``, ``share`` and ``seeds`` (the training-seed spread of experiments).
 
 Subcommands import their library code when they run, so ``gradmeta --help`` stays fast."""
 
