@@ -20,12 +20,16 @@ GROUPS_START = "<!-- ood-groups:start -->"
 GROUPS_END = "<!-- ood-groups:end -->"
 
 
+def single_score_rows(single: list[str], named_single: list[str]) -> list[tuple[str, str]]:
+    """(input, ``threshold``) of the single scores listed by name and of every ``detector/*`` one, once each."""
+    return [(m, THRESHOLD) for m in dict.fromkeys([*named_single, *(m for m in single if m.startswith("detector/"))])]
+
+
 def group_rows(single: list[str], named_single: list[str], sets: list[str],
                classifiers: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(input, classifier) rows of the groups' table: the single scores listed by name and every
-    ``detector/*`` one (thresholded), then every feature set with every meta classifier."""
-    scores = list(dict.fromkeys([*named_single, *(m for m in single if m.startswith("detector/"))]))
-    return [(m, THRESHOLD) for m in scores] + [(s, c) for s in sets for c in classifiers]
+    """(input, classifier) rows of the groups' table: :func:`single_score_rows`, then every feature set with every
+    meta classifier."""
+    return single_score_rows(single, named_single) + [(s, c) for s in sets for c in classifiers]
 
 
 def group_results(results: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> pd.DataFrame:

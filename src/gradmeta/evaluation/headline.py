@@ -38,16 +38,13 @@ def headline_metrics(summary: pd.DataFrame, winners: list[ScenarioWinners], know
                      primary: str, headline_set: str | None) -> dict[str, float]:
     """The headline dictionary (module docstring); ``winners`` from :func:`~.winners.scenario_winners`."""
     out: dict[str, float] = {"cnn_error": 1.0 - float(cnn_accuracy)}
+    best = next((w.single for w in winners if w.cell == ("unknown", "pooled", "")), None)
     cells = [("mis_entropy", "misclassification", known, ENTROPY, THRESHOLD),
-             ("mis_meta", "misclassification", known, headline_set, primary)]
-    pooled = next((w for w in winners if w.cell == ("unknown", "pooled", "")), None)
+             ("mis_meta", "misclassification", known, headline_set, primary),
+             ("ood_best", "unknown", "pooled", best and best.input, THRESHOLD),
+             ("ood_meta", "unknown", "pooled", headline_set, primary)]
     for key, scenario, test_set, inp, clf in cells:
         row = None if inp is None else summary_row(summary, scenario, test_set, "", inp, clf)
         if row is not None:
             _mean_std(out, key, row.auroc_mean, row.auroc_std)
-    if pooled is not None and pooled.single is not None:
-        _mean_std(out, "ood_best", pooled.single.mean, pooled.single.std)
-    row = None if headline_set is None else summary_row(summary, "unknown", "pooled", "", headline_set, primary)
-    if row is not None:
-        _mean_std(out, "ood_meta", row.auroc_mean, row.auroc_std)
     return round_floats(out)

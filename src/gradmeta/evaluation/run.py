@@ -15,7 +15,13 @@ from gradmeta.core.params import as_params
 from gradmeta.evaluation.claims import Verdict, claim_a, claim_b, claim_c, claim_d
 from gradmeta.evaluation.decomposition import BASE_SET, FULL_SET, decomposition_section
 from gradmeta.evaluation.field import field_rows, field_section
-from gradmeta.evaluation.groups import group_results, group_rows, groups_headline, groups_section
+from gradmeta.evaluation.groups import (
+    group_results,
+    group_rows,
+    groups_headline,
+    groups_section,
+    single_score_rows,
+)
 from gradmeta.evaluation.headline import headline_metrics
 from gradmeta.evaluation.openood import reference_section
 from gradmeta.evaluation.plots import write_auroc_bars, write_histograms, write_roc
@@ -239,9 +245,8 @@ def write(ev: Evaluation, metrics_dir: str) -> None:
             stale.unlink()
     write_roc(ev.roc, ev.curves, known, plots_dir, figures_dir)
     write_auroc_bars(ev.summary, ev.headline, known, plots_dir, figures_dir)
-    singles = [(m, THRESHOLD) for m in dict.fromkeys([*ev.fitted.inputs.named_single, *(
-        m for m in ev.fitted.inputs.single if m.startswith("detector/"))])]
-    write_auroc_bars(ev.summary, singles, known, plots_dir, figures_dir, chart="auroc_single")
+    write_auroc_bars(ev.summary, single_score_rows(ev.fitted.inputs.single, ev.fitted.inputs.named_single), known,
+                     plots_dir, figures_dir, chart="auroc_single")
     write_histograms(ev.frames, list(cfg.histogram_metrics), known, histograms_dir)
     rej = ev.rejection
     write_curves(rej.kept, rej.headline_set, cfg.primary_classifier, rej.pooled_group, plots_dir, figures_dir)

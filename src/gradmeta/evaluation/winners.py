@@ -71,20 +71,23 @@ def _aurocs(results: pd.DataFrame, cell: Cell) -> pd.DataFrame:
     return hit[["repeat", "input", "classifier", "auroc"]]
 
 
+def _mean_std(values: pd.Series) -> tuple[float, float]:
+    """Mean and sample std (ddof=1; 0 for one split) over the splits."""
+    v = values.to_numpy(dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
 def paired_gain(a: pd.Series, b: pd.Series) -> tuple[float, float]:
     """Mean and sample std (ddof=1; 0 for one split) of a - b, both AUROCs indexed by repeat (the same repeats)."""
     if sorted(a.index) != sorted(b.index):
         raise ValueError(f"paired difference over different splits: {sorted(a.index)} vs {sorted(b.index)}")
-    d = (a - b.reindex(a.index)).to_numpy(dtype=np.float64)
-    return float(d.mean()), float(d.std(ddof=1)) if len(d) > 1 else 0.0
+    return _mean_std(a - b.reindex(a.index))
 
 
 def _standing(rows: pd.DataFrame, inp: str, clf: str, entropy: pd.Series | None) -> Standing:
     own = rows[(rows.input == inp) & (rows.classifier == clf)].set_index("repeat")["auroc"]
-    values = own.to_numpy(dtype=np.float64)
-    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     gain = paired_gain(own, entropy) if entropy is not None else (None, None)
-    return Standing(inp, clf, float(values.mean()), std, *gain)
+    return Standing(inp, clf, *_mean_std(own), *gain)
 
 
 def _best(rows: pd.DataFrame) -> tuple[str, str] | None:
@@ -104,16 +107,15 @@ def scenario_winners(results: pd.DataFrame, known: str, groups: tuple[str, ...] 
         if rows.empty:
             continue
         reference = _aurocs(results, entropy_cell)
-        reference = reference[(reference.input == ENTROPY) & (reference.classifier == THRESHOLD)]
-        entropy = reference.set_index("repeat")["auroc"] if not reference.empty else None
+        reference = reference[reference.classifier == THRESHOLD]  # the single scores of entropy's cell
+        has_entropy = (reference.input == ENTROPY).any()
+        entropy = reference[reference.input == ENTROPY].set_index("repeat")["auroc"] if has_entropy else None
         single_rows, meta_rows = rows[rows.classifier == THRESHOLD], rows[rows.classifier != THRESHOLD]
         if single_rows.empty:  # known unknowns: the single scores need no fit, so they are those of entropy's cell
-            single_rows = _aurocs(results, entropy_cell)
-            single_rows = single_rows[single_rows.classifier == THRESHOLD]
+            single_rows = reference
         single = None if (pick := _best(single_rows)) is None else _standing(single_rows, *pick, entropy)
         meta = None if (pick := _best(meta_rows)) is None else _standing(meta_rows, *pick, entropy)
-        own = None if entropy is None else Standing(ENTROPY, THRESHOLD, float(entropy.mean()),
-                                                    float(entropy.std(ddof=1)) if len(entropy) > 1 else 0.0)
+        own = _standing(reference, ENTROPY, THRESHOLD, None) if has_entropy else None
         out.append(ScenarioWinners(title, cell, own, single, meta))
     return out
 
