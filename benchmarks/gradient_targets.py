@@ -24,14 +24,13 @@ TARGETS = ("cross_entropy", "kl_uniform", "bce_ones")
 
 
 def one_pass_per_target(model: torch.nn.Module, x: torch.Tensor, chunk_size: int) -> dict[str, list[dict]]:
-    return {t: [features for _, features in iterate_chunks(model, x, chunk_size=chunk_size, target=t,
-                                                           with_gradnorm=t == "cross_entropy")]
+    return {t: [features for _, features in iterate_chunks(model, x, chunk_size=chunk_size, target=t)]
             for t in TARGETS}
 
 
 def shared_forward(model: torch.nn.Module, x: torch.Tensor, chunk_size: int) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {t: [] for t in TARGETS}
-    for by_target in iterate_targets(model, x, TARGETS, chunk_size=chunk_size, with_gradnorm=True):
+    for by_target in iterate_targets(model, x, TARGETS, chunk_size=chunk_size):
         for t in TARGETS:
             out[t].append(by_target[t][1])
     return out

@@ -88,7 +88,9 @@ def test_a_detector_fitted_on_tensors_reaches_the_table_with_an_independent_scor
     centred = z_train - means[np.searchsorted(classes, y_train.numpy())]
     precision = np.linalg.pinv(EmpiricalCovariance(assume_centered=True).fit(centred).covariance_, hermitian=True)
     d = np.stack([np.einsum("nd,de,ne->n", z - m, precision, z - m) for m in means], 1)
-    assert np.allclose(table["detector/mahalanobis"], -d.min(1), rtol=1e-6)
+    # the table reads the features of the gradient engine's pass (its own chunks, channels-last on the CPU):
+    # float32 rounding apart from this plain forward's, which the distance's squares amplify to about 1e-6
+    assert np.allclose(table["detector/mahalanobis"], -d.min(1), rtol=1e-5)
     assert np.allclose(detector.score(resnet, x).numpy(), -d.min(1), rtol=1e-6)
     assert np.allclose(detector.predict(resnet, x).numpy(), d.min(1), rtol=1e-6)
 

@@ -54,7 +54,8 @@ class Detector(ABC):
     - ``columns(model, images, shared, chunk_size, offset)`` -> {column: scores (N,)}: its
       ``detector/<column>`` entries of the metric table (``{name: score}`` unless it has several);
     - ``state()`` / ``from_state(state, **init)``: its fitted state as float64 tensors, no pickle;
-    - ``from_params(params, model, probe)``: built from its ``detectors.<name>`` params group.
+    - ``from_params(params, head)``: built from its ``detectors.<name>`` params group for a model whose logits
+      layer is ``head`` (found once per run, :func:`logits_layer`).
 
     A detector class is registered with :func:`gradmeta.uncertainty.detectors.registry.register_detector`.
     """
@@ -72,8 +73,8 @@ class Detector(ABC):
                 setattr(cls, name, keeps_model_state(_checks_images(cls.__dict__[name])))
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], model: nn.Module, probe: torch.Tensor) -> Detector:
-        """The unfitted detector for ``model`` (``probe``: one input it takes) from its params group."""
+    def from_params(cls, params: dict[str, Any], head: nn.Linear) -> Detector:
+        """The unfitted detector from its params group, for the model whose logits layer is ``head``."""
         return cls(**params)
 
     def fit(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
@@ -129,12 +130,23 @@ class Detector(ABC):
 
 
 class SharedFeatures:
-    """The penultimate features and logits of one set of images, computed once, on first use, for
-    every detector that needs them (:func:`features_of`)."""
+    """The penultimate features (n, D) and logits (n, C), float64 on the CPU, of one set of images, for
+    every detector that reads them: given (:meth:`of`, the metric table's one pass over the model), or
+    computed once, on first use, by a forward pass of their own (:func:`features_of`: a detector scored
+    on its own)."""
 
     def __init__(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256):
         self.model, self.images, self.chunk_size = model, images, chunk_size
         self._value: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @classmethod
+    def of(cls, z: torch.Tensor, logits: torch.Tensor) -> SharedFeatures:
+        """Features z (n, D) and logits (n, C) already computed."""
+        shared = cls.__new__(cls)
+        shared.model = shared.images = None
+        shared.chunk_size = 0
+        shared._value = (z, logits)
+        return shared
 
     def get(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._value is None:
@@ -251,12 +263,14 @@ def logits_layer(model: nn.Module, probe: torch.Tensor) -> nn.Linear:
     raise GradmetaError("the detector needs a model whose logits come straight out of an nn.Linear layer")
 
 
-def penultimate(model: nn.Module, x: torch.Tensor, chunk_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def penultimate(model: nn.Module, x: torch.Tensor, chunk_size: int = 256,
+                head: nn.Linear | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(features (m, D), logits (m, C)) of consecutive chunks of ``x`` in eval mode, no gradients;
-    features are the input of the logits layer. The model sees copies of ``x``'s chunks; its modes and
-    the random streams are restored afterwards (:func:`gradmeta.core.model_state.untouched`)."""
+    features are the input of the logits layer ``head`` (found on ``x[:1]`` when not given). The model
+    sees copies of ``x``'s chunks; its modes and the random streams are restored afterwards
+    (:func:`gradmeta.core.model_state.untouched`)."""
     with untouched(model):
-        head = logits_layer(model, x[:1])  # which probes on a copy
+        head = head or logits_layer(model, x[:1])  # which probes on a copy
         captured: list[torch.Tensor] = []
         handle = head.register_forward_hook(lambda mod, i, o: captured.append(i[0].detach()))
         try:
@@ -269,13 +283,15 @@ def penultimate(model: nn.Module, x: torch.Tensor, chunk_size: int = 256) -> Ite
             handle.remove()
 
 
-def features_of(model: nn.Module, images: torch.Tensor, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def features_of(model: nn.Module, images: torch.Tensor, chunk_size: int,
+                head: nn.Linear | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate features (n, D) and logits (n, C), float64, of ``images`` in eval mode (filled
-    batch by batch into buffers of the final size: no whole-size float32 copies on the way)."""
+    batch by batch into buffers of the final size: no whole-size float32 copies on the way); ``head``:
+    the logits layer, when already found."""
     if len(images) == 0:
         raise GradmetaError("no images to compute penultimate features of")
     z = logits = None
-    for start, (zc, lc) in zip(range(0, len(images), chunk_size), penultimate(model, images, chunk_size), strict=True):
+    for start, (zc, lc) in zip(range(0, len(images), chunk_size), penultimate(model, images, chunk_size, head), strict=True):
         if z is None:
             z = torch.empty(len(images), zc.shape[1], dtype=torch.float64)
             logits = torch.empty(len(images), lc.shape[1], dtype=torch.float64)

@@ -42,9 +42,9 @@ class FittedDetectors:
     model_sha256: str
 
 
-def fresh_detector(name: str, model: nn.Module, probe: torch.Tensor, cfg: DetectorsConfig) -> Detector:
-    """The unfitted registered detector ``name`` for ``model`` (``probe``: one input), from its params."""
-    return detector_spec(name).cls.from_params(dict(cfg.params[name]), model, probe)
+def fresh_detector(name: str, head: nn.Linear, cfg: DetectorsConfig) -> Detector:
+    """The unfitted registered detector ``name`` from its params, for the model whose logits layer is ``head``."""
+    return detector_spec(name).cls.from_params(dict(cfg.params[name]), head)
 
 
 def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | np.ndarray, cfg: DetectorsConfig,
@@ -65,13 +65,13 @@ def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor |
         with logging_redirect_tqdm(), tqdm(total=len(wanted) + 1, desc="detectors", unit="step", disable=None,
                                            leave=False) as bar:
             start = time.perf_counter()
-            z, _ = features_of(model, images, cfg.chunk_size)
+            z, _ = features_of(model, images, cfg.chunk_size, head)
             bar.update()
             if log is not None:
                 log.info("penultimate features of %d train images in %.1f s", len(images), time.perf_counter() - start)
             for i, name in enumerate(wanted, 1):
                 start = time.perf_counter()
-                fitted[name] = fresh_detector(name, model, images[:1], cfg).fit_features(z, labels)
+                fitted[name] = fresh_detector(name, head, cfg).fit_features(z, labels)
                 bar.update()
                 if log is not None:
                     log.info("fitted %s (%d of %d) in %.1f s", name, i, len(wanted), time.perf_counter() - start)
@@ -118,7 +118,7 @@ def load_detectors(path: str | os.PathLike[str], model: nn.Module, probe: torch.
     out = {}
     for name, state in states.items():
         try:
-            out[name] = fresh_detector(name, model, probe, cfg).restore(state)
+            out[name] = fresh_detector(name, head, cfg).restore(state)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise GradmetaError(f"{path}: damaged state of {name} ({exc})") from None
     return out

@@ -22,7 +22,7 @@ from torch import nn
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import MAX_SEED
-from gradmeta.uncertainty.detectors.base import FeatureDetector, logits_layer, seeded_rows
+from gradmeta.uncertainty.detectors.base import FeatureDetector, seeded_rows
 from gradmeta.uncertainty.detectors.last_layer import error_directions, input_directions
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
@@ -46,8 +46,8 @@ class GradKNN(FeatureDetector):
         self.k, self.bank_size, self.seed, self.chunk_size = k, bank_size, seed, chunk_size
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], model: nn.Module, probe: torch.Tensor) -> GradKNN:
-        return cls(logits_layer(model, probe), **params)
+    def from_params(cls, params: dict[str, Any], head: nn.Linear) -> GradKNN:
+        return cls(head, **params)
 
     def _logits(self, z: torch.Tensor) -> torch.Tensor:
         return z @ self.weight.T + (0.0 if self.bias is None else self.bias)

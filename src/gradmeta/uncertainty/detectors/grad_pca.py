@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import ROWS_PER_BLOCK, FeatureDetector, logits_layer
+from gradmeta.uncertainty.detectors.base import ROWS_PER_BLOCK, FeatureDetector
 from gradmeta.uncertainty.detectors.last_layer import error_directions, input_directions
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
@@ -49,8 +49,8 @@ class GradPCA(FeatureDetector):
         self.dim = dim
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], model: nn.Module, probe: torch.Tensor) -> GradPCA:
-        return cls(logits_layer(model, probe), params["dim"])
+    def from_params(cls, params: dict[str, Any], head: nn.Linear) -> GradPCA:
+        return cls(head, params["dim"])
 
     def _factors(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = z.double()

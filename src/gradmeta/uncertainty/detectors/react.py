@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import FeatureDetector, logits_layer
+from gradmeta.uncertainty.detectors.base import FeatureDetector
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
@@ -32,8 +32,8 @@ class ReAct(FeatureDetector):
         self.percentile = percentile
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], model: nn.Module, probe: torch.Tensor) -> ReAct:
-        return cls(logits_layer(model, probe), params["percentile"])
+    def from_params(cls, params: dict[str, Any], head: nn.Linear) -> ReAct:
+        return cls(head, params["percentile"])
 
     def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> ReAct:
         # numpy's linear-interpolation quantile, as torch.quantile's, without its 16M-element limit

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import ROWS_PER_BLOCK, FeatureDetector, logits_layer, scatter_matrix
+from gradmeta.uncertainty.detectors.base import ROWS_PER_BLOCK, FeatureDetector, scatter_matrix
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
@@ -35,8 +35,8 @@ class ViM(FeatureDetector):
         self.dim = dim
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], model: nn.Module, probe: torch.Tensor) -> ViM:
-        return cls(logits_layer(model, probe), params["dim"])
+    def from_params(cls, params: dict[str, Any], head: nn.Linear) -> ViM:
+        return cls(head, params["dim"])
 
     def _logits(self, z: torch.Tensor) -> torch.Tensor:
         return z @ self.weight.T + self.bias

@@ -52,7 +52,6 @@ from gradmeta.uncertainty.gradients.moments import (
 from gradmeta.uncertainty.gradients.plan import Layer, Plan, plan_layers
 from gradmeta.uncertainty.gradients.rules.registry import Call
 from gradmeta.uncertainty.gradients.targets import Target, target_named
-from gradmeta.uncertainty.gradnorm import gradnorm_scores
 
 DEFAULT_CHUNK_SIZE = 64
 log = logging.getLogger(__name__)
@@ -77,13 +76,15 @@ def _eval_with_grads(model: nn.Module) -> Iterator[None]:
 @dataclass
 class ChunkResult:
     """What one chunk yields: logits (n, C), the labels used (n,), per-parameter moments in the
-    model's parameter order, GradNorm scores (n,) float64 or None, and the factors (n,) float64 of
-    every ruled layer's per-sample gradient (:func:`layer_factors`; empty unless asked for)."""
+    model's parameter order, the penultimate features (n, D) (the input of the model's head, the
+    ``nn.Linear`` whose output is the logits, flattened; None where the model has no such head) and
+    the factors (n,) float64 of every ruled layer's per-sample gradient (:func:`layer_factors`; empty
+    unless asked for). Logits and features are detached, on the model's device, in its dtype."""
 
     logits: torch.Tensor
     labels: torch.Tensor
     moments: dict[str, Moments]
-    gradnorm: torch.Tensor | None
+    features: torch.Tensor | None
     factors: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
@@ -97,9 +98,12 @@ class _Captured:
     passed_on: object  # what the rest of the model received
 
 
-def _forward_capturing(model: nn.Module, plan: Plan, x: torch.Tensor) -> tuple[torch.Tensor, dict[int, _Captured]]:
-    """The batched forward of ``x`` with every ruled layer's input and output captured."""
+def _forward_capturing(model: nn.Module, plan: Plan,
+                       x: torch.Tensor) -> tuple[torch.Tensor, dict[int, _Captured], torch.Tensor | None]:
+    """The batched forward of ``x`` with every ruled layer's input and output captured, and the head's
+    input (the penultimate features, flattened to (n, D), detached; None without a head)."""
     captured: dict[int, _Captured] = {}
+    head_input: list[torch.Tensor] = []
 
     def make_hook(layer: Layer) -> Callable:
         def hook(module: nn.Module, args: tuple, kwargs: dict, output: object) -> object | None:
@@ -119,6 +123,8 @@ def _forward_capturing(model: nn.Module, plan: Plan, x: torch.Tensor) -> tuple[t
         return hook
 
     handles = [layer.module.register_forward_hook(make_hook(layer), with_kwargs=True) for layer in plan.fast]
+    if plan.head is not None:
+        handles.append(plan.head.register_forward_pre_hook(lambda module, args: head_input.append(args[0].detach())))
     try:
         logits = model(x)
     finally:
@@ -129,7 +135,8 @@ def _forward_capturing(model: nn.Module, plan: Plan, x: torch.Tensor) -> tuple[t
         if modified(call.outputs, call.versions):
             raise GradmetaError(f"layer {layer.name or type(layer.module).__name__}: its output was modified in "
                                 "place, which the probe at planning did not show (a data-dependent forward?)")
-    return logits, captured
+    features = head_input[0].flatten(1) if len(head_input) == 1 else None
+    return logits, captured, features
 
 
 def layer_factors(a: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -184,29 +191,17 @@ def _ruled_moments(plan: Plan, captured: dict[int, _Captured], logits: torch.Ten
     return moments
 
 
-def _logits_layer(plan: Plan, captured: dict[int, _Captured], logits: torch.Tensor) -> Layer | None:
-    """The nn.Linear layer whose output is the logits, if any."""
-    return next((layer for layer in plan.fast if isinstance(layer.module, nn.Linear)
-                 and captured[id(layer.module)].passed_on is logits), None)
-
-
 def process_chunk_targets(model: nn.Module, plan: Plan, x: torch.Tensor, labels: torch.Tensor | None,
-                          needs: Needs, targets: Sequence[Target],
-                          with_gradnorm: bool = False, with_factors: bool = False) -> list[ChunkResult]:
+                          needs: Needs, targets: Sequence[Target], with_factors: bool = False) -> list[ChunkResult]:
     """The targets of one chunk x (n, ...): one batched forward, then one backward per target through the
     same graph, exact per-sample moments of every parameter; one ChunkResult per target, in order (logits,
-    labels and GradNorm shared; ``labels`` (n,), or None for the model's own prediction). Each target's
+    labels and penultimate features shared; ``labels`` (n,), or None for the model's own prediction). Each target's
     moments are the ones its own forward + backward gives; ``with_factors``: the first target's result
     holds its :func:`layer_factors` of every ruled layer (the others' are not computed: only the first
     target's factors are read)."""
-    logits, captured = _forward_capturing(model, plan, x)
+    logits, captured, features = _forward_capturing(model, plan, x)
     y = logits.detach().argmax(1) if labels is None else labels
-    last = _logits_layer(plan, captured, logits)
-    gradnorm = None
-    if with_gradnorm:
-        if last is None:
-            raise GradmetaError("GradNorm needs a model whose logits come straight out of an nn.Linear layer")
-        gradnorm = gradnorm_scores(logits, captured[id(last.module)].layer_input)
+    last = next((layer for layer in plan.fast if layer.module is plan.head), None)
     results = []
     for i, target in enumerate(targets):
         factors: dict[str, torch.Tensor] | None = {} if with_factors and i == 0 else None
@@ -220,7 +215,7 @@ def process_chunk_targets(model: nn.Module, plan: Plan, x: torch.Tensor, labels:
         if plan.generic_params:
             moments.update(generic_moments(model, plan.generic_params, x, y, needs, target))
         ordered = {full: moments[full] for layer in plan.layers for full, _ in layer.params}
-        results.append(ChunkResult(logits.detach(), y, ordered, gradnorm, factors or {}))
+        results.append(ChunkResult(logits.detach(), y, ordered, features, factors or {}))
     return results
 
 
@@ -291,7 +286,7 @@ def _checked_arguments(model: nn.Module, images: object, statistics: Sequence[st
 
 
 def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...], labels: torch.Tensor | None,
-                   chunk_size: int, with_gradnorm: bool, targets: Sequence[Target],
+                   chunk_size: int, targets: Sequence[Target],
                    with_factors: bool = False) -> Iterator[list[ChunkResult]]:
     """``process_chunk_targets`` over consecutive chunks of ``images`` (arguments already validated)."""
     if len(images) == 0:
@@ -309,12 +304,12 @@ def _chunk_results(model: nn.Module, images: torch.Tensor, stats: tuple[str, ...
             if plan.channels_last:
                 x = to_channels_last(x)
             y = None if labels is None else labels[start: start + chunk_size].to(device)
-            yield process_chunk_targets(model, plan, x, y, needs, targets, with_gradnorm, with_factors)
+            yield process_chunk_targets(model, plan, x, y, needs, targets, with_factors)
 
 
 def iterate_targets(model: nn.Module, images: torch.Tensor, targets: Sequence[str],
                     statistics: Sequence[str] = PAPER_STATISTICS, labels: torch.Tensor | str = "predicted",
-                    chunk_size: int = DEFAULT_CHUNK_SIZE, with_gradnorm: bool = False,
+                    chunk_size: int = DEFAULT_CHUNK_SIZE,
                     on_chunk: Callable[[int], None] | None = None, with_factors: bool = False,
                     ) -> Iterator[dict[str, tuple[ChunkResult, dict[str, torch.Tensor]]]]:
     """Process ``images`` chunk by chunk for several gradient targets at once (one forward per
@@ -325,7 +320,7 @@ def iterate_targets(model: nn.Module, images: torch.Tensor, targets: Sequence[st
         raise GradmetaError(f"targets must be a non-empty list of distinct target names, got {targets!r}")
     chosen = [target_named(t) for t in targets]
     stats, label_tensor = _checked_arguments(model, images, statistics, chunk_size, labels)
-    for results in _chunk_results(model, images, stats, label_tensor, chunk_size, with_gradnorm, chosen, with_factors):
+    for results in _chunk_results(model, images, stats, label_tensor, chunk_size, chosen, with_factors):
         yield {t.name: (r, chunk_features(r, stats)) for t, r in zip(chosen, results)}
         if on_chunk is not None:
             on_chunk(len(results[0].labels))
@@ -333,15 +328,12 @@ def iterate_targets(model: nn.Module, images: torch.Tensor, targets: Sequence[st
 
 def iterate_chunks(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
                    labels: torch.Tensor | str = "predicted", chunk_size: int = DEFAULT_CHUNK_SIZE,
-                   with_gradnorm: bool = False,
                    on_chunk: Callable[[int], None] | None = None,
                    target: str = "cross_entropy") -> Iterator[tuple[ChunkResult, dict[str, torch.Tensor]]]:
     """Process ``images`` chunk by chunk; yields (ChunkResult, chunk features as in
     :func:`chunk_features`). Arguments as :func:`gradient_statistics`; validated before any work."""
-    for by_target in iterate_targets(model, images, [target], statistics, labels, chunk_size, with_gradnorm,
-                                     on_chunk):
+    for by_target in iterate_targets(model, images, [target], statistics, labels, chunk_size, on_chunk):
         yield by_target[target]
-
 
 
 def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequence[str] = PAPER_STATISTICS,
@@ -365,7 +357,7 @@ def gradient_statistics(model: nn.Module, images: torch.Tensor, statistics: Sequ
     names: list[str] = []
     table = torch.empty(0)
     start = 0
-    for (result,) in _chunk_results(model, images, stats, label_tensor, chunk_size, False, [chosen]):
+    for (result,) in _chunk_results(model, images, stats, label_tensor, chunk_size, [chosen]):
         names, values = chunk_table(result, stats)
         if start == 0:  # allocated once: per-chunk results never pile up between large temporaries
             table = torch.empty(len(names), len(images), dtype=torch.float32)

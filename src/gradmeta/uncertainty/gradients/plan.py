@@ -13,6 +13,9 @@ Made once per call on one probe image (:func:`plan_layers`):
 - a rule that owns its submodules (attention's ``out_proj``) takes their parameters;
 - a layer whose output is modified in place downstream (e.g. ``ReLU(inplace=True)``) passes a
   copy on, so the tensor whose gradient is asked for keeps its values;
+- the model's *head*: the ``nn.Linear`` whose output is the logits (its input is the penultimate
+  features every feature detector, GradNorm and the gradient-direction detectors read), found here
+  once for the whole run;
 - the CPU layout (:mod:`gradmeta.uncertainty.gradients.layout`).
 """
 
@@ -59,6 +62,7 @@ class Plan:
     layers: list[Layer]
     channels_last: bool = False
     num_classes: int = 0  # the model's outputs per sample (from the probe)
+    head: nn.Linear | None = None  # the nn.Linear whose output is the logits, if there is one
     fast: list[Layer] = field(init=False)
     generic_params: list[str] = field(init=False)
 
@@ -120,14 +124,27 @@ def _sample_dim_of(layer: Layer, calls: dict[int, list], calls_of_two: dict[int,
     return dim if dim in layer.rule.sample_dims(layer.module, len(shape)) else None
 
 
-def _probe_calls(model: nn.Module, layers: list[Layer], probe: torch.Tensor) -> torch.Tensor:
+def _head(linears: list[nn.Module], calls: dict[int, list], logits: torch.Tensor) -> nn.Linear | None:
+    """The one of ``linears`` called once whose output is the model's logits (the very tensor), if any."""
+    for module in linears:
+        seen = calls.get(id(module), [])
+        if len(seen) == 1 and seen[0][1] and seen[0][1][0] is logits:
+            return module
+    return None
+
+
+def _probe_calls(model: nn.Module, layers: list[Layer], probe: torch.Tensor) -> tuple[torch.Tensor, nn.Linear | None]:
     """Run ``probe`` once in the standard layout, and twice over as a batch of two: route layers not
     called exactly once, or whose samples are not where their rule takes them, to the generic path;
-    mark layers whose output is modified in place downstream; returns the logits of ``probe``."""
+    mark layers whose output is modified in place downstream; returns the logits of ``probe`` and the
+    model's head (:func:`_head`)."""
     fast = [layer for layer in layers if layer.rule is not None]
     owned = {layer.name: [m for m in layer.module.modules() if m is not layer.module]
              for layer in fast if layer.rule.owns_submodules}
-    modules = [layer.module for layer in fast] + [m for subs in owned.values() for m in subs]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    # each module once (a hook registered twice would count two calls)
+    modules = list({id(m): m for m in [layer.module for layer in fast]
+                    + [m for subs in owned.values() for m in subs] + linears}.values())
     logits, calls = _probe(model, modules, probe)
     checked_logits(logits, len(probe))
     _, calls_of_two = _probe(model, modules, torch.cat([probe, probe]))
@@ -139,15 +156,15 @@ def _probe_calls(model: nn.Module, layers: list[Layer], probe: torch.Tensor) -> 
         _, outputs, seen = calls[id(layer.module)][0]
         layer.sample_dim = dim
         layer.copy_output = modified(outputs, seen)
-    return logits
+    return logits, _head(linears, calls, logits)
 
 
 def plan_layers(model: nn.Module, probe: torch.Tensor) -> Plan:
     """The plan of ``model`` (in eval mode) for inputs like ``probe`` (a batch of one sample)."""
     layers = _owned_layers(model)
-    standard = _probe_calls(model, layers, probe)
+    standard, head = _probe_calls(model, layers, probe)
     convs = [layer for layer in layers if layer.rule is not None and isinstance(layer.module, nn.Conv2d)]
     channels_last = accepts_channels_last(model, [layer.module for layer in convs], probe, standard)
     for layer in convs:
         layer.channels_last = channels_last
-    return Plan(layers, channels_last, int(standard.shape[-1]) if standard.dim() > 1 else 1)
+    return Plan(layers, channels_last, int(standard.shape[-1]) if standard.dim() > 1 else 1, head)
