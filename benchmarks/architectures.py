@@ -86,6 +86,33 @@ class TorchViT(nn.Module):
         return self.head(self.norm(h).mean(1))
 
 
+class LearnedViT(nn.Module):
+    """A ViT as timm and torchvision write one: 7x7 patches (16 tokens) embedded by a Linear, a class token
+    (a bare ``nn.Parameter`` (1, 1, D)) in front, a learned position embedding (a bare ``nn.Parameter``
+    (1, 17, D)) added, two pre-norm ``nn.TransformerEncoderLayer`` blocks (4-head attention, GELU MLP 2x),
+    LayerNorm of the class token's output, a linear head. The two bare parameters take the plan's
+    per-sample copy path (``broadcast``), every other one a layer rule."""
+
+    def __init__(self, dim: int = 64, heads: int = 4, depth: int = 2, patch: int = 7):
+        super().__init__()
+        self.patch = patch
+        tokens = (28 // patch) ** 2
+        self.embed = nn.Linear(patch * patch, dim)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.pos_embed = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.1, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, p = len(x), self.patch
+        tokens = self.embed(x.unfold(2, p, p).unfold(3, p, p).reshape(n, -1, p * p))
+        h = torch.cat([self.cls_token.expand(n, -1, -1), tokens], dim=1) + self.pos_embed
+        return self.head(self.norm(self.encoder(h)[:, 0]))
+
+
 def _randomise_norms(model: nn.Module) -> nn.Module:
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -101,7 +128,8 @@ def _randomise_norms(model: nn.Module) -> nn.Module:
 def build(name: str) -> nn.Module:
     """A seeded model in eval mode: ``default`` (the paper's CNN), ``conv-heavy`` (5x5 convolutions
     without padding, 32 and 64 channels, dense 200), ``resnet``, ``transformer`` (attention written out),
-    ``vit`` (torch's ``nn.TransformerEncoderLayer``), ``resnet18_32x32`` (the zoo's CIFAR ResNet-18, 32x32x3)."""
+    ``vit`` (torch's ``nn.TransformerEncoderLayer``), ``vit_learned`` (the same with a class token and a
+    learned position embedding, bare parameters), ``resnet18_32x32`` (the zoo's CIFAR ResNet-18, 32x32x3)."""
     torch.manual_seed(0)
     if name == "default":
         return build_cnn(CNNConfig(), seed=0).eval()
@@ -113,13 +141,15 @@ def build(name: str) -> nn.Module:
         return SmallViT().eval()
     if name == "vit":
         return TorchViT().eval()
+    if name == "vit_learned":
+        return LearnedViT().eval()
     if name == "resnet18_32x32":
         return _randomise_norms(build_model(read_architecture(ParamReader(RESNET18, "architecture")), seed=0)).eval()
     raise ValueError(f"unknown model {name!r}")
 
 
 RESNET18 = {"kind": "resnet18_32x32", "in_channels": 3, "image_size": 32}  # the zoo's, on CIFAR-like inputs
-MODELS = ("default", "conv-heavy", "resnet", "transformer", "vit", "resnet18_32x32")
+MODELS = ("default", "conv-heavy", "resnet", "transformer", "vit", "vit_learned", "resnet18_32x32")
 
 
 def input_shape(name: str) -> tuple[int, int, int]:

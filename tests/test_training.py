@@ -117,3 +117,25 @@ def test_labels_beyond_the_output_layer_name_the_parameter_to_set():
                                             r"train.architecture.num_classes to 12 \(now 10\)"):
         check_labels(data, 10, "x.npz")
     check_labels(data, 12, "x.npz")  # the unlabelled image is outside train and test: not checked
+
+
+def test_the_train_stage_scores_the_train_split_no_second_time(monkeypatch):
+    """train.json's train_accuracy is the last epoch's accuracy over its batches (the curve's), counted as it
+    trained; after training only the validation and test images pass through the model again."""
+    import logging
+
+    from gradmeta.cnn import stage, training
+    from gradmeta.prepared import PreparedData
+
+    rng = np.random.default_rng(3)
+    n = 120
+    data = PreparedData("digits", "npz", "user", rng.integers(0, 256, (n, 28, 28)).astype(np.uint8),
+                        rng.integers(0, 10, n), np.where(np.arange(n) < 100, "train", "test"), np.arange(n))
+    scored: list[int] = []
+    real = training.predict_logits
+    monkeypatch.setattr(training, "predict_logits", lambda model, x, *a: scored.append(len(x)) or real(model, x, *a))
+    monkeypatch.setattr(stage, "predict_logits", lambda model, x, *a: scored.append(len(x)) or real(model, x, *a))
+    cfg = TrainConfig(epochs=2, batch_size=16, val_fraction=0.2, architecture=SMALL, threads=1)
+    trained = stage.run(cfg, data, logging.getLogger("test"))
+    assert scored == [20, 20, 20]  # validation after each epoch, then the test split; never the 80 train images
+    assert trained.metrics["train_accuracy"] == trained.curve[-1]["train_accuracy"]

@@ -94,7 +94,9 @@ def run(cfg: TrainConfig, data: PreparedData, log: logging.Logger, where: str = 
         "source": data.source,
         "kind": data.kind,
         "epochs": 0 if record else cfg.epochs,
-        "train_accuracy": accuracy(model, x[train_idx], y[train_idx]),
+        # the last epoch's accuracy over its batches, counted as it trained (dropout on, the weights moving): the
+        # train split is not scored once more; a checkpoint, which trained nothing here, is scored on it
+        "train_accuracy": curve[-1]["train_accuracy"] if curve else accuracy(model, x[train_idx], y[train_idx]),
         "val_accuracy": curve[-1]["val_accuracy"] if len(val_idx) else None,
         "test_accuracy": 1.0 - test_errors / len(test),
         "test_errors": test_errors,

@@ -31,6 +31,7 @@ from gradmeta.core.errors import GradmetaError
 from gradmeta.core.finite import first_non_finite_row
 from gradmeta.core.model_io import check_input_dtype
 from gradmeta.core.model_state import untouched
+from gradmeta.uncertainty.gradients.broadcast import forward_with_copies, per_sample_copies
 from gradmeta.uncertainty.gradients.calls import (
     detached_call,
     first_tensor,
@@ -46,6 +47,7 @@ from gradmeta.uncertainty.gradients.moments import (
     Moments,
     Needs,
     combine,
+    moments_of,
     stack,
     validate_statistics,
 )
@@ -98,10 +100,11 @@ class _Captured:
     passed_on: object  # what the rest of the model received
 
 
-def _forward_capturing(model: nn.Module, plan: Plan,
-                       x: torch.Tensor) -> tuple[torch.Tensor, dict[int, _Captured], torch.Tensor | None]:
-    """The batched forward of ``x`` with every ruled layer's input and output captured, and the head's
-    input (the penultimate features, flattened to (n, D), detached; None without a head)."""
+def _forward_capturing(model: nn.Module, plan: Plan, x: torch.Tensor,
+                       copies: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[int, _Captured], torch.Tensor | None]:
+    """The batched forward of ``x`` (with the per-sample ``copies`` of the broadcast parameters in their
+    place) with every ruled layer's input and output captured, and the head's input (the penultimate
+    features, flattened to (n, D), detached; None without a head)."""
     captured: dict[int, _Captured] = {}
     head_input: list[torch.Tensor] = []
 
@@ -126,7 +129,7 @@ def _forward_capturing(model: nn.Module, plan: Plan,
     if plan.head is not None:
         handles.append(plan.head.register_forward_pre_hook(lambda module, args: head_input.append(args[0].detach())))
     try:
-        logits = model(x)
+        logits = forward_with_copies(model, x, copies)
     finally:
         for h in handles:
             h.remove()
@@ -171,16 +174,17 @@ def _layer_moments(layer: Layer, call: _Captured, grads: tuple[torch.Tensor | No
     return layer.rule.compute(layer.module, a, g, needs)
 
 
-def _ruled_moments(plan: Plan, captured: dict[int, _Captured], logits: torch.Tensor, y: torch.Tensor,
-                   needs: Needs, target: Target, retain_graph: bool = False,
+def _ruled_moments(plan: Plan, captured: dict[int, _Captured], copies: dict[str, torch.Tensor], logits: torch.Tensor,
+                   y: torch.Tensor, needs: Needs, target: Target, retain_graph: bool = False,
                    factors: dict[str, torch.Tensor] | None = None) -> dict[str, Moments]:
-    """Moments of every ruled layer's parameters from one backward of the target's summed loss
-    (``retain_graph``: keep the forward's graph for a further target's backward); ``factors``, when
-    given, receives every ruled layer's :func:`layer_factors`."""
-    if not plan.fast:
+    """Moments of every ruled layer's parameters and of every broadcast parameter (the gradient of its
+    per-sample copy: row i is sample i's) from one backward of the target's summed loss (``retain_graph``:
+    keep the forward's graph for a further target's backward); ``factors``, when given, receives every
+    ruled layer's :func:`layer_factors`."""
+    if not plan.fast and not copies:
         return {}
     calls = [captured[id(layer.module)] for layer in plan.fast]
-    outputs = [o for call in calls for o in call.outputs if o is not None]
+    outputs = [o for call in calls for o in call.outputs if o is not None] + list(copies.values())
     loss = target.loss(logits, y)
     flat = iter(torch.autograd.grad(loss, outputs, allow_unused=True, retain_graph=retain_graph))
     moments: dict[str, Moments] = {}
@@ -188,6 +192,10 @@ def _ruled_moments(plan: Plan, captured: dict[int, _Captured], logits: torch.Ten
         grads = tuple(None if o is None else next(flat) for o in call.outputs)
         per_param = _layer_moments(layer, call, grads, needs, factors)
         moments.update({full: per_param[own] for full, own in layer.params})
+    for name, copy in copies.items():
+        g = next(flat)
+        g = torch.zeros_like(copy) if g is None else g.detach()
+        moments[name] = moments_of(g.reshape(len(g), -1), needs)
     return moments
 
 
@@ -199,13 +207,14 @@ def process_chunk_targets(model: nn.Module, plan: Plan, x: torch.Tensor, labels:
     moments are the ones its own forward + backward gives; ``with_factors``: the first target's result
     holds its :func:`layer_factors` of every ruled layer (the others' are not computed: only the first
     target's factors are read)."""
-    logits, captured, features = _forward_capturing(model, plan, x)
+    copies = per_sample_copies(plan.broadcast, len(x))
+    logits, captured, features = _forward_capturing(model, plan, x, copies)
     y = logits.detach().argmax(1) if labels is None else labels
     last = next((layer for layer in plan.fast if layer.module is plan.head), None)
     results = []
     for i, target in enumerate(targets):
         factors: dict[str, torch.Tensor] | None = {} if with_factors and i == 0 else None
-        moments = _ruled_moments(plan, captured, logits, y, needs, target, retain_graph=i < len(targets) - 1,
+        moments = _ruled_moments(plan, captured, copies, logits, y, needs, target, retain_graph=i < len(targets) - 1,
                                  factors=factors)
         if last is not None and needs.mean and target.zero_sum:
             # The logits layer's output gradient (p - onehot(y), or p - u) sums to 0, so the means of its

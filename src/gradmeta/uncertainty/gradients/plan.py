@@ -13,6 +13,9 @@ Made once per call on one probe image (:func:`plan_layers`):
 - a rule that owns its submodules (attention's ``out_proj``) takes their parameters;
 - a layer whose output is modified in place downstream (e.g. ``ReLU(inplace=True)``) passes a
   copy on, so the tensor whose gradient is asked for keeps its values;
+- a bare parameter of shape (1, ...) of a module without a rule that every sample shares by
+  broadcasting (a ViT's position embedding and class token) takes the per-sample copy path
+  (:mod:`.broadcast`) where the probe shows that the model takes a copy;
 - the model's *head*: the ``nn.Linear`` whose output is the logits (its input is the penultimate
   features every feature detector, GradNorm and the gradient-direction detectors read), found here
   once for the whole run;
@@ -28,6 +31,7 @@ from torch import nn
 
 from gradmeta.core.hooks import forward_with_hooks
 from gradmeta.core.model_io import checked_logits
+from gradmeta.uncertainty.gradients import broadcast
 from gradmeta.uncertainty.gradients.calls import first_tensor, modified, output_tensors, sample_dim, versions
 from gradmeta.uncertainty.gradients.layout import accepts_channels_last
 from gradmeta.uncertainty.gradients.rules import Rule, rule_for
@@ -47,28 +51,34 @@ class Layer:
     copy_output: bool = False  # an in-place op downstream modifies the output: pass a copy on
     channels_last: bool = False  # pass the (4-D) output on in channels-last layout
     sample_dim: int = 0  # the dimension of the input and output that holds the samples
+    broadcast: bool = False  # one bare parameter shared by broadcasting: the per-sample copy path
 
     @property
     def path(self) -> str:
-        """The name of the rule that computes this layer, or ``generic``."""
-        return self.rule.name if self.rule is not None else GENERIC
+        """The name of the rule that computes this layer, ``broadcast`` or ``generic``."""
+        return self.rule.name if self.rule is not None else broadcast.NAME if self.broadcast else GENERIC
 
 
 @dataclass
 class Plan:
-    """Every parameter-owning layer in registration order; ``fast`` have a rule, ``generic_params``
-    are the full names the generic path differentiates; ``channels_last``: the inputs are too."""
+    """Every parameter-owning layer in registration order; ``fast`` have a rule, ``broadcast`` are the
+    parameters (full name -> tensor) the forward gets per-sample copies of, ``generic_params`` are the
+    full names the generic path differentiates; ``channels_last``: the inputs are too."""
 
     layers: list[Layer]
     channels_last: bool = False
     num_classes: int = 0  # the model's outputs per sample (from the probe)
     head: nn.Linear | None = None  # the nn.Linear whose output is the logits, if there is one
     fast: list[Layer] = field(init=False)
+    broadcast: dict[str, torch.Tensor] = field(init=False)
     generic_params: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.fast = [layer for layer in self.layers if layer.rule is not None]
-        self.generic_params = [full for layer in self.layers if layer.rule is None for full, _ in layer.params]
+        self.broadcast = {full: layer.module.get_parameter(own) for layer in self.layers if layer.broadcast
+                          for full, own in layer.params}
+        self.generic_params = [full for layer in self.layers if layer.rule is None and not layer.broadcast
+                               for full, _ in layer.params]
 
     def paths(self) -> dict[str, str]:
         """Parameter name -> the path that computes it (a rule's name or ``generic``), to see why a
@@ -159,10 +169,33 @@ def _probe_calls(model: nn.Module, layers: list[Layer], probe: torch.Tensor) -> 
     return logits, _head(linears, calls, logits)
 
 
+def _with_broadcast(model: nn.Module, layers: list[Layer], probe: torch.Tensor) -> list[Layer]:
+    """``layers`` with every parameter of a rule-less layer that takes a per-sample copy
+    (:func:`.broadcast.takes_per_sample_copy`) split off as a layer of its own on that path, in order."""
+    out: list[Layer] = []
+    for layer in layers:
+        if layer.rule is not None:
+            out.append(layer)
+            continue
+        rest: list[tuple[str, str]] = []
+        for full, own in layer.params:
+            if broadcast.takes_per_sample_copy(model, full, layer.module.get_parameter(own), probe):
+                if rest:
+                    out.append(Layer(layer.name, layer.module, None, rest))
+                    rest = []
+                out.append(Layer(layer.name, layer.module, None, [(full, own)], broadcast=True))
+            else:
+                rest.append((full, own))
+        if rest:
+            out.append(Layer(layer.name, layer.module, None, rest))
+    return out
+
+
 def plan_layers(model: nn.Module, probe: torch.Tensor) -> Plan:
     """The plan of ``model`` (in eval mode) for inputs like ``probe`` (a batch of one sample)."""
     layers = _owned_layers(model)
     standard, head = _probe_calls(model, layers, probe)
+    layers = _with_broadcast(model, layers, probe)
     convs = [layer for layer in layers if layer.rule is not None and isinstance(layer.module, nn.Conv2d)]
     channels_last = accepts_channels_last(model, [layer.module for layer in convs], probe, standard)
     for layer in convs:
