@@ -20,7 +20,7 @@ import torch
 from architectures import build
 
 from gradmeta.core.kernels import kernels_mode
-from gradmeta.core.runtime import configure
+from gradmeta.runtime import configure
 from gradmeta.uncertainty.gradients.rules.conv import FORMULATIONS
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from architectures import MODELS, build
 
 from gradmeta.core.kernels import kernels_mode
-from gradmeta.core.runtime import configure
+from gradmeta.runtime import configure
 from gradmeta.uncertainty.gradients import PAPER_STATISTICS, engine, gradient_statistics
 from gradmeta.uncertainty.gradients.rules import blocks, conv, formulations, registry
 

@@ -55,10 +55,9 @@ def main(n: int, train_n: int, rounds: int, threads: int, json_path: str | None)
     import torch
 
     from gradmeta.cnn import CNNConfig, build_cnn
-    from gradmeta.core.runtime import configure
-    from gradmeta.uncertainty.detectors.columns import detector_instances
+    from gradmeta.runtime import configure
     from gradmeta.uncertainty.detectors.config import DetectorsConfig
-    from gradmeta.uncertainty.detectors.fitted import fit_detectors
+    from gradmeta.uncertainty.detectors.fitted import detector_instances, fit_detectors
     from gradmeta.uncertainty.table import metric_table
 
     configure(threads, 0)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from architectures import MODELS, build, input_shape
 
 from gradmeta.core.kernels import kernels_mode
-from gradmeta.core.runtime import configure
+from gradmeta.runtime import configure
 from gradmeta.uncertainty.gradients import (
     DEFAULT_CHUNK_SIZE,
     PAPER_STATISTICS,

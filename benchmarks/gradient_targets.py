@@ -17,7 +17,7 @@ import click
 import torch
 
 from gradmeta.cnn import CNNConfig, build_cnn
-from gradmeta.core.runtime import configure
+from gradmeta.runtime import configure
 from gradmeta.uncertainty.gradients import iterate_chunks, iterate_targets
 
 TARGETS = ("cross_entropy", "kl_uniform", "bce_ones")

@@ -35,7 +35,7 @@ def _train(threads: int, n: int) -> float:
 
     from gradmeta.cnn import CNNConfig, TrainConfig, build_cnn
     from gradmeta.cnn.training import train_cnn
-    from gradmeta.core.runtime import configure
+    from gradmeta.runtime import configure
 
     configure(threads, 0)
     x, y = torch.rand(n, 1, 28, 28), torch.randint(0, 10, (n,))
@@ -49,7 +49,7 @@ def _extract(threads: int, n: int) -> float:
     import torch
 
     from gradmeta.cnn import CNNConfig, build_cnn
-    from gradmeta.core.runtime import configure
+    from gradmeta.runtime import configure
     from gradmeta.uncertainty.gradients.engine import gradient_statistics
 
     configure(threads, 0)

@@ -17,7 +17,7 @@ import torch
 
 import gradmeta.cnn.training as training
 from gradmeta.cnn import CNNConfig, TrainConfig, build_cnn
-from gradmeta.core.runtime import configure
+from gradmeta.runtime import configure
 
 
 def one_epoch(x: torch.Tensor, y: torch.Tensor, layout: str) -> float:

@@ -15,10 +15,10 @@ from gradmeta.cnn import file_sha256, load_model
 from gradmeta.core.concepts import concept_names
 from gradmeta.core.console import reports_errors, setup_logging
 from gradmeta.core.params import load_params
-from gradmeta.core.runtime import configure, resolve_device
 from gradmeta.prepared import load_prepared
+from gradmeta.runtime import configure, resolve_device
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
-from gradmeta.uncertainty.detectors.stage import run, write
+from gradmeta.uncertainty.detectors_stage import DetectorsStageConfig, run, write
 
 
 @click.command()
@@ -32,8 +32,9 @@ def main(params_path: str, model_path: str, data_path: str | None, out_path: str
     params = load_params(params_path)
     data_path = data_path or f"data/prepared/{concept_names(params).known}.npz"
     cfg = DetectorsConfig.from_params(params)
-    configure(cfg.threads)  # nothing random: KNN's bank is drawn from its own seed, detectors.knn.seed
-    device = resolve_device(cfg.device, f"{cfg.params_file}: detectors.device")
+    how = DetectorsStageConfig.from_params(params)
+    configure(how.threads)  # nothing random: KNN's bank is drawn from its own seed, detectors.knn.seed
+    device = resolve_device(how.device, f"{how.params_file}: detectors_stage.device")
     train = load_prepared(data_path).select("train")
     model = load_model(model_path, device)
     start = time.perf_counter()

@@ -12,9 +12,9 @@ import click
 from gradmeta.core.concepts import KIND_WORDS
 from gradmeta.core.console import reports_errors, setup_logging, stage_item
 from gradmeta.core.params import load_params
-from gradmeta.core.runtime import configure
 from gradmeta.datasets import DataConfig
 from gradmeta.datasets.stage import DownloadPaths, run, write
+from gradmeta.runtime import configure
 
 
 @click.command()

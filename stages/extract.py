@@ -13,9 +13,9 @@ from gradmeta.cnn import file_sha256, load_model, to_tensor
 from gradmeta.core.console import reports_errors, setup_logging, stage_item
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import load_params
-from gradmeta.core.runtime import configure, resolve_device
 from gradmeta.features import part_path
 from gradmeta.prepared import load_prepared
+from gradmeta.runtime import configure, resolve_device
 from gradmeta.uncertainty.detectors.fitted import load_detectors
 from gradmeta.uncertainty.stage import ExtractSettings, run, write
 

@@ -16,9 +16,9 @@ from test_stage_errors import assert_one_line_error
 
 from gradmeta.cnn import to_tensor
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.geometry import Geometry
 from gradmeta.datasets import load_prepared, prepare_concept
 from gradmeta.datasets.imageops import to_geometry
+from gradmeta.geometry import Geometry
 from gradmeta.prepared import PreparedData
 
 COLOUR = Geometry(32, 32, 3)

@@ -75,7 +75,7 @@ PROBE = """
 from gradmeta.core.process import prepare_process
 prepare_process()
 import numpy, torch, threadpoolctl, scipy.linalg
-from gradmeta.core.runtime import configure
+from gradmeta.runtime import configure
 configure(1)
 blas = sorted({i.get('architecture') for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'})
 print(torch.backends.cpu.get_cpu_capability(), torch.backends.mkldnn.enabled, blas)

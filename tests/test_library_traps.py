@@ -11,7 +11,7 @@ from torch import nn
 
 from gradmeta import KNN, ODIN, GradNorm, Mahalanobis, MCDropout, ViM, measure_all, metric_table
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.finite import first_non_finite_row
+from gradmeta.uncertainty.model_calls.finite import first_non_finite_row
 
 
 def net():

@@ -87,3 +87,19 @@ def test_top_level_typos_yaml_errors_and_numbers_as_yaml_strings(tmp_path):
     path.write_text("train:\n  learning_rate: fast\n")
     with pytest.raises(GradmetaError, match="train.learning_rate must be a number > 0.0, got 'fast'"):
         TrainConfig.from_params(load_params(path))
+
+
+def test_the_detectors_stage_runs_from_its_own_group_and_the_old_keys_say_where_they_went():
+    """``detectors.threads`` and ``detectors.device`` moved to ``detectors_stage`` (which no extract stage reads);
+    a params file that still sets them is told so, naming the key."""
+    from gradmeta.uncertainty.detectors.config import DetectorsConfig
+    from gradmeta.uncertainty.detectors_stage import DetectorsStageConfig
+
+    for key, value in (("threads", 1), ("device", "cpu")):
+        with pytest.raises(GradmetaError, match=rf"params.yaml: detectors.{key}: moved to detectors_stage.{key}"):
+            DetectorsConfig.from_params({"detectors": {key: value}})
+    cfg = DetectorsStageConfig.from_params({"detectors_stage": {"threads": 1, "device": "cuda"}})
+    assert (cfg.threads, cfg.device) == (1, "cuda")
+    assert DetectorsStageConfig.from_params({}) == DetectorsStageConfig(2, "cpu")
+    with pytest.raises(GradmetaError, match="detectors_stage.threads must be a positive integer"):
+        DetectorsStageConfig.from_params({"detectors_stage": {"threads": 0}})

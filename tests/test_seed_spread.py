@@ -14,7 +14,7 @@ import pytest
 from dvc_repo import dvc, sh
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.evaluation.seeds import seeds_report
+from gradmeta.seeds import seeds_report
 
 STAGE = """import json, os, yaml
 p = yaml.safe_load(open("params.yaml"))

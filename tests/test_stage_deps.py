@@ -1,9 +1,11 @@
-"""Every gradmeta source file a stage runs is one of its DVC deps, so no code change goes unseen.
+"""A stage's DVC deps are the code it runs: every gradmeta source file it runs is one of its deps, so no
+code change goes unseen, and every file its deps name is one it runs, so no change to other code reruns it.
 
 Two independent looks at what a stage runs: (1) its script's imports executed in a fresh
 interpreter, every loaded ``gradmeta`` module's file collected; (2) the static closure of every
 ``import gradmeta...`` statement in the script and the files it reaches, function-level (lazy)
-imports included. Both must be covered by the stage's ``deps`` in dvc.yaml.
+imports included. Both must be covered by the stage's ``deps`` in dvc.yaml (and in openood/dvc.yaml,
+generated from it); every source file the deps name must be in (2).
 """
 
 from __future__ import annotations
@@ -40,14 +42,17 @@ print(json.dumps(seen))
 """
 
 
-def stage_code_deps() -> dict[str, tuple[Path, list[str]]]:
-    """Stage name -> (its script, its deps that are not templated data paths)."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+def stage_code_deps(project: str = ".") -> dict[str, tuple[Path, list[str]]]:
+    """Stage name -> (its script, its deps that are not templated data paths, relative to the repository),
+    of the DVC project in folder ``project``."""
+    folder = (ROOT / project).resolve()
+    stages = yaml.safe_load((folder / "dvc.yaml").read_text())["stages"]
     out = {}
     for name, stage in stages.items():
         body = stage.get("do", stage)
-        script = next(part for part in body["cmd"].split() if part.startswith("stages/"))
-        out[name] = (ROOT / script, [d for d in body["deps"] if "${" not in d])
+        script = next(part for part in body["cmd"].split() if part.endswith(".py") and "stages/" in part)
+        deps = [str((folder / d).resolve().relative_to(ROOT)) for d in body["deps"] if "${" not in d]
+        out[name] = ((folder / script).resolve(), deps)
     return out
 
 
@@ -115,7 +120,23 @@ def uncovered(files: set[Path], deps: list[str]) -> list[str]:
                   if not any(f == r or r in f.parents for r in roots))
 
 
+def named_sources(deps: list[str]) -> set[Path]:
+    """Every gradmeta source file the deps name: a file itself, a folder every ``.py`` file under it."""
+    out = set()
+    for d in deps:
+        path = (ROOT / d).resolve()
+        if SRC in path.parents or path == SRC:
+            out |= {f.resolve() for f in path.rglob("*.py")} if path.is_dir() else {path}
+    return out
+
+
+def not_run(script: Path, deps: list[str]) -> list[str]:
+    """Source files the deps name that the stage never runs (not in its static closure)."""
+    return sorted(str(f.relative_to(ROOT)) for f in named_sources(deps) - static_closure(script))
+
+
 STAGES = stage_code_deps()
+PROJECTS = {"main": STAGES, "openood": stage_code_deps("openood")}
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -128,10 +149,40 @@ def test_every_loaded_gradmeta_file_is_a_dep(stage):
     assert uncovered(static_closure(script), deps) == [], f"{stage}: imports files that are not deps"
 
 
+@pytest.mark.parametrize("project", sorted(PROJECTS))
+def test_every_source_file_a_stage_names_is_one_it_runs(project):
+    for stage, (script, deps) in PROJECTS[project].items():
+        assert not_run(script, deps) == [], f"{project} {stage}: names files it does not run"
+        if project == "openood":  # the generated project names the same code
+            code = [d for d in deps if d.startswith(("src/", "stages/"))]
+            assert code == [d for d in STAGES[stage][1] if d.startswith(("src/", "stages/"))], stage
+
+
+def test_what_each_stage_does_not_run_reruns_nothing():
+    """The cases that reran stages before: a layer rule's edit does not rerun ``detectors``, the train stage's
+    work does not rerun ``detectors`` or ``extract``, the library's table does not rerun ``extract``, and how
+    the detectors stage runs (``detectors_stage``) is not a param of ``extract``."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    rule = SRC / "gradmeta/uncertainty/gradients/rules/conv.py"
+    assert rule not in named_sources(STAGES["detectors"][1]) and rule in named_sources(STAGES["extract"][1])
+    train_work = SRC / "gradmeta/cnn/stage.py"
+    assert all(train_work not in named_sources(STAGES[s][1]) for s in ("detectors", "extract", "extract_user"))
+    assert SRC / "gradmeta/uncertainty/table.py" not in named_sources(STAGES["extract"][1])
+    assert "detectors_stage" in spec["detectors"]["params"]
+    assert all("detectors_stage" not in spec[s]["params"] for s in ("extract", "extract_user"))
+
+
+def test_the_reverse_check_fails_when_a_dep_names_more():
+    script, deps = STAGES["detectors"]
+    assert not_run(script, deps) == []
+    wider = [*deps, "src/gradmeta/uncertainty"]
+    assert "src/gradmeta/uncertainty/gradients/rules/conv.py" in not_run(script, wider)
+
+
 def test_the_check_fails_when_a_dep_is_dropped():
     script, deps = STAGES["evaluate"]
     loaded = loaded_files(script)
-    for dropped in ("src/gradmeta/meta", "src/gradmeta/core", "src/gradmeta/features.py"):
+    for dropped in ("src/gradmeta/meta/inputs.py", "src/gradmeta/core", "src/gradmeta/features.py"):
         fewer = [d for d in deps if d != dropped]
         assert len(fewer) == len(deps) - 1
         missing = uncovered(loaded, fewer)

@@ -91,7 +91,7 @@ class ViewAfterConv(torch.nn.Module):
 
 def test_training_layout_is_channels_last_only_where_the_forward_accepts_it():
     from gradmeta.cnn.training import _training_layout
-    from gradmeta.core.runtime import configure
+    from gradmeta.runtime import configure
 
     probe = torch.rand(4, 1, 28, 28)
     assert _training_layout(build_cnn(SMALL, seed=0), probe) == torch.channels_last

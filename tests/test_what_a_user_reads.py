@@ -15,8 +15,8 @@ from gradmeta.cli import main
 from gradmeta.core.console import stage_item
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import load_params
-from gradmeta.core.runtime import resolve_device
 from gradmeta.meta import MetaConfig
+from gradmeta.runtime import resolve_device
 from gradmeta.uncertainty.shards import shard_rows
 
 

@@ -124,7 +124,7 @@ def seeds(params_file: str, metrics_file: str, from_json: str | None, all_commit
     import subprocess
     import sys
 
-    from gradmeta.evaluation.seeds import seeds_report
+    from gradmeta.seeds import seeds_report
 
     if from_json:
         text = Path(from_json).read_text()

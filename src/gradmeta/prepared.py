@@ -1,7 +1,7 @@
 """The prepared-data contract: ``data/prepared/<concept>.npz``.
 
 Arrays: ``images`` uint8 (N, H, W) grey or (N, H, W, 3) RGB in the pipeline's geometry
-(:mod:`gradmeta.core.geometry`; the paper's digits: (N, 28, 28), white strokes on black; the shape is the
+(:mod:`gradmeta.geometry`; the paper's digits: (N, 28, 28), white strokes on black; the shape is the
 file's statement of its geometry); ``labels`` int64 (N,), the class in
 the concept's own label space or -1; ``split`` str (N,), the source's split name of each image;
 ``source_index`` int64 (N,), the image's position in its source. Scalars: ``concept``, ``source``
@@ -24,10 +24,10 @@ import numpy as np
 from gradmeta.core.atomic import write_bytes
 from gradmeta.core.concepts import KINDS, MAX_IMAGES
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.geometry import MAX_SIDE, Geometry, geometry_of
 from gradmeta.core.jsontext import json_object
 from gradmeta.core.npzfile import NpzArchive
 from gradmeta.core.params import shown
+from gradmeta.geometry import MAX_SIDE, Geometry, geometry_of
 
 FORMAT = "gradmeta.prepared/2"
 ARRAYS = ("format", "concept", "source", "kind", "provenance", "images", "labels", "split", "source_index")

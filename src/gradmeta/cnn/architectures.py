@@ -26,8 +26,8 @@ from gradmeta.cnn.model import CNN, CNNConfig
 from gradmeta.cnn.resnet import KINDS as RESNET_KINDS
 from gradmeta.cnn.resnet import ResNet, ResNetConfig
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.geometry import Geometry
 from gradmeta.core.params import ParamReader
+from gradmeta.geometry import Geometry
 
 DEFAULT_KIND = "cnn"
 

@@ -22,8 +22,8 @@ from gradmeta.core.atomic import round_floats, write_json
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.kernels import kernels_mode
 from gradmeta.core.params import shown
-from gradmeta.core.runtime import configure, resolve_device
 from gradmeta.prepared import PreparedData
+from gradmeta.runtime import configure, resolve_device
 
 
 @dataclass

@@ -20,7 +20,7 @@ from gradmeta.cnn.model import CNNConfig
 from gradmeta.cnn.resnet import ResNetConfig
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
-from gradmeta.core.runtime import DEVICES
+from gradmeta.runtime import DEVICES
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ variable                       value           what it pins
 =============================  ==============  ==========================================================
 
 ``NPY_DISABLE_CPU_FEATURES`` is removed (numpy refuses both variables at once). Besides these,
-:func:`gradmeta.core.runtime.configure` switches torch's oneDNN and NNPACK convolutions off in a pinned process:
+:func:`gradmeta.runtime.configure` switches torch's oneDNN and NNPACK convolutions off in a pinned process:
 their kernels and blockings follow the CPU's vendor and caches, not only its instruction set, so even capped at
 one level (``ONEDNN_MAX_CPU_ISA``) they may sum in another order on another CPU; convolutions then run as ATen's
 im2col + MKL GEMM. XGBoost, scikit-learn's own code, scipy's special functions, Pillow and matplotlib do not

@@ -23,7 +23,7 @@ from gradmeta.core.errors import GradmetaError
 
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding, and so every library seeded from one seed, takes 0..2**32 - 1
 MAX_THREADS = 1024  # thread counts (torch, XGBoost, meta fits at once): more than any machine has cores
-GROUPS = ("data", "train", "extract", "detectors", "meta", "evaluate")  # the top-level groups of params.yaml
+GROUPS = ("data", "train", "extract", "detectors", "detectors_stage", "meta", "evaluate")  # the top-level groups of params.yaml
 
 
 class Params(dict):

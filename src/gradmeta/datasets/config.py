@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from gradmeta.core.concepts import concept_names
-from gradmeta.core.geometry import CHANNELS, DEFAULT, MAX_SIDE, Geometry
 from gradmeta.core.params import ParamReader, as_params
 from gradmeta.datasets.sources import SOURCES, USER_FORMATS, resolve_source
+from gradmeta.geometry import CHANNELS, DEFAULT, MAX_SIDE, Geometry
 
 MODES = ("synthetic", "real")
 NO_TRAIN = 0  # ConceptSpec.train when the concept has no train split (a count is >= 1, None = all)

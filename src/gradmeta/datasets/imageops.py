@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from gradmeta.core.atomic import atomic_path
-from gradmeta.core.geometry import Geometry, geometry_of
+from gradmeta.geometry import Geometry, geometry_of
 
 
 def area_resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.geometry import Geometry
 from gradmeta.datasets.assemble import Built
 from gradmeta.datasets.config import ConceptSpec, DataConfig
 from gradmeta.datasets.imageops import to_geometry
 from gradmeta.datasets.sources import SOURCES, resolve_source
 from gradmeta.datasets.user import build_user
+from gradmeta.geometry import Geometry
 from gradmeta.prepared import PreparedData
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.geometry import DEFAULT, Geometry
 from gradmeta.datasets import generated, ood_archives, public
+from gradmeta.geometry import DEFAULT, Geometry
 
 USER_FORMATS = ("npz", "idx", "folder")
 COLOUR_32 = Geometry(32, 32, 3)  # CIFAR's native geometry

@@ -8,7 +8,7 @@
   image sits in a first-level subfolder, the subfolders (sorted) are the classes, as in an
   image-folder data set; otherwise there are no labels.
 
-Every image is made into the pipeline's geometry (:mod:`gradmeta.core.geometry`; the paper's: white-on-black
+Every image is made into the pipeline's geometry (:mod:`gradmeta.geometry`; the paper's: white-on-black
 uint8 28x28) the way the built-in readers do it: colour to grey by ITU-R 601 luminance in a grey run, grey
 repeated in R, G and B in a colour run (transparent pixels show the background), optionally inverted
 (``invert``: black-on-white drawings), padded to the geometry's aspect ratio with the background, then
@@ -36,13 +36,13 @@ from PIL import Image, UnidentifiedImageError
 
 from gradmeta.core.concepts import MAX_IMAGES
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.geometry import DEFAULT, Geometry
 from gradmeta.core.npzfile import NpzArchive
 from gradmeta.datasets.assemble import Built, Part, stream_rng
 from gradmeta.datasets.download import file_checksums
 from gradmeta.datasets.emnist import read_idx_bytes, read_idx_header
 from gradmeta.datasets.imageops import area_resize, rgb_to_grey, subsample_indices
 from gradmeta.datasets.mnist import open_idx, read_idx_file
+from gradmeta.geometry import DEFAULT, Geometry
 
 if TYPE_CHECKING:
     from gradmeta.datasets.config import ConceptSpec, DataConfig

@@ -1,14 +1,36 @@
 """Uncertainty metrics of a classifier's predictions: softmax metrics, exact per-sample gradient
-statistics (:mod:`.gradients`), the GradNorm baseline, and the features table they make."""
+statistics (:mod:`.gradients`), the GradNorm baseline, the field's detectors (:mod:`.detectors`), and
+the features table they make.
 
-from gradmeta.uncertainty.gradients import (
-    ALL_STATISTICS,
-    PAPER_STATISTICS,
-    gradient_statistics,
-    iterate_chunks,
-)
-from gradmeta.uncertainty.gradnorm import gradnorm_scores
-from gradmeta.uncertainty.softmax import SOFTMAX_METRICS, softmax_metrics
+Names load on first use: importing ``gradmeta.uncertainty.detectors`` (the detectors stage) runs neither
+the gradient engine nor its rules, so editing a rule does not rerun that stage.
+"""
 
-__all__ = ["ALL_STATISTICS", "PAPER_STATISTICS", "SOFTMAX_METRICS", "gradient_statistics", "gradnorm_scores",
-           "iterate_chunks", "softmax_metrics"]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_PUBLIC = {  # name -> the module that defines it
+    "ALL_STATISTICS": "gradmeta.uncertainty.gradients",
+    "PAPER_STATISTICS": "gradmeta.uncertainty.gradients",
+    "gradient_statistics": "gradmeta.uncertainty.gradients",
+    "iterate_chunks": "gradmeta.uncertainty.gradients",
+    "gradnorm_scores": "gradmeta.uncertainty.gradnorm",
+    "SOFTMAX_METRICS": "gradmeta.uncertainty.softmax",
+    "softmax_metrics": "gradmeta.uncertainty.softmax",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'gradmeta.uncertainty' has no attribute {name!r}")
+    value = getattr(import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -24,12 +24,12 @@ from torch import nn
 from gradmeta.cnn.model import to_tensor
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
-from gradmeta.core.runtime import DEVICES
 from gradmeta.features import shard_count
 from gradmeta.prepared import PreparedData
+from gradmeta.runtime import DEVICES
 from gradmeta.uncertainty.detectors.base import FeatureDetector
-from gradmeta.uncertainty.detectors.columns import detector_instances
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
+from gradmeta.uncertainty.detectors.fitted import detector_instances
 from gradmeta.uncertainty.gradients import (
     ALL_STATISTICS,
     DEFAULT_CHUNK_SIZE,

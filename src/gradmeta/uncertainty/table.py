@@ -27,11 +27,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from gradmeta.core.batches import gather_batches, is_batches
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.model_state import keeps_model_state
 from gradmeta.uncertainty.detectors.base import Detector
 from gradmeta.uncertainty.gradients import DEFAULT_CHUNK_SIZE, PAPER_STATISTICS
+from gradmeta.uncertainty.model_calls.batches import gather_batches, is_batches
+from gradmeta.uncertainty.model_calls.model_state import keeps_model_state
 from gradmeta.uncertainty.model_pass import checked_detectors, checked_finite, model_pass, score_detectors
 
 

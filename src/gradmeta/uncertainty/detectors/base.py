@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from gradmeta.core.batches import gather_batches, is_batches
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.finite import first_non_finite_row
-from gradmeta.core.hooks import forward_with_hooks
-from gradmeta.core.model_io import check_input_dtype, checked_logits
-from gradmeta.core.model_state import keeps_model_state, untouched
+from gradmeta.uncertainty.model_calls.batches import gather_batches, is_batches
+from gradmeta.uncertainty.model_calls.finite import first_non_finite_row
+from gradmeta.uncertainty.model_calls.hooks import forward_with_hooks
+from gradmeta.uncertainty.model_calls.model_io import check_input_dtype, checked_logits
+from gradmeta.uncertainty.model_calls.model_state import keeps_model_state, untouched
 
 
 def _checks_images(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -66,7 +66,7 @@ class Detector(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Every ``fit`` and ``score`` a detector class defines refuses images with a NaN or an infinity
         (naming the first) and leaves the caller's model and random streams as it found them
-        (:func:`gradmeta.core.model_state.keeps_model_state`)."""
+        (:func:`gradmeta.uncertainty.model_calls.model_state.keeps_model_state`)."""
         super().__init_subclass__(**kwargs)
         for name in ("fit", "score"):
             if name in cls.__dict__ and not getattr(cls.__dict__[name], "__wrapped__", None):
@@ -268,7 +268,7 @@ def penultimate(model: nn.Module, x: torch.Tensor, chunk_size: int = 256,
     """(features (m, D), logits (m, C)) of consecutive chunks of ``x`` in eval mode, no gradients;
     features are the input of the logits layer ``head`` (found on ``x[:1]`` when not given). The model
     sees copies of ``x``'s chunks; its modes and the random streams are restored afterwards
-    (:func:`gradmeta.core.model_state.untouched`)."""
+    (:func:`gradmeta.uncertainty.model_calls.model_state.untouched`)."""
     with untouched(model):
         head = head or logits_layer(model, x[:1])  # which probes on a copy
         captured: list[torch.Tensor] = []

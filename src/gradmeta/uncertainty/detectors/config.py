@@ -13,11 +13,9 @@ from typing import Any
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import as_params
-from gradmeta.core.runtime import DEVICES
 from gradmeta.uncertainty.detectors.registry import REGISTRY, detector_spec
 
-MACHINERY = ("base", "registry", "config", "columns", "fitted", "stage",
-             "last_layer")  # the package's modules that are not detectors
+MACHINERY = ("base", "registry", "config", "fitted", "last_layer")  # the package's modules that are not detectors
 
 
 def _import_detector_files() -> None:
@@ -53,8 +51,6 @@ class DetectorsConfig:
     use: tuple[str, ...] = DETECTORS
     targets: tuple[str, ...] = EXTRA_TARGETS
     chunk_size: int = 256
-    threads: int = 2      # the detectors stage's torch threads (extract scores with extract.threads)
-    device: str = "cpu"   # the detectors stage's device: cpu | cuda | auto
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=_default_params)
     params_file: str = field(default="params.yaml", compare=False)
 
@@ -69,6 +65,10 @@ class DetectorsConfig:
         """Validate ``params['detectors']``; a bad value is a GradmetaError naming the parameter."""
         r = as_params(params).reader("detectors")
         d = cls()
+        for moved in ("threads", "device"):  # how the detectors stage runs is its own group: extract does not read it
+            if r.has(moved):
+                raise r.error(moved, f"moved to detectors_stage.{moved} (the detectors stage's own group, which the "
+                                     "extract stages do not read)")
         values = {}
         for name in registered_names():
             group = r.group(name)
@@ -77,8 +77,6 @@ class DetectorsConfig:
             use=tuple(dict.fromkeys(r.str_list("use", list(d.use), choices=registered_names()))),
             targets=tuple(dict.fromkeys(r.str_list("targets", list(d.targets), choices=EXTRA_TARGETS))),
             chunk_size=r.int("chunk_size", d.chunk_size, min=1),
-            threads=r.threads("threads", d.threads),
-            device=r.str("device", d.device, choices=DEVICES),
             params=values,
             params_file=r.source,
         )
@@ -120,7 +118,7 @@ class DetectorsConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The flat record written into the outputs' metadata (what the scores depend on, so neither
-        ``threads`` nor ``device``): use, targets, chunk_size, then
+        how the stage runs): use, targets, chunk_size, then
         ``<prefix>_<param>`` of every built-in detector (e.g. ``knn_k``, ``mc_passes``) and of every
         other registered detector in ``use``."""
         out: dict[str, Any] = {"use": list(self.use), "targets": list(self.targets), "chunk_size": self.chunk_size}

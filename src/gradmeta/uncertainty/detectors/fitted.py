@@ -2,7 +2,8 @@
 ReAct, and any registered with ``fitted=True``) on the penultimate features of the known concept's
 train split, and save their state without pickle (``models/detectors.npz``: a JSON manifest plus
 float64 arrays ``<detector>/<name>``), so the extract stage scores every image with exactly the
-same state."""
+same state. :func:`detector_instances` makes every detector of ``detectors.use`` for the extract stage:
+the fitted ones from that state, the others from their params."""
 
 from __future__ import annotations
 
@@ -45,6 +46,23 @@ class FittedDetectors:
 def fresh_detector(name: str, head: nn.Linear, cfg: DetectorsConfig) -> Detector:
     """The unfitted registered detector ``name`` from its params, for the model whose logits layer is ``head``."""
     return detector_spec(name).cls.from_params(dict(cfg.params[name]), head)
+
+
+def detector_instances(model: nn.Module, probe: torch.Tensor, cfg: DetectorsConfig,
+                       fitted: dict[str, Detector]) -> dict[str, Detector]:
+    """name -> detector for every name of ``cfg.use``, in order: those fitted on training features
+    from ``fitted`` (the detectors stage's state), the others built from their params for ``model``
+    (``probe``: one input it takes; its logits layer is found once, for all of them)."""
+    out: dict[str, Detector] = {}
+    head = logits_layer(model, probe) if any(not REGISTRY[name].fitted for name in cfg.use) else None
+    for name in cfg.use:
+        if REGISTRY[name].fitted:
+            if name not in fitted:
+                raise GradmetaError(f"detector {name!r} has no fitted state: run the detectors stage")
+            out[name] = fitted[name]
+        else:
+            out[name] = fresh_detector(name, head, cfg)
+    return out
 
 
 def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | np.ndarray, cfg: DetectorsConfig,

@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.model_state import untouched
 from gradmeta.core.params import MAX_SEED
 from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, chunk_on_device, logits_layer
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
+from gradmeta.uncertainty.model_calls.model_state import untouched
 
 DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 

@@ -28,9 +28,6 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.finite import first_non_finite_row
-from gradmeta.core.model_io import check_input_dtype
-from gradmeta.core.model_state import untouched
 from gradmeta.uncertainty.gradients.broadcast import forward_with_copies, per_sample_copies
 from gradmeta.uncertainty.gradients.calls import (
     detached_call,
@@ -54,6 +51,9 @@ from gradmeta.uncertainty.gradients.moments import (
 from gradmeta.uncertainty.gradients.plan import Layer, Plan, plan_layers
 from gradmeta.uncertainty.gradients.rules.registry import Call
 from gradmeta.uncertainty.gradients.targets import Target, target_named
+from gradmeta.uncertainty.model_calls.finite import first_non_finite_row
+from gradmeta.uncertainty.model_calls.model_io import check_input_dtype
+from gradmeta.uncertainty.model_calls.model_state import untouched
 
 DEFAULT_CHUNK_SIZE = 64
 log = logging.getLogger(__name__)

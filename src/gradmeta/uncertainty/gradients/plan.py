@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from gradmeta.core.hooks import forward_with_hooks
-from gradmeta.core.model_io import checked_logits
 from gradmeta.uncertainty.gradients import broadcast
 from gradmeta.uncertainty.gradients.calls import first_tensor, modified, output_tensors, sample_dim, versions
 from gradmeta.uncertainty.gradients.layout import accepts_channels_last
 from gradmeta.uncertainty.gradients.rules import Rule, rule_for
 from gradmeta.uncertainty.gradients.rules.batchnorm import refuse_batch_statistics
+from gradmeta.uncertainty.model_calls.hooks import forward_with_hooks
+from gradmeta.uncertainty.model_calls.model_io import checked_logits
 
 GENERIC = "generic"
 

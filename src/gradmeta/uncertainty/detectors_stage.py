@@ -1,17 +1,42 @@
 """The detectors stage's work: :func:`run` fits every detector of ``detectors.use`` that learns from
 training features on the known concept's train split; :func:`write` saves their state without pickle
-(:mod:`.fitted`)."""
+(:mod:`.detectors.fitted`). How the stage runs is its own params group, ``detectors_stage``
+(:class:`DetectorsStageConfig`): the extract stages read ``detectors`` only, so changing the threads or
+the device of this stage reruns none of them."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
 from gradmeta.cnn.model import to_tensor
+from gradmeta.core.params import as_params
 from gradmeta.prepared import PreparedData
+from gradmeta.runtime import DEVICES
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
 from gradmeta.uncertainty.detectors.fitted import FittedDetectors, fit_detectors, save_detectors
+
+
+@dataclass(frozen=True)
+class DetectorsStageConfig:
+    """The ``detectors_stage`` parameter group: the stage's torch threads and device (the extract stages
+    score with ``extract.threads`` and ``extract.device``)."""
+
+    threads: int = 2
+    device: str = "cpu"
+    params_file: str = "params.yaml"
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> DetectorsStageConfig:
+        r = as_params(params).reader("detectors_stage")
+        d = cls()
+        cfg = cls(threads=r.threads("threads", d.threads), device=r.str("device", d.device, choices=DEVICES),
+                  params_file=r.source)
+        r.done()
+        return cfg
 
 
 def run(cfg: DetectorsConfig, model: nn.Module, train: PreparedData, model_sha256: str,
