@@ -23,7 +23,7 @@ from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
 def toy():
     """``toy_energy``: scale x logsumexp of the logits (the negated energy), nothing to fit."""
 
-    @register_detector("toy_energy", params={"scale": Param(2.0, float, min=0.0, min_exclusive=True)})
+    @register_detector("toy_energy", params={"scale": Param(float, min=0.0, min_exclusive=True)})
     class ToyEnergy(Detector):
         def __init__(self, scale: float = 2.0):
             self.scale = scale
@@ -79,3 +79,33 @@ def test_the_fitted_detectors_must_come_from_the_detectors_stage(toy):
     with pytest.raises(GradmetaError, match="'knn' has no fitted state: run the detectors stage"):
         extract_features(model, data, ExtractConfig(chunk_size=4), progress=False, known=False, detectors=cfg,
                          fitted={})
+
+
+def test_each_default_is_declared_once_and_the_library_has_the_pipelines():
+    """A detector parameter's default is its constructor's (so ``gradmeta.KNN()`` is the pipeline's KNN); a Param
+    carries one only where the constructor requires the argument (ViM's dim); both, or neither, is refused."""
+    import inspect
+
+    from gradmeta import KNN, GradKNN, MCDropout
+
+    for name, spec in REGISTRY.items():
+        arguments = inspect.signature(spec.cls.__init__).parameters
+        for key, param in spec.params.items():
+            own = arguments[key].default
+            assert own is inspect.Parameter.empty or own == param.default, (name, key)
+    assert (KNN().k, KNN().bank_size) == (10, 5000) == (GradKNN.__init__.__defaults__[0], 5000)
+    assert MCDropout().passes == REGISTRY["mc_dropout"].params["passes"].default == 10
+    assert REGISTRY["vim"].params["dim"].default == 128  # the library's ViM needs it: it depends on the model
+
+    class Twice(Detector):
+        def __init__(self, scale: float = 1.0):
+            self.scale = scale
+
+        def score(self, model, images, chunk_size=256):
+            raise AssertionError
+
+    with pytest.raises(GradmetaError, match="the default of 'scale' is declared twice"):
+        register_detector("twice", params={"scale": Param(float, default=2.0)})(Twice)
+    with pytest.raises(GradmetaError, match="parameter 'size' is not an argument of Twice"):
+        register_detector("twice", params={"size": Param(int)})(Twice)
+    assert "twice" not in REGISTRY

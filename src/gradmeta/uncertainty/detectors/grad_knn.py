@@ -27,9 +27,9 @@ from gradmeta.uncertainty.detectors.last_layer import error_directions, input_di
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
-@register_detector("grad_knn", fitted=True, params={"k": Param(10, int, min=1),
-                                                     "bank_size": Param(5000, int, min=1, allow_none=True),
-                                                     "seed": Param(0, int, min=0, max=MAX_SEED)})
+@register_detector("grad_knn", fitted=True, params={"k": Param(int, min=1),
+                                                     "bank_size": Param(int, min=1, allow_none=True),
+                                                     "seed": Param(int, min=0, max=MAX_SEED)})
 class GradKNN(FeatureDetector):
     """k-th largest cosine similarity of the logits layer's gradient to a bank of training gradients.
 

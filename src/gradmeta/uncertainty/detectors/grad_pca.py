@@ -33,7 +33,7 @@ from gradmeta.uncertainty.detectors.last_layer import error_directions, input_di
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
-@register_detector("grad_pca", fitted=True, params={"dim": Param(None, int, min=1, allow_none=True)})
+@register_detector("grad_pca", fitted=True, params={"dim": Param(int, min=1, allow_none=True)})
 class GradPCA(FeatureDetector):
     """Residual of the logits layer's gradient direction outside the principal subspace of its class means.
 

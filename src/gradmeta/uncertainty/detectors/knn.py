@@ -20,16 +20,16 @@ def _normalised(z: torch.Tensor) -> torch.Tensor:
     return z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-@register_detector("knn", fitted=True, params={"k": Param(10, int, min=1),
-                                                "bank_size": Param(5000, int, min=1, allow_none=True),
-                                                "seed": Param(0, int, min=0, max=MAX_SEED)})
+@register_detector("knn", fitted=True, params={"k": Param(int, min=1),
+                                                "bank_size": Param(int, min=1, allow_none=True),
+                                                "seed": Param(int, min=0, max=MAX_SEED)})
 class KNN(FeatureDetector):
     """k-th nearest-neighbour distance of normalised features to a bank of training features.
 
     ``bank_size``: the bank is a seeded (``seed``) sample of that many training features, sorted by
     position (None, or at least as many as there are: every one)."""
 
-    def __init__(self, k: int = 50, chunk_size: int = 1024, bank_size: int | None = None, seed: int = 0):
+    def __init__(self, k: int = 10, chunk_size: int = 1024, bank_size: int | None = 5000, seed: int = 0):
         if k < 1:
             raise GradmetaError(f"KNN: k must be a positive integer, got {k}")
         self.k, self.chunk_size, self.bank_size, self.seed = k, chunk_size, bank_size, seed

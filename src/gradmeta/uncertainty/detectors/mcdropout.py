@@ -26,7 +26,7 @@ from gradmeta.uncertainty.model_calls.model_state import untouched
 DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
 
-def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 20, seed: int = 0,
+def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 10, seed: int = 0,
                            chunk_size: int = 256, reuse_prefix: bool = True,
                            first_batch: int = 0, head_inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Predictive entropy, mutual information and variation ratio, float64 (n,) each.
@@ -72,7 +72,7 @@ def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 20, 
 
 
 @register_detector("mc_dropout", key_prefix="mc",
-                   params={"passes": Param(10, int, min=2), "seed": Param(0, int, min=0, max=MAX_SEED)})
+                   params={"passes": Param(int, min=2), "seed": Param(int, min=0, max=MAX_SEED)})
 class MCDropout(Detector):
     """MC dropout as one detector of three outputs (nothing to fit; the model needs dropout layers)."""
 

@@ -26,8 +26,8 @@ from gradmeta.uncertainty.detectors.registry import Param, register_detector
 MIN_TEMPERATURE, MAX_TEMPERATURE, MAX_EPSILON = 1e-3, 1e6, 1.0
 
 
-@register_detector("odin", params={"temperature": Param(1000.0, float, min=MIN_TEMPERATURE, max=MAX_TEMPERATURE),
-                                   "epsilon": Param(0.0014, float, min=0.0, max=MAX_EPSILON)})
+@register_detector("odin", params={"temperature": Param(float, min=MIN_TEMPERATURE, max=MAX_TEMPERATURE),
+                                   "epsilon": Param(float, min=0.0, max=MAX_EPSILON)})
 class ODIN(Detector):
     """Max temperature-scaled softmax after a small step that raises it (nothing to fit)."""
 

@@ -19,7 +19,7 @@ from gradmeta.uncertainty.detectors.base import FeatureDetector
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
-@register_detector("react", fitted=True, params={"percentile": Param(90.0, float, min=0.0, max=100.0,
+@register_detector("react", fitted=True, params={"percentile": Param(float, min=0.0, max=100.0,
                                                                      min_exclusive=True)})
 class ReAct(FeatureDetector):
     """Energy of the logits recomputed from activations clipped at a training percentile."""

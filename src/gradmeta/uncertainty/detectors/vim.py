@@ -21,7 +21,7 @@ from gradmeta.uncertainty.detectors.base import ROWS_PER_BLOCK, FeatureDetector,
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
-@register_detector("vim", fitted=True, params={"dim": Param(128, int, min=1)})
+@register_detector("vim", fitted=True, params={"dim": Param(int, min=1, default=128)})
 class ViM(FeatureDetector):
     """Virtual logit from the feature residual outside the principal subspace, matched to the logits."""
 
