@@ -3,7 +3,8 @@
 Made once per call on one probe image (:func:`plan_layers`):
 - every module that owns parameters becomes a :class:`Layer`, with the rule of its type
   (:mod:`gradmeta.uncertainty.gradients.rules`) or none (the generic exact path);
-- a BatchNorm that normalises with batch statistics is refused (samples interact);
+- a module a rule refuses is refused (a BatchNorm that normalises with batch statistics: samples
+  interact);
 - a module called more or less than once per forward, or sharing a parameter with another
   module, goes through the generic path (a rule sees one call's input and output);
 - the samples' dimension of each ruled module's input and output is found on a second probe of
@@ -32,8 +33,7 @@ from torch import nn
 from gradmeta.uncertainty.gradients import broadcast
 from gradmeta.uncertainty.gradients.calls import first_tensor, modified, output_tensors, sample_dim, versions
 from gradmeta.uncertainty.gradients.layout import accepts_channels_last
-from gradmeta.uncertainty.gradients.rules import Rule, rule_for
-from gradmeta.uncertainty.gradients.rules.batchnorm import refuse_batch_statistics
+from gradmeta.uncertainty.gradients.rules import Rule, refuse_unmeasurable, rule_for
 from gradmeta.uncertainty.model_calls.hooks import forward_with_hooks
 from gradmeta.uncertainty.model_calls.model_io import checked_logits
 
@@ -94,7 +94,7 @@ def _owned_layers(model: nn.Module) -> list[Layer]:
             owners[id(t)] = owners.get(id(t), 0) + 1
     layers, seen = [], set()
     for name, module in model.named_modules():
-        refuse_batch_statistics(name, module)
+        refuse_unmeasurable(name, module)
         rule = rule_for(module)
         all_own = list(module.named_parameters(recurse=rule is not None and rule.owns_submodules))
         own = [(f"{name}.{p}" if name else p, p) for p, t in all_own if id(t) not in seen]
@@ -196,8 +196,8 @@ def plan_layers(model: nn.Module, probe: torch.Tensor) -> Plan:
     layers = _owned_layers(model)
     standard, head = _probe_calls(model, layers, probe)
     layers = _with_broadcast(model, layers, probe)
-    convs = [layer for layer in layers if layer.rule is not None and isinstance(layer.module, nn.Conv2d)]
-    channels_last = accepts_channels_last(model, [layer.module for layer in convs], probe, standard)
-    for layer in convs:
+    wishing = [layer for layer in layers if layer.rule is not None and layer.rule.channels_last]
+    channels_last = accepts_channels_last(model, [layer.module for layer in wishing], probe, standard)
+    for layer in wishing:
         layer.channels_last = channels_last
     return Plan(layers, channels_last, int(standard.shape[-1]) if standard.dim() > 1 else 1, head)

@@ -37,7 +37,7 @@ def _covered(conv: nn.Conv2d) -> bool:
     return conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
 
 
-@register_rule(nn.Conv2d, applies=_covered, name="conv2d")
+@register_rule(nn.Conv2d, applies=_covered, name="conv2d", channels_last=True)
 def conv2d_moments(module: nn.Conv2d, a: torch.Tensor, g: torch.Tensor, needs: Needs) -> dict[str, Moments]:
     """Moments of the per-sample ``weight`` and ``bias`` gradients of a Conv2d layer."""
     out = {"weight": conv2d_weight_moments(module, a, g, needs)}

@@ -26,6 +26,10 @@ is not taken for a layer of its own.
 
 Rules are looked up by the module's exact type (a subclass may change ``forward``) and may decline
 a configuration they do not cover (``applies``); such modules go through the generic exact path.
+A rule declares the rest of what the plan needs to know about its modules, so a new layer type is one
+file: ``refuses(module)`` names what makes a model impossible to measure (a BatchNorm normalising with
+the batch's statistics mixes samples; checked on every module of every model), and ``channels_last``
+says its outputs are fastest passed on in channels-last layout on the CPU (convolutions).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import Any
 
 from torch import nn
 
+from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.gradients.moments import Moments, Needs
 
 RuleFunction = Callable[[nn.Module, Any, Any, Needs], dict[str, Moments]]
@@ -75,25 +80,47 @@ class Rule:
     sample_dims: Callable[[nn.Module, int], tuple[int, ...]] = first_dim_only
     whole_call: bool = False
     owns_submodules: bool = False
+    channels_last: bool = False
 
 
 _RULES: dict[type[nn.Module], Rule] = {}
+_REFUSALS: dict[str, Callable[[nn.Module], str | None]] = {}  # rule name -> its check of any module
 
 
 def register_rule(*module_types: type[nn.Module], applies: Callable[[nn.Module], bool] = lambda m: True,
                   name: str | None = None,
                   sample_dims: Callable[[nn.Module, int], tuple[int, ...]] = first_dim_only,
-                  whole_call: bool = False, owns_submodules: bool = False,
+                  whole_call: bool = False, owns_submodules: bool = False, channels_last: bool = False,
+                  refuses: Callable[[nn.Module], str | None] | None = None,
                   ) -> Callable[[RuleFunction], RuleFunction]:
-    """Decorator: register a rule function for ``module_types`` (exact types); see :class:`Rule`."""
+    """Decorator: register a rule function for ``module_types`` (exact types); see :class:`Rule` and the
+    module docstring (``refuses``: a check of any module, the reason it cannot be measured, or None)."""
 
     def decorate(func: RuleFunction) -> RuleFunction:
-        rule = Rule(name or func.__name__, func, applies, sample_dims, whole_call, owns_submodules)
+        rule = Rule(name or func.__name__, func, applies, sample_dims, whole_call, owns_submodules, channels_last)
         for t in module_types:
             _RULES[t] = rule
+        if refuses is not None:
+            _REFUSALS[rule.name] = refuses
         return func
 
     return decorate
+
+
+def unregister_rule(*module_types: type[nn.Module]) -> None:
+    """Forget the rules of ``module_types`` (and their refusals): their modules take the generic path again."""
+    for t in module_types:
+        rule = _RULES.pop(t, None)
+        if rule is not None and rule not in _RULES.values():
+            _REFUSALS.pop(rule.name, None)
+
+
+def refuse_unmeasurable(name: str, module: nn.Module) -> None:
+    """Raise the first registered rule's refusal of ``module`` (named ``name`` in the model), if any."""
+    for check in _REFUSALS.values():
+        reason = check(module)
+        if reason:
+            raise GradmetaError(f"{name or type(module).__name__}: {reason}")
 
 
 def rule_for(module: nn.Module) -> Rule | None:
