@@ -65,7 +65,7 @@ def _meta(threads: int, fits: int) -> float:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from gradmeta.meta.estimators import LogisticMetaClassifier, XGBoostMetaClassifier
+    from gradmeta.meta.classifiers import LogisticMetaClassifier, XGBoostMetaClassifier
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5500, 170)).astype(np.float32)

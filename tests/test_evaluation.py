@@ -8,7 +8,7 @@ from sklearn.metrics import accuracy_score, auc, average_precision_score, roc_cu
 from gradmeta.core.errors import GradmetaError
 from gradmeta.evaluation.measures import MEASURES, measure_all
 from gradmeta.evaluation.summary import summarize_results, summary_row
-from gradmeta.meta.estimators import best_threshold
+from gradmeta.meta.classifiers import best_threshold
 
 
 def brute_auroc(scores, target):

@@ -92,8 +92,8 @@ def test_single_metric_learns_orientation():
 
 def test_fit_and_score_end_to_end(frames):
     cfg = MetaConfig(repeats=2, classifiers=("logistic",), single_metrics=("softmax/entropy", "grad/*"),
-                     feature_sets={"gradient": ("grad/*",)}, xgboost={"n_estimators": 5, "max_depth": 2,
-                                                                       "learning_rate": 0.3, "subsample": 1.0, "n_jobs": 1})
+                     feature_sets={"gradient": ("grad/*",)}, classifier_params={"xgboost": {"n_estimators": 5, "max_depth": 2,
+                                                                       "learning_rate": 0.3, "subsample": 1.0, "n_jobs": 1}})
     fitted = fit_all(frames, cfg, {})
     results, _ = score_all(frames, fitted)
     summary = summarize_results(results)
@@ -107,8 +107,10 @@ def test_parallel_fits_equal_one_at_a_time_and_a_nonconverged_fit_is_logged(fram
     xgb = {"n_estimators": 8, "max_depth": 2, "learning_rate": 0.3, "subsample": 0.8, "n_jobs": 1}
     sets = {"gradient": ("grad/*",), "all": ("softmax/*", "grad/*", "baseline/*")}
     single = ("softmax/entropy", "grad/*")
-    serial = fit_all(frames, MetaConfig(repeats=2, single_metrics=single, feature_sets=sets, xgboost=xgb, n_jobs=1), {})
-    parallel = fit_all(frames, MetaConfig(repeats=2, single_metrics=single, feature_sets=sets, xgboost=xgb, n_jobs=2),
+    serial = fit_all(frames, MetaConfig(repeats=2, single_metrics=single, feature_sets=sets,
+                                        classifier_params={"xgboost": xgb}, n_jobs=1), {})
+    parallel = fit_all(frames, MetaConfig(repeats=2, single_metrics=single, feature_sets=sets,
+                                          classifier_params={"xgboost": xgb}, n_jobs=2),
                        {})
     X = frames["noise"][metric_columns(frames["digits"])].to_numpy(np.float64)
     for one, other in zip(serial.models, parallel.models, strict=True):
@@ -119,7 +121,7 @@ def test_parallel_fits_equal_one_at_a_time_and_a_nonconverged_fit_is_logged(fram
             assert model.threshold_ == other[key].threshold_
     # one Newton step cannot reach the 1e-10 tolerance: the stage's log says which fit, not a bare warning
     cfg = MetaConfig(repeats=1, classifiers=("logistic",), single_metrics=("softmax/entropy",), feature_sets=sets,
-                     logistic={"C": 1.0, "max_iter": 1, "signed_log": True}, n_jobs=2)
+                     classifier_params={"logistic": {"C": 1.0, "max_iter": 1, "signed_log": True}}, n_jobs=2)
     with caplog.at_level("WARNING"):
         fitted = fit_all(frames, cfg, {}, logging.getLogger("test-meta"))
     assert not fitted.models[0][("known", "gradient", "logistic")].converged_

@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from gradmeta.meta import LogisticMetaClassifier, SingleMetricClassifier, XGBoostMetaClassifier
-from gradmeta.meta.estimators import classifier_kind
+from gradmeta.meta.classifiers import classifier_kind
 
 ESTIMATORS = [LogisticMetaClassifier(), XGBoostMetaClassifier(n_estimators=20, n_jobs=1),
               SingleMetricClassifier(column=0)]
@@ -141,7 +141,7 @@ def test_early_stopping_refits_with_the_rounds_found_on_a_held_out_part():
 
 
 @pytest.mark.parametrize("group, message", [
-    ({"C": "best"}, "meta.logistic.C must be a number > 0.0"),
+    ({"C": "best"}, "meta.logistic.C must be a number or 'auto'"),
     ({"C_grid": []}, "meta.logistic.C_grid must be a non-empty list of numbers > 0"),
     ({"C_grid": [0.1, -1]}, "meta.logistic.C_grid must be a non-empty list of numbers > 0"),
     ({"cv_folds": 1}, "meta.logistic.cv_folds must be an integer >= 2"),

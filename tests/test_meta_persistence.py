@@ -23,7 +23,8 @@ def fitted():
     rng = np.random.default_rng(0)
     frames = {"digits": frame("digits", 200, rng), **{c: frame(c, 60, rng) for c in UNKNOWNS}}
     cfg = MetaConfig(repeats=2, unknown_concepts=tuple(UNKNOWNS), single_metrics=("softmax/entropy", "grad/*"),
-                     xgboost={"n_estimators": 15, "max_depth": 2, "learning_rate": 0.3, "subsample": 1.0, "n_jobs": 1})
+                     classifier_params={"xgboost": {"n_estimators": 15, "max_depth": 2, "learning_rate": 0.3,
+                                                    "subsample": 1.0, "n_jobs": 1}})
     return frames, fit_all(frames, cfg, {"digits": "synthetic"})
 
 

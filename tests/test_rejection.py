@@ -10,7 +10,7 @@ from scipy.special import softmax
 from gradmeta import DOCTOR, SIRC
 from gradmeta.evaluation.rejection import KNOWN_ONLY, rejection_cells, summarize_rejection
 from gradmeta.evaluation.rejection_report import judged_lines, rejection_headline, rejection_section
-from gradmeta.meta.estimators import RelUClassifier
+from gradmeta.meta.classifiers import RelUClassifier
 from gradmeta.meta.scenarios import Split
 
 LOGITS = np.array([[4.0, 1.0, 0.0], [0.2, 0.1, 0.0], [30.0, -5.0, 2.0], [-1.0, 3.0, 2.9]])

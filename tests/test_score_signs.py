@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from gradmeta.meta.classifiers import THRESHOLD, SingleMetricClassifier, documented_sign
 from gradmeta.meta.config import MetaConfig
-from gradmeta.meta.estimators import THRESHOLD, SingleMetricClassifier, documented_sign
 
 
 @pytest.fixture

@@ -49,8 +49,8 @@ _PUBLIC = {  # name -> the module that defines it
     "ODIN": "gradmeta.uncertainty.detectors",
     "MCDropout": "gradmeta.uncertainty.detectors",
     "GradNorm": "gradmeta.uncertainty.detectors",
-    "LogisticMetaClassifier": "gradmeta.meta.estimators",
-    "XGBoostMetaClassifier": "gradmeta.meta.estimators",
+    "LogisticMetaClassifier": "gradmeta.meta.classifiers",
+    "XGBoostMetaClassifier": "gradmeta.meta.classifiers",
     "measure_all": "gradmeta.evaluation.measures",
 }
 

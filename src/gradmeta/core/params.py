@@ -10,10 +10,12 @@ train.epochs?``).
 from __future__ import annotations
 
 import difflib
+import inspect
 import math
 import os
 import reprlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +297,69 @@ def _as_number(value: Any) -> float | None:
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
+
+
+UNSET: Any = object()  # a Param without a default of its own: its constructor argument's is the one
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a registered component (a detector, a meta classifier), declared once, with it:
+    its kind (``int``, ``float``, ``bool``, or ``"floats"``: a non-empty list of numbers), bounds, the words
+    it takes besides (``words=("auto",)``), whether it may be null, and its default, which is the component
+    constructor's argument of the same name (:func:`declared_default`); a Param carries its own only where
+    the constructor requires the argument."""
+
+    kind: type | str = int
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    allow_none: bool = False
+    words: tuple[str, ...] = ()
+    default: Any = UNSET
+
+    def read(self, reader: ParamReader, key: str) -> Any:
+        """The value of ``key`` in ``reader``'s group, checked (a bad one names the parameter)."""
+        raw = reader.raw(key, self.default)
+        if (isinstance(raw, str) and raw in self.words) or (raw is None and self.allow_none):
+            return raw
+        words = "".join(f" or {w!r}" for w in self.words)
+        if self.kind is int:
+            if words and not (isinstance(raw, int) and not isinstance(raw, bool)):
+                raise reader.fail(key, f"an integer{words}", raw)
+            lo, hi = (None if b is None else int(b) for b in (self.min, self.max))
+            return reader.int(key, self.default, min=lo, max=hi, allow_none=self.allow_none)
+        if self.kind is float:
+            if words and _as_number(raw) is None:
+                raise reader.fail(key, f"a number{words}", raw)
+            return reader.float(key, self.default, min=self.min, max=self.max, min_exclusive=self.min_exclusive,
+                                max_exclusive=self.max_exclusive)
+        if self.kind is bool:
+            return reader.bool(key, self.default)
+        if self.kind == "floats":
+            lo = -math.inf if self.min is None else self.min
+            if not isinstance(raw, (list, tuple)) or not raw or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and (v > lo if self.min_exclusive else v >= lo)
+                    for v in raw):
+                bound = "" if self.min is None else f" {'>' if self.min_exclusive else '>='} {self.min:g}"
+                raise reader.fail(key, f"a non-empty list of numbers{bound}", raw)
+            return [float(v) for v in raw]
+        raise GradmetaError(f"parameter {reader.name(key)}: kind must be int, float, bool or 'floats', got {self.kind!r}")
+
+
+def declared_default(owner: str, cls: type, key: str, param: Param) -> Param:
+    """``param`` with its default: the argument ``key`` of ``cls``'s constructor gives it, declared there
+    once. A Param may carry its own only where the constructor requires the argument; both, or neither, and
+    a parameter that is no argument, are errors naming ``owner`` (e.g. ``detector 'knn'``)."""
+    argument = inspect.signature(cls.__init__).parameters.get(key)
+    if argument is None:
+        raise GradmetaError(f"{owner}: parameter {key!r} is not an argument of {cls.__name__}()")
+    has_own = argument.default is not inspect.Parameter.empty
+    if has_own and param.default is not UNSET:
+        raise GradmetaError(f"{owner}: the default of {key!r} is declared twice ({cls.__name__}() has "
+                            f"{argument.default!r}, its Param {param.default!r}); keep the constructor's")
+    if not has_own and param.default is UNSET:
+        raise GradmetaError(f"{owner}: parameter {key!r} has no default ({cls.__name__}() requires it); "
+                            "give its Param one")
+    return param if not has_own else replace(param, default=argument.default)

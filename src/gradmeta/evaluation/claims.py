@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from gradmeta.evaluation.summary import select, summary_row
-from gradmeta.meta.estimators import THRESHOLD
+from gradmeta.meta.classifiers import THRESHOLD
 
 ENTROPY = "softmax/entropy"
 COMBINED = "entropy+gradient"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from gradmeta.evaluation.cells import cell
-from gradmeta.meta.estimators import THRESHOLD
+from gradmeta.meta.classifiers import THRESHOLD
 
 FIELD_TABLE_START = "<!-- field-table:start -->"
 FIELD_TABLE_END = "<!-- field-table:end -->"

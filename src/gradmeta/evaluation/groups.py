@@ -11,7 +11,7 @@ import pandas as pd
 from gradmeta.evaluation.cells import cell
 from gradmeta.evaluation.measures import MEASURES
 from gradmeta.evaluation.summary import summary_row
-from gradmeta.meta.estimators import THRESHOLD
+from gradmeta.meta.classifiers import THRESHOLD
 
 OOD, OOD_GROUP = "ood", "ood_group"  # scenarios: one concept; the mean over a group's concepts
 GROUP_MEASURES = (("auroc", "AUROC"), ("fpr_at_95tpr_wrong_positive", "FPR@95"),

@@ -24,7 +24,7 @@ from gradmeta.core.atomic import round_floats
 from gradmeta.evaluation.claims import ENTROPY
 from gradmeta.evaluation.summary import summary_row
 from gradmeta.evaluation.winners import ScenarioWinners
-from gradmeta.meta.estimators import THRESHOLD
+from gradmeta.meta.classifiers import THRESHOLD
 
 MAX_KEY_LENGTH = 16  # a column of `dvc exp show` is as wide as its name
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from gradmeta.evaluation.groups import OOD_GROUP
 from gradmeta.evaluation.summary import summary_row
-from gradmeta.meta.estimators import THRESHOLD
+from gradmeta.meta.classifiers import THRESHOLD
 
 SOURCE = "OpenOOD v1.5 (Zhang et al. 2023), results/cifar10.csv: ResNet-18, cross-entropy training, mean of 3 seeds"
 PUBLISHED_ACCURACY = 95.06

@@ -19,7 +19,7 @@ from gradmeta.evaluation.plots import save_figure
 from gradmeta.evaluation.rejection import KNOWN_ONLY
 from gradmeta.evaluation.risk import risk_coverage
 from gradmeta.evaluation.summary import select
-from gradmeta.meta.estimators import PROBABILITIES, REL_U, THRESHOLD
+from gradmeta.meta.classifiers import PROBABILITIES, REL_U, THRESHOLD
 
 BASELINES = {  # name -> its (input, classifier) candidates; the best candidate stands for the name
     "MSP": [("softmax/max_prob", THRESHOLD)], "entropy": [("softmax/entropy", THRESHOLD)],

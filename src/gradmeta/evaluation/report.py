@@ -17,7 +17,7 @@ from gradmeta.evaluation.measures import MEASURES
 from gradmeta.evaluation.provenance import DATA_END, DATA_START
 from gradmeta.evaluation.summary import select, summary_row
 from gradmeta.evaluation.winners import WINNERS_END, WINNERS_START
-from gradmeta.meta.estimators import THRESHOLD, documented_sign
+from gradmeta.meta.classifiers import THRESHOLD, documented_sign
 
 RESULTS_START = "<!-- results:start (generated from metrics/report.md by `gradmeta readme-results`) -->"
 RESULTS_END = "<!-- results:end -->"

@@ -38,8 +38,8 @@ from gradmeta.evaluation.report import measures_csv, render_report, scenarios_js
 from gradmeta.evaluation.scoring import score_all
 from gradmeta.evaluation.summary import cnn_context, summarize_results
 from gradmeta.evaluation.winners import ScenarioWinners, scenario_winners, winner_lines
+from gradmeta.meta.classifiers import THRESHOLD
 from gradmeta.meta.config import MetaConfig
-from gradmeta.meta.estimators import THRESHOLD
 from gradmeta.meta.fitting import FittedMeta, check_split_rows
 from gradmeta.meta.inputs import Inputs
 

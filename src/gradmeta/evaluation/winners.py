@@ -19,7 +19,7 @@ import pandas as pd
 
 from gradmeta.evaluation.claims import ENTROPY
 from gradmeta.evaluation.groups import OOD_GROUP
-from gradmeta.meta.estimators import THRESHOLD
+from gradmeta.meta.classifiers import THRESHOLD
 
 WINNERS_START = "<!-- winners:start -->"
 WINNERS_END = "<!-- winners:end -->"

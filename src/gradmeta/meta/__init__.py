@@ -1,8 +1,7 @@
 """Meta classification: estimators (scikit-learn contract), the ``meta`` params, scenarios and
 splits, fitting every scenario, and saving/loading the fitted models."""
 
-from gradmeta.meta.config import CLASSIFIERS, MetaConfig
-from gradmeta.meta.estimators import (
+from gradmeta.meta.classifiers import (
     THRESHOLD,
     LogisticMetaClassifier,
     SignedLog,
@@ -11,6 +10,7 @@ from gradmeta.meta.estimators import (
     XGBoostMetaClassifier,
     best_threshold,
 )
+from gradmeta.meta.config import CLASSIFIERS, MetaConfig
 from gradmeta.meta.fitting import FittedMeta, fit_all
 from gradmeta.meta.inputs import Inputs, resolve_inputs
 from gradmeta.meta.persistence import load_fitted, save_fitted

@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from gradmeta.core.concepts import DEFAULT_KNOWN, Concepts, concept_names
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import ParamReader, as_params
-from gradmeta.meta.estimators import (
-    AUTO,
-    C_GRID,
-    CV_FOLDS,
+from gradmeta.core.params import Param, ParamReader, as_params
+from gradmeta.meta.classifiers import (
+    META_CLASSIFIERS,
     REL_U,
     THRESHOLD,
     RelUClassifier,
     SingleMetricClassifier,
     ThresholdedClassifier,
-    classifier_kind,
     documented_sign,
+    meta_spec,
 )
 from gradmeta.meta.scenarios import LEAVE_ONE_OUT
 
-CLASSIFIERS = ("logistic", "xgboost")
-DEFAULT_LOGISTIC: dict[str, Any] = {"C": AUTO, "max_iter": 2000, "signed_log": True, "C_grid": list(C_GRID),
-                                    "cv_folds": CV_FOLDS}
-DEFAULT_XGBOOST: dict[str, Any] = {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1, "subsample": 1.0,
-                                   "n_jobs": 1, "early_stopping_rounds": None, "validation_fraction": 0.2,
-                                   "max_bin": 256}
+CLASSIFIERS = ("logistic", "xgboost")  # the default of meta.classifiers; every registered one may be named
+
+
+def _default_classifier_params() -> dict[str, dict[str, Any]]:
+    return {name: spec.defaults() for name, spec in META_CLASSIFIERS.items()}
 
 
 def _default_feature_sets() -> dict[str, tuple[str, ...]]:
@@ -49,15 +47,17 @@ class MetaConfig:
                                        "grad/*")
     feature_sets: dict[str, tuple[str, ...]] = field(default_factory=_default_feature_sets)
     known_unknowns: str | tuple[str, ...] = LEAVE_ONE_OUT
-    logistic: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_LOGISTIC))
-    xgboost: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_XGBOOST))
+    classifier_params: dict[str, dict[str, Any]] = field(default_factory=_default_classifier_params)  # meta.<name>
     n_jobs: int = field(default=1, compare=False)  # fits at once (threads); no effect on the result
     params_file: str = field(default="params.yaml", compare=False)  # named in errors raised later
 
     def __post_init__(self) -> None:
         # a partial dict (a library caller's) means: these keys, the defaults for the rest
-        object.__setattr__(self, "logistic", {**DEFAULT_LOGISTIC, **self.logistic})
-        object.__setattr__(self, "xgboost", {**DEFAULT_XGBOOST, **self.xgboost})
+        given = dict(self.classifier_params)
+        object.__setattr__(self, "classifier_params", {name: {**spec.defaults(), **given.pop(name, {})}
+                                                       for name, spec in META_CLASSIFIERS.items()})
+        if given:
+            raise GradmetaError(f"classifier_params names unknown meta classifiers: {', '.join(given)}")
 
     @classmethod
     def from_params(cls, params: dict[str, Any], concepts: Concepts | None = None) -> MetaConfig:
@@ -82,12 +82,13 @@ class MetaConfig:
             test_fraction=r.float("test_fraction", d.test_fraction, min=0.0, max=1.0, min_exclusive=True,
                                   max_exclusive=True),
             unknown_concepts=unknowns,
-            classifiers=tuple(r.str_list("classifiers", list(d.classifiers), choices=CLASSIFIERS, non_empty=True)),
+            classifiers=tuple(r.str_list("classifiers", list(d.classifiers), choices=tuple(sorted(META_CLASSIFIERS)),
+                                         non_empty=True)),
             single_metrics=tuple(r.str_list("single_metrics", list(d.single_metrics))),
             feature_sets=_feature_sets(r, d.feature_sets),
             known_unknowns=_known_unknowns(r, unknowns, d.known_unknowns),
-            logistic=_logistic(r.group("logistic")),
-            xgboost=_xgboost(r.group("xgboost")),
+            classifier_params={name: _classifier_params(r.group(name), spec.params)
+                               for name, spec in META_CLASSIFIERS.items()},
             n_jobs=r.threads("n_jobs", d.n_jobs),
             params_file=r.source,
         )
@@ -102,9 +103,12 @@ class MetaConfig:
             return SingleMetricClassifier(sign=documented_sign(metric))
         if classifier == REL_U:
             return RelUClassifier()
-        if classifier not in CLASSIFIERS:
-            raise GradmetaError(f"unknown meta classifier {classifier!r}, expected one of {', '.join(CLASSIFIERS)}")
-        return classifier_kind(classifier)(**getattr(self, classifier), random_state=seed)
+        return meta_spec(classifier).cls(**self.classifier_params[classifier], random_state=seed)
+
+    def threads_per_fit(self) -> int:
+        """The most threads one fit of ``classifiers`` uses (its declared thread argument; 1 without one)."""
+        knobs = [(meta_spec(c).threads, c) for c in self.classifiers]
+        return max([int(self.classifier_params[c][knob]) for knob, c in knobs if knob], default=1)
 
 
 def _known_unknowns(r: ParamReader, unknowns: tuple[str, ...], default: str) -> str | tuple[str, ...]:
@@ -128,23 +132,6 @@ def _feature_sets(r: ParamReader, default: dict[str, tuple[str, ...]]) -> dict[s
     return {name: tuple(sets.str_list(name, non_empty=True)) for name in raw}
 
 
-def _logistic(lr: ParamReader) -> dict[str, Any]:
-    """``C``: ``auto`` (chosen by inner cross-validation on meta-train, see LogisticMetaClassifier) or a number > 0."""
-    C = AUTO if lr.raw("C", AUTO) == AUTO else lr.float("C", min=0.0, min_exclusive=True)
-    grid = lr.raw("C_grid", list(C_GRID))
-    if not isinstance(grid, list) or not grid or not all(
-            isinstance(c, (int, float)) and not isinstance(c, bool) and c > 0 for c in grid):
-        raise lr.fail("C_grid", "a non-empty list of numbers > 0", grid)
-    return {"C": C, "max_iter": lr.int("max_iter", 2000, min=1), "signed_log": lr.bool("signed_log", True),
-            "C_grid": [float(c) for c in grid], "cv_folds": lr.int("cv_folds", CV_FOLDS, min=2)}
-
-
-def _xgboost(xg: ParamReader) -> dict[str, Any]:
-    return {"n_estimators": xg.int("n_estimators", 100, min=1), "max_depth": xg.int("max_depth", 3, min=1),
-            "learning_rate": xg.float("learning_rate", 0.1, min=0.0, min_exclusive=True),
-            "subsample": xg.float("subsample", 1.0, min=0.0, max=1.0, min_exclusive=True),
-            "n_jobs": xg.threads("n_jobs", 1),
-            "early_stopping_rounds": xg.int("early_stopping_rounds", None, min=1, allow_none=True),
-            "validation_fraction": xg.float("validation_fraction", 0.2, min=0.0, max=1.0, min_exclusive=True,
-                                            max_exclusive=True),
-            "max_bin": xg.int("max_bin", 256, min=2)}
+def _classifier_params(group: ParamReader, params: Mapping[str, Param]) -> dict[str, Any]:
+    """One meta classifier's group ``meta.<name>``, read as its Params declare."""
+    return {key: param.read(group, key) for key, param in params.items()}

@@ -18,8 +18,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.features import metric_columns
+from gradmeta.meta.classifiers import ThresholdedClassifier
 from gradmeta.meta.config import MetaConfig
-from gradmeta.meta.estimators import ThresholdedClassifier
 from gradmeta.meta.inputs import Inputs, resolve_inputs
 from gradmeta.meta.scenarios import Split, as_arrays, check_split_sizes, fit_sets, make_splits
 
@@ -92,9 +92,9 @@ def fit_all(frames: dict[str, pd.DataFrame], cfg: MetaConfig, sources: dict[str,
     col_index = {c: i for i, c in enumerate(metric_cols)}
     check_split_sizes(used, cfg.test_fraction, cfg.params_file)
     arrays = as_arrays(used, metric_cols)
-    budget = cfg.n_jobs * int(cfg.xgboost.get("n_jobs", 1))
+    budget = cfg.n_jobs * cfg.threads_per_fit()
     if log is not None and budget > (os.cpu_count() or 1):
-        log.warning("meta.n_jobs x meta.xgboost.n_jobs = %d threads on %d cores: fits will contend",
+        log.warning("meta.n_jobs x a fit's threads (meta.xgboost.n_jobs) = %d threads on %d cores: fits will contend",
                     budget, os.cpu_count() or 1)
     all_splits, all_models = [], []
     blas_threads = 1 if cfg.n_jobs > 1 else None

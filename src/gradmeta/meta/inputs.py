@@ -6,8 +6,8 @@ import fnmatch
 from dataclasses import dataclass, field
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.meta.classifiers import PROBABILITIES, REL_U, THRESHOLD
 from gradmeta.meta.config import MetaConfig
-from gradmeta.meta.estimators import PROBABILITIES, REL_U, THRESHOLD
 
 
 def expand_patterns(patterns: tuple[str, ...], columns: list[str], where: str,

@@ -24,8 +24,8 @@ from gradmeta.core.concepts import Concepts
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.jsontext import json_object
 from gradmeta.core.npzfile import NpzArchive
+from gradmeta.meta.classifiers import ThresholdedClassifier, classifier_kind
 from gradmeta.meta.config import MetaConfig
-from gradmeta.meta.estimators import ThresholdedClassifier, classifier_kind
 from gradmeta.meta.fitting import FittedMeta
 from gradmeta.meta.inputs import Inputs
 from gradmeta.meta.scenarios import Split
@@ -59,7 +59,7 @@ def fitted_to_bytes(fitted: FittedMeta) -> bytes:
                            "feature_sets": {k: list(v) for k, v in cfg.feature_sets.items()},
                            "known_unknowns": (cfg.known_unknowns if isinstance(cfg.known_unknowns, str)
                                               else list(cfg.known_unknowns)),
-                           "logistic": cfg.logistic, "xgboost": cfg.xgboost}}
+                           **cfg.classifier_params}}
     buf = io.BytesIO()
     np.savez(buf, manifest=np.array(json.dumps(manifest, sort_keys=True)), **arrays)
     return buf.getvalue()

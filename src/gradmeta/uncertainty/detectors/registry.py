@@ -17,37 +17,12 @@ the flat record written into the outputs' metadata (``<prefix>_<param>``; the na
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import ParamReader
-
-UNSET = object()  # a Param without a default of its own: the constructor's argument gives it
-
-
-@dataclass(frozen=True)
-class Param:
-    """One detector parameter: its type (``int`` or ``float``), bounds, and default (``default``: only for an
-    argument the detector's constructor requires; otherwise the constructor's default is the one)."""
-
-    kind: type = int
-    min: float | None = None
-    max: float | None = None
-    min_exclusive: bool = False
-    allow_none: bool = False
-    default: Any = UNSET
-
-    def read(self, reader: ParamReader, key: str) -> Any:
-        """The value of ``key`` in ``reader``'s group, checked (a bad one names the parameter)."""
-        if self.kind is int:
-            return reader.int(key, self.default, min=None if self.min is None else int(self.min),
-                              max=None if self.max is None else int(self.max), allow_none=self.allow_none)
-        if self.kind is float:
-            return reader.float(key, self.default, min=self.min, max=self.max, min_exclusive=self.min_exclusive)
-        raise GradmetaError(f"detector parameter {key}: kind must be int or float, got {self.kind!r}")
+from gradmeta.core.params import Param, declared_default
 
 
 @dataclass(frozen=True)
@@ -78,28 +53,12 @@ def register_detector(name: str, *, params: Mapping[str, Param] | None = None, f
         known = REGISTRY.get(name)
         if known is not None and known.cls.__qualname__ != cls.__qualname__:
             raise GradmetaError(f"detector {name!r} is already registered ({known.cls.__qualname__})")
-        declared = {key: _with_default(name, cls, key, p) for key, p in (params or {}).items()}
+        declared = {key: declared_default(f"detector {name!r}", cls, key, p) for key, p in (params or {}).items()}
         REGISTRY[name] = DetectorSpec(name, cls, declared, fitted, key_prefix or name)
         cls.detector_name = name
         return cls
 
     return register
-
-
-def _with_default(name: str, cls: type, key: str, param: Param) -> Param:
-    """``param`` with its default: the constructor's argument ``key``'s, declared there once. A Param may carry
-    its own only where the constructor requires the argument; both, or neither, is an error."""
-    argument = inspect.signature(cls.__init__).parameters.get(key)
-    if argument is None:
-        raise GradmetaError(f"detector {name!r}: parameter {key!r} is not an argument of {cls.__name__}()")
-    has_own = argument.default is not inspect.Parameter.empty
-    if has_own and param.default is not UNSET:
-        raise GradmetaError(f"detector {name!r}: the default of {key!r} is declared twice ({cls.__name__}() has "
-                            f"{argument.default!r}, its Param {param.default!r}); keep the constructor's")
-    if not has_own and param.default is UNSET:
-        raise GradmetaError(f"detector {name!r}: parameter {key!r} has no default ({cls.__name__}() requires it); "
-                            "give its Param one")
-    return param if not has_own else replace(param, default=argument.default)
 
 
 def detector_spec(name: str) -> DetectorSpec:

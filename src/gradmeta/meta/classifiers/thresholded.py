@@ -1,4 +1,4 @@
-"""The meta classifiers' base: the estimator contract (see :mod:`gradmeta.meta.estimators`), the
+"""The meta classifiers' base: the estimator contract (see :mod:`gradmeta.meta.classifiers`), the
 threshold, saving without pickle (``state`` / ``from_state``), the kinds by name, and the one-metric
 classifier."""
 

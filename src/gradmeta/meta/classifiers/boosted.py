@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import re
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.utils._param_validation import Interval
 
-from gradmeta.meta.thresholded import StateArrays, ThresholdedClassifier
+from gradmeta.core.params import MAX_THREADS, Param
+from gradmeta.meta.classifiers.registry import register_meta_classifier
+from gradmeta.meta.classifiers.thresholded import StateArrays, ThresholdedClassifier
 
 
+@register_meta_classifier("xgboost", threads="n_jobs", params={
+    "n_estimators": Param(int, min=1), "max_depth": Param(int, min=1),
+    "learning_rate": Param(float, min=0.0, min_exclusive=True),
+    "subsample": Param(float, min=0.0, max=1.0, min_exclusive=True), "n_jobs": Param(int, min=1, max=MAX_THREADS),
+    "early_stopping_rounds": Param(int, min=1, allow_none=True),
+    "validation_fraction": Param(float, min=0.0, max=1.0, min_exclusive=True, max_exclusive=True),
+    "max_bin": Param(int, min=2)})
 class XGBoostMetaClassifier(ThresholdedClassifier):
     """Gradient-boosted trees (XGBoost, CPU ``hist``), deterministic for a seed; the score is the
     probability of the positive class.
@@ -26,21 +33,8 @@ class XGBoostMetaClassifier(ThresholdedClassifier):
     round's cost grows with it; 64 bins fit the default run's meta classifiers about 1.5-2.5x faster.
     """
 
-    kind = "xgboost"
-    _parameter_constraints: dict = {
-        "n_estimators": [Interval(Integral, 1, None, closed="left")],
-        "max_depth": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "subsample": [Interval(Real, 0, 1, closed="right")],
-        "max_bin": [Interval(Integral, 2, None, closed="left")],
-        "n_jobs": [Interval(Integral, 1, None, closed="left")],
-        "random_state": [Interval(Integral, 0, None, closed="left")],
-        "early_stopping_rounds": [Interval(Integral, 1, None, closed="left"), None],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-    }
-
     def __init__(self, n_estimators: int = 100, max_depth: int = 3, learning_rate: float = 0.1,
-                 subsample: float = 1.0, n_jobs: int = 2, random_state: int = 0,
+                 subsample: float = 1.0, n_jobs: int = 1, random_state: int = 0,
                  early_stopping_rounds: int | None = None, validation_fraction: float = 0.2, max_bin: int = 256):
         self.n_estimators = n_estimators
         self.max_depth = max_depth

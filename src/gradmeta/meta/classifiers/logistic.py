@@ -3,7 +3,6 @@ to the optimum, its C chosen by inner cross-validation on meta-train."""
 
 from __future__ import annotations
 
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -11,10 +10,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from gradmeta.meta.thresholded import StateArrays, ThresholdedClassifier
+from gradmeta.core.params import Param
+from gradmeta.meta.classifiers.registry import register_meta_classifier
+from gradmeta.meta.classifiers.thresholded import StateArrays, ThresholdedClassifier
 
 
 class SignedLog(TransformerMixin, BaseEstimator):
@@ -71,6 +71,9 @@ def mean_log_loss(target: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(target * np.log(p) + (1 - target) * np.log1p(-p)))
 
 
+@register_meta_classifier("logistic", params={
+    "C": Param(float, min=0.0, min_exclusive=True, words=(AUTO,)), "max_iter": Param(int, min=1),
+    "signed_log": Param(bool), "C_grid": Param("floats", min=0.0, min_exclusive=True), "cv_folds": Param(int, min=2)})
 class LogisticMetaClassifier(ThresholdedClassifier):
     """(Signed log +) standardised inputs + L2 logistic regression (:func:`logistic_regression`); the
     score is the probability of the positive class. A convergence failure (``max_iter`` reached) is
@@ -85,16 +88,6 @@ class LogisticMetaClassifier(ThresholdedClassifier):
     of a class no fold can be cut and the smallest C of the grid is taken. ``C_`` is the C used and
     ``C_selection_`` says how it was chosen (``"given"``, ``"cv"`` or ``"few rows"``).
     """
-
-    kind = "logistic"
-    _parameter_constraints: dict = {
-        "C": [Interval(Real, 0, None, closed="neither"), StrOptions({AUTO})],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "signed_log": ["boolean"],
-        "C_grid": ["array-like"],
-        "cv_folds": [Interval(Integral, 2, None, closed="left")],
-        "random_state": [Interval(Integral, 0, None, closed="left")],
-    }
 
     def __init__(self, C: float | str = AUTO, max_iter: int = 2000, signed_log: bool = True,
                  C_grid: tuple[float, ...] = C_GRID, cv_folds: int = CV_FOLDS, random_state: int = 0):

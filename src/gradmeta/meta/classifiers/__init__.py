@@ -17,11 +17,16 @@ regression and XGBoost the score *is* the positive-class probability.
 
 One file per classifier: :mod:`.thresholded` (the base, saving, the kinds, one metric),
 :mod:`.logistic`, :mod:`.boosted` (XGBoost), :mod:`.relative` (REL-U, a rejection baseline on the class
-probabilities); this module gathers them.
+probabilities); :mod:`.registry` (a ``meta.classifiers`` entry: its params group, declared with the
+class). This package imports every file in it, so a new meta classifier is one file (and its test).
 """
 
-from gradmeta.meta.boosted import XGBoostMetaClassifier
-from gradmeta.meta.logistic import (
+import pkgutil
+from importlib import import_module
+from pathlib import Path
+
+from gradmeta.meta.classifiers.boosted import XGBoostMetaClassifier
+from gradmeta.meta.classifiers.logistic import (
     AUTO,
     C_GRID,
     CV_FOLDS,
@@ -32,8 +37,9 @@ from gradmeta.meta.logistic import (
     logistic_regression,
     mean_log_loss,
 )
-from gradmeta.meta.relative import PROBABILITIES, REL_U, RelUClassifier
-from gradmeta.meta.thresholded import (
+from gradmeta.meta.classifiers.registry import META_CLASSIFIERS, MetaSpec, meta_spec, register_meta_classifier
+from gradmeta.meta.classifiers.relative import PROBABILITIES, REL_U, RelUClassifier
+from gradmeta.meta.classifiers.thresholded import (
     THRESHOLD,
     SingleMetricClassifier,
     StateArrays,
@@ -43,7 +49,10 @@ from gradmeta.meta.thresholded import (
     documented_sign,
 )
 
-__all__ = ["AUTO", "CV_FOLDS", "C_GRID", "LOGISTIC_TOL", "PROBABILITIES", "REL_U", "THRESHOLD", "LogisticMetaClassifier",
-           "RelUClassifier", "SignedLog",
+for _info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
+    import_module(f"{__name__}.{_info.name}")  # a classifier's file registers it on import
+
+__all__ = ["AUTO", "CV_FOLDS", "C_GRID", "LOGISTIC_TOL", "META_CLASSIFIERS", "PROBABILITIES", "REL_U", "THRESHOLD",
+           "LogisticMetaClassifier", "MetaSpec", "RelUClassifier", "SignedLog", "meta_spec", "register_meta_classifier",
            "SingleMetricClassifier", "StateArrays", "ThresholdedClassifier", "XGBoostMetaClassifier", "best_threshold",
            "classifier_kind", "documented_sign", "inner_folds", "logistic_regression", "mean_log_loss"]

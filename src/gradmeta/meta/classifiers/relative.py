@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from gradmeta.meta.thresholded import StateArrays, ThresholdedClassifier
+from gradmeta.meta.classifiers.thresholded import StateArrays, ThresholdedClassifier
 
 REL_U = "relu"
 PROBABILITIES = "probabilities"  # the input REL-U is fitted on: every prob/<c> column
