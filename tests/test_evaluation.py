@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import accuracy_score, auc, average_precision_score, roc_curve
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.evaluation.measures import MEASURES, measure_all
+from gradmeta.evaluation.measures import measure_all, measure_names
 from gradmeta.evaluation.summary import summarize_results, summary_row
 from gradmeta.meta.classifiers import best_threshold
 
@@ -134,7 +134,7 @@ def test_single_class_and_empty_sets_are_errors():
 
 def test_summarize_results_uses_sample_std_per_result_key():
     keys = {"scenario": "unknown", "test_set": "noise", "group": "", "input": "softmax/entropy", "classifier": "threshold"}
-    measures = {m: 0.0 for m in MEASURES}
+    measures = {m: 0.0 for m in measure_names()}
     rows = [{**keys, "repeat": r, **measures, "auroc": a} for r, a in enumerate([0.7, 0.8, 0.95])]
     rows.append({**keys, "test_set": "letters", "repeat": 0, **measures, "auroc": 0.6})  # a single repeat
     summary = summarize_results(pd.DataFrame(rows))

@@ -1,9 +1,9 @@
 """Evaluation: measures and their conventions, scoring, the summary table, the paper's claims, the
 report, plots, and :func:`run` / :func:`write` (the evaluate stage's work)."""
 
-from gradmeta.evaluation.measures import MEASURES, measure_all
+from gradmeta.evaluation.measures import measure_all, measure_names, register_measure
 from gradmeta.evaluation.run import EvaluateConfig, Evaluation, run, write
 from gradmeta.evaluation.summary import summarize_results, summary_row
 
-__all__ = ["MEASURES", "EvaluateConfig", "Evaluation", "measure_all", "run", "summarize_results", "summary_row",
-           "write"]
+__all__ = ["EvaluateConfig", "Evaluation", "measure_all", "measure_names", "register_measure", "run", "summarize_results",
+           "summary_row", "write"]

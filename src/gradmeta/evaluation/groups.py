@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from gradmeta.evaluation.cells import cell
-from gradmeta.evaluation.measures import MEASURES
+from gradmeta.evaluation.measures import measure_names
 from gradmeta.evaluation.summary import summary_row
 from gradmeta.meta.classifiers import THRESHOLD
 
@@ -41,7 +41,7 @@ def group_results(results: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> 
     out = []
     for name, concepts in groups.items():
         rows = ood[ood["test_set"].isin(concepts)]
-        means = rows.groupby(["repeat", "input", "classifier"], sort=False)[list(MEASURES)].mean().reset_index()
+        means = rows.groupby(["repeat", "input", "classifier"], sort=False)[list(measure_names())].mean().reset_index()
         sets = rows.groupby(["repeat", "input", "classifier"], sort=False)["test_set"].nunique().to_numpy()
         if (sets != len(concepts)).any():
             raise ValueError(f"group {name}: not every concept of {concepts} was scored")

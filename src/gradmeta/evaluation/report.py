@@ -13,7 +13,7 @@ from gradmeta.core.errors import GradmetaError
 from gradmeta.evaluation.cells import cell, unstable_note
 from gradmeta.evaluation.claims import COMBINED, ENTROPY, Verdict
 from gradmeta.evaluation.field import FIELD_TABLE_END, FIELD_TABLE_START
-from gradmeta.evaluation.measures import MEASURES
+from gradmeta.evaluation.measures import measure_names
 from gradmeta.evaluation.provenance import DATA_END, DATA_START
 from gradmeta.evaluation.summary import select, summary_row
 from gradmeta.evaluation.winners import WINNERS_END, WINNERS_START
@@ -133,7 +133,8 @@ def render_report(*, data_lines: list[str], field_lines: list[str], summary: pd.
 
 def measures_csv(summary: pd.DataFrame) -> str:
     """The full summary (every measure, mean and std) as CSV text with 6 decimals."""
-    cols = ["scenario", "test_set", "group", "input", "classifier"] + [f"{m}_{s}" for m in MEASURES for s in ("mean", "std")]
+    cols = ["scenario", "test_set", "group", "input", "classifier"] + [f"{m}_{s}" for m in measure_names()
+                                                                       for s in ("mean", "std")]
     return summary[cols].to_csv(index=False, float_format="%.6f", lineterminator="\n")
 
 

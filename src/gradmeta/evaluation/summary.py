@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gradmeta.evaluation.measures import MEASURES
+from gradmeta.evaluation.measures import measure_names
 
 RESULT_KEYS = ("scenario", "test_set", "group", "input", "classifier")
 
 
 def summarize_results(results: pd.DataFrame, keys: tuple[str, ...] = RESULT_KEYS,
-                      measures: tuple[str, ...] = MEASURES) -> pd.DataFrame:
+                      measures: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Mean and sample std (ddof=1) over repeats of every measure, one row per result key
-    (``<measure>_mean``, ``<measure>_std``)."""
-    grouped = results.groupby(list(keys), sort=False)[list(measures)]
+    (``<measure>_mean``, ``<measure>_std``); ``measures``: every registered one unless given."""
+    grouped = results.groupby(list(keys), sort=False)[list(measure_names() if measures is None else measures)]
     mean = grouped.mean()
     std = grouped.std(ddof=1).fillna(0.0)
     out = pd.concat({"mean": mean, "std": std}, axis=1)
