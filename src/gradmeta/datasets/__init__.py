@@ -13,7 +13,7 @@ from gradmeta.datasets.download import ARCHIVES, ArchiveSpec, ensure_archive
 from gradmeta.datasets.emnist import read_emnist, read_idx
 from gradmeta.datasets.mnist import read_idx_file, read_idx_images
 from gradmeta.datasets.omniglot import read_omniglot
-from gradmeta.datasets.registry import prepare_concept
+from gradmeta.datasets.preparation import prepare_concept
 from gradmeta.datasets.sources import SOURCES, USER_FORMATS
 from gradmeta.datasets.svhn import read_svhn
 from gradmeta.prepared import PreparedData, load_prepared, save_prepared

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gradmeta.datasets.config import DataConfig
 from gradmeta.datasets.imageops import save_montage
-from gradmeta.datasets.registry import prepare_concept
+from gradmeta.datasets.preparation import prepare_concept
 from gradmeta.prepared import PreparedData, save_prepared
 
 

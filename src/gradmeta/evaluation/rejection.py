@@ -25,7 +25,7 @@ from gradmeta.evaluation.risk import RISK_MEASURES, risk_measures
 from gradmeta.evaluation.scoring import score_cells
 from gradmeta.evaluation.summary import summarize_results
 from gradmeta.meta.fitting import FittedMeta
-from gradmeta.meta.scenarios import LEAVE_ONE_OUT, Evaluation, RowSet, Split
+from gradmeta.meta.scenarios import LEAVE_ONE_OUT, RowSet, ScenarioCell, Split
 
 REJECTION = "rejection"
 KNOWN_ONLY = "known_only"
@@ -44,23 +44,23 @@ def _draw(parts: list[tuple[str, np.ndarray]], size: int, seed: int) -> tuple[tu
 
 
 def rejection_cells(known: str, unknowns: list[str], known_unknowns: str | tuple[str, ...], splits: dict[str, Split],
-                    ratio: float, seed: int) -> list[Evaluation]:
+                    ratio: float, seed: int) -> list[ScenarioCell]:
     """The rejection cells of one repeat (module docstring); ``seed``: the repeat's."""
     known_rows = (known, splits[known].test)
     size = int(round(ratio * len(splits[known].test)))
     cells = []
     for i, c in enumerate(unknowns):
         rows = RowSet((known_rows, *_draw([(c, splits[c].test)], size, seed + 7919 * (i + 1))))
-        cells.append(Evaluation(REJECTION, c, KNOWN_ONLY, "known", rows))
+        cells.append(ScenarioCell(REJECTION, c, KNOWN_ONLY, "known", rows))
         if known_unknowns == LEAVE_ONE_OUT:
-            cells.append(Evaluation(REJECTION, c, "unseen", f"without_{c}", rows))
+            cells.append(ScenarioCell(REJECTION, c, "unseen", f"without_{c}", rows))
         else:
-            cells.append(Evaluation(REJECTION, c, "seen" if c in known_unknowns else "unseen", "listed", rows))
+            cells.append(ScenarioCell(REJECTION, c, "seen" if c in known_unknowns else "unseen", "listed", rows))
     if unknowns:
         pooled = RowSet((known_rows, *_draw([(c, splits[c].test) for c in unknowns], size, seed)))
-        cells.append(Evaluation(REJECTION, "pooled", KNOWN_ONLY, "known", pooled))
+        cells.append(ScenarioCell(REJECTION, "pooled", KNOWN_ONLY, "known", pooled))
         fit, group = ("all_seen", "seen") if known_unknowns == LEAVE_ONE_OUT else ("listed", "listed")
-        cells.append(Evaluation(REJECTION, "pooled", group, fit, pooled))
+        cells.append(ScenarioCell(REJECTION, "pooled", group, fit, pooled))
     return cells
 
 
@@ -75,7 +75,7 @@ def score_rejection(frames: dict[str, pd.DataFrame], fitted: FittedMeta, ratio: 
     of ``keep_inputs`` (for the risk-coverage curves)."""
     cfg = fitted.config
 
-    def cells(repeat: int, splits: dict[str, Split]) -> list[Evaluation]:
+    def cells(repeat: int, splits: dict[str, Split]) -> list[ScenarioCell]:
         return rejection_cells(cfg.known_concept, list(cfg.unknown_concepts), cfg.known_unknowns, splits, ratio,
                                cfg.seed + repeat)
 

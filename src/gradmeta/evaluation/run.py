@@ -137,7 +137,7 @@ def judge_claims(summary, known: str, unknowns: list[str], cfg: EvaluateConfig, 
 
 
 @dataclass
-class Evaluation:
+class EvaluateResult:
     """Everything the evaluate stage writes, computed: the scored results and their summary, the ROC
     curves, the claims' verdicts, and what the report and plots show."""
 
@@ -197,7 +197,7 @@ def run_rejection(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any
 
 
 def run(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any], metas: dict[str, dict[str, Any]],
-        meta_path: str = "models/meta/meta.npz") -> Evaluation:
+        meta_path: str = "models/meta/meta.npz") -> EvaluateResult:
     """Score the fitted meta classifiers on the meta-test rows of ``frames`` (the features tables
     they were fitted on: checked), summarise, and judge the claims."""
     meta_cfg = fitted.config
@@ -218,7 +218,7 @@ def run(cfg: EvaluateConfig, fitted: FittedMeta, frames: dict[str, Any], metas: 
                                    {c: context[c]["rows"] for c in unknowns})
     decomposition = decomposition_section(results, cfg.primary_classifier, cfg.margin)
     winners = scenario_winners(results, known, tuple(cfg.groups))
-    return Evaluation(cfg, fitted, frames, metas, summary, roc, curves, headline, verdicts, notes, len(results),
+    return EvaluateResult(cfg, fitted, frames, metas, summary, roc, curves, headline, verdicts, notes, len(results),
                       decomposition, run_rejection(cfg, fitted, frames), winners)
 
 
@@ -233,7 +233,7 @@ def own_files(folder: Path) -> list[Path]:
     return sorted({p for pattern in OWN_FILES[folder.name] for p in folder.glob(pattern) if p.is_file()})
 
 
-def write(ev: Evaluation, metrics_dir: str) -> None:
+def write(ev: EvaluateResult, metrics_dir: str) -> None:
     """``headline.json`` (:mod:`.headline`), ``scenarios.json``, ``measures.csv``, ``report.md``, ``plots/`` (Vega
     data for DVC), ``figures/`` (the same charts as PNGs, for the report) and ``histograms/`` (PNGs only) in
     ``metrics_dir``."""

@@ -11,7 +11,7 @@ from gradmeta.core.errors import GradmetaError
 from gradmeta.evaluation.measures import measure_all
 from gradmeta.features import metric_columns
 from gradmeta.meta.fitting import FittedMeta
-from gradmeta.meta.scenarios import IN_DISTRIBUTION, Evaluation, as_arrays, evaluations, ood_evaluations
+from gradmeta.meta.scenarios import IN_DISTRIBUTION, ScenarioCell, as_arrays, evaluations, ood_evaluations
 
 
 def score_all(frames: dict[str, pd.DataFrame], fitted: FittedMeta,
@@ -21,7 +21,7 @@ def score_all(frames: dict[str, pd.DataFrame], fitted: FittedMeta,
     ``ood_concepts`` add OpenOOD's detection cells (scenario ``ood``) for those unknown concepts."""
     cfg = fitted.config
 
-    def cells(repeat: int, splits: dict) -> list[Evaluation]:
+    def cells(repeat: int, splits: dict) -> list[ScenarioCell]:
         return (evaluations(frames, cfg.known_concept, list(cfg.unknown_concepts), cfg.known_unknowns, splits)
                 + ood_evaluations(cfg.known_concept, list(ood_concepts), splits))
 
@@ -32,7 +32,7 @@ Measure = Callable[[np.ndarray, np.ndarray, float, str], dict[str, float]]
 
 
 def score_cells(frames: dict[str, pd.DataFrame], fitted: FittedMeta,
-                cells: Callable[[int, dict], list[Evaluation]], measure: Measure,
+                cells: Callable[[int, dict], list[ScenarioCell]], measure: Measure,
                 keep_inputs: tuple[tuple[str, str], ...] = ()) -> tuple[pd.DataFrame, dict]:
     """Every fitted model of each repeat on the test rows of the cells ``cells(repeat, splits)`` that
     use its fit: one row of ``measure(scores, target, threshold, where)`` per (repeat, cell, model),

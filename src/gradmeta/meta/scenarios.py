@@ -116,7 +116,7 @@ def fit_sets(known_concept: str, unknowns: list[str], known_unknowns: str | list
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class ScenarioCell:
     """One reported cell: scenario / test set (/ seen or unseen), the fit it uses, and its test rows."""
 
     scenario: str
@@ -128,32 +128,32 @@ class Evaluation:
 
 
 def evaluations(frames: dict[str, pd.DataFrame], known: str, unknowns: list[str], known_unknowns: str | list[str],
-                splits: dict[str, Split]) -> list[Evaluation]:
+                splits: dict[str, Split]) -> list[ScenarioCell]:
     """Every (scenario, test set) of one repeat with the fit that serves it and its meta-test rows."""
     known_test = splits[known].test
     correct = frames[known]["correct"].to_numpy()
     known_correct = known_test[correct[known_test]]
-    out = [Evaluation("misclassification", known, None, "known", RowSet(((known, known_test),)))]
+    out = [ScenarioCell("misclassification", known, None, "known", RowSet(((known, known_test),)))]
     per_concept = {c: RowSet(((known, known_correct), (c, splits[c].test))) for c in unknowns}
-    out += [Evaluation("unknown", c, None, "known", rows) for c, rows in per_concept.items()]
+    out += [ScenarioCell("unknown", c, None, "known", rows) for c, rows in per_concept.items()]
     if unknowns:
         pooled = RowSet(((known, known_test), *((c, splits[c].test) for c in unknowns)))
-        out.append(Evaluation("unknown", "pooled", None, "known", pooled))
+        out.append(ScenarioCell("unknown", "pooled", None, "known", pooled))
         fit, group = ("all_seen", "seen") if known_unknowns == LEAVE_ONE_OUT else ("listed", "listed")
-        out.append(Evaluation("known_unknowns", "pooled", group, fit, pooled))
+        out.append(ScenarioCell("known_unknowns", "pooled", group, fit, pooled))
     for c in unknowns:
         if known_unknowns == LEAVE_ONE_OUT:
-            out.append(Evaluation("known_unknowns", c, "unseen", f"without_{c}", per_concept[c]))
-            out.append(Evaluation("known_unknowns", c, "seen", "all_seen", per_concept[c]))
+            out.append(ScenarioCell("known_unknowns", c, "unseen", f"without_{c}", per_concept[c]))
+            out.append(ScenarioCell("known_unknowns", c, "seen", "all_seen", per_concept[c]))
         else:
             group = "seen" if c in known_unknowns else "unseen"
-            out.append(Evaluation("known_unknowns", c, group, "listed", per_concept[c]))
+            out.append(ScenarioCell("known_unknowns", c, group, "listed", per_concept[c]))
     return out
 
 
-def ood_evaluations(known: str, concepts: list[str], splits: dict[str, Split]) -> list[Evaluation]:
+def ood_evaluations(known: str, concepts: list[str], splits: dict[str, Split]) -> list[ScenarioCell]:
     """OpenOOD's detection cells of one repeat, one per concept: every known meta-test row vs the concept's."""
-    return [Evaluation("ood", c, None, "known", RowSet(((known, splits[known].test), (c, splits[c].test))),
+    return [ScenarioCell("ood", c, None, "known", RowSet(((known, splits[known].test), (c, splits[c].test))),
                        IN_DISTRIBUTION) for c in concepts]
 
 

@@ -16,7 +16,7 @@ _PUBLIC = {  # name -> the module that defines it
     "PAPER_STATISTICS": "gradmeta.uncertainty.gradients",
     "gradient_statistics": "gradmeta.uncertainty.gradients",
     "iterate_chunks": "gradmeta.uncertainty.gradients",
-    "gradnorm_scores": "gradmeta.uncertainty.gradnorm",
+    "gradnorm_scores": "gradmeta.uncertainty.detectors.gradnorm",
     "SOFTMAX_METRICS": "gradmeta.uncertainty.softmax",
     "softmax_metrics": "gradmeta.uncertainty.softmax",
 }

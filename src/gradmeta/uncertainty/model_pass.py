@@ -26,8 +26,8 @@ from tqdm import tqdm
 from gradmeta.core.errors import GradmetaError
 from gradmeta.features import GRADNORM_COLUMN
 from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures
+from gradmeta.uncertainty.detectors.gradnorm import gradnorm_scores
 from gradmeta.uncertainty.gradients import iterate_targets
-from gradmeta.uncertainty.gradnorm import gradnorm_scores
 from gradmeta.uncertainty.softmax import softmax_metrics
 
 DETECTOR_PREFIX = "detector/"
