@@ -6,7 +6,9 @@ Two throw-away repositories are made in one run: ``baseline`` holds the git-trac
 of this working tree. Each runs its *own* ``src/`` (``PYTHONPATH``), with the packages of this
 environment. On each, in this order:
 
-1. ``dvc repro`` from scratch (no cache, no run-cache: a fresh clone), with the seconds of each stage;
+1. ``dvc repro`` from scratch (no cache, no run-cache: a fresh clone), with the seconds of each stage and,
+   where the side's stages log it (``$GRADMETA_STARTUP_LOG``), each stage's start-up: the seconds from its
+   process's start to its first work (imports done), and their median;
 2. a no-op ``dvc repro`` and ``dvc status``, median of ``--noop-rounds`` calls each;
 3. ``dvc exp run -S meta.xgboost.max_depth=4`` (meta and evaluate rerun);
 4. ``git checkout -- . && dvc checkout -f`` back to step 1's outputs (committed after it; not timed),
@@ -15,7 +17,7 @@ environment. On each, in this order:
 The two sides alternate per step (baseline first), so a noisy neighbour falls on both. Printed: each
 time, the ratio current / baseline, and each side's stage times.
 
-    python benchmarks/fast_loop.py [--baseline 48aeec1] [--json benchmarks/results/fast_loop.json]
+    python benchmarks/fast_loop.py [--baseline e7461e7] [--json benchmarks/results/fast_loop.json]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -73,19 +76,30 @@ def restore(repo: Path) -> None:
     timed(repo, "checkout", "-f")
 
 
-def first_repro(repo: Path) -> tuple[float, dict[str, float]]:
-    """Step 1 on one side: ``dvc repro`` with the side's own ``src/``, then its outputs committed."""
+STARTUP = re.compile(r"^(\S+): start-up (\d+\.\d+) s$")  # gradmeta.core.console.setup_logging's line
+
+
+def startups(lines: list[str]) -> dict[str, float]:
+    """Each stage's start-up seconds (process start to its first work) from its log line; none from a commit
+    whose stages do not log it."""
+    return {hit.group(1): float(hit.group(2)) for hit in map(STARTUP.match, lines) if hit}
+
+
+def first_repro(repo: Path) -> tuple[float, dict[str, float], dict[str, float]]:
+    """Step 1 on one side: ``dvc repro`` with the side's own ``src/``, then its outputs committed; the wall
+    seconds, each stage's seconds, and each stage's start-up seconds (where the side logs them)."""
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(repo / "src")  # timed_repro passes os.environ on
+    lines: list[str] = []
     try:
-        total, stages = timed_repro(repo, force=False)
+        total, stages = timed_repro(repo, force=False, env={"GRADMETA_STARTUP_LOG": "1"}, lines=lines)
     finally:
         os.environ.pop("PYTHONPATH") if old is None else os.environ.__setitem__("PYTHONPATH", old)
     # what the run wrote becomes the state to come back to between the experiments (a commit's own
     # dvc.lock may hold another CPU's hashes, whose objects this cache does not have)
     for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "reproduced", "--allow-empty"]):
         subprocess.run(cmd, cwd=repo, check=True, env=side_env(repo), capture_output=True)
-    return total, stages
+    return total, stages, startups(lines)
 
 
 def report(figures: dict[str, dict], baseline: str, json_path: str | None) -> None:
@@ -96,13 +110,16 @@ def report(figures: dict[str, dict], baseline: str, json_path: str | None) -> No
         print(f"{k:<16}{figures['baseline'][k]:>18}{figures['current'][k]:>10}{ratios[k]:>8.3f}")
     for side, values in figures.items():
         print(f"{side} stages: " + ", ".join(f"{k} {v}" for k, v in values["stages_s"].items()))
+        if values["startup_s"]:
+            print(f"{side} start-up (process start to first work), median {values['startup_median_s']} s: "
+                  + ", ".join(f"{k} {v}" for k, v in values["startup_s"].items()))
     if json_path:
         Path(json_path).write_text(json.dumps({"baseline": baseline, "figures": figures, "ratios": ratios}, indent=1)
                                    + "\n")
 
 
 @click.command()
-@click.option("--baseline", default="48aeec1", show_default=True, help="The commit to compare with.")
+@click.option("--baseline", default="e7461e7", show_default=True, help="The commit to compare with.")
 @click.option("--noop-rounds", default=5, show_default=True)
 @click.option("--json", "json_path", default=None, help="Also write the figures here.")
 def main(baseline: str, noop_rounds: int, json_path: str | None) -> None:
@@ -114,9 +131,12 @@ def main(baseline: str, noop_rounds: int, json_path: str | None) -> None:
         copy_repo(repos["current"])
         figures: dict[str, dict] = {side: {} for side in repos}
         for side, repo in repos.items():
-            total, stages = first_repro(repo)
-            figures[side].update(repro_s=round(total, 1), stages_s={k: round(v, 1) for k, v in stages.items()})
-            print(f"{side}: dvc repro {total:.1f} s", flush=True)
+            total, stages, starts = first_repro(repo)
+            figures[side].update(repro_s=round(total, 1), stages_s={k: round(v, 1) for k, v in stages.items()},
+                                 startup_s=starts, startup_median_s=round(statistics.median(starts.values()), 2)
+                                 if starts else None)
+            print(f"{side}: dvc repro {total:.1f} s; stage start-up median {figures[side]['startup_median_s']} s",
+                  flush=True)
         for side, repo in repos.items():
             for what in ("repro", "status"):
                 rounds = [timed(repo, what) for _ in range(noop_rounds)]

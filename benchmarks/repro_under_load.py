@@ -39,12 +39,13 @@ def copy_repo(dest: Path) -> None:
 
 
 def timed_repro(repo: Path, force: bool = True, echo: bool = False, memory: dict[str, float] | None = None,
-                targets: tuple[str, ...] = (), env: dict[str, str] | None = None) -> tuple[float, dict[str, float]]:
+                targets: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                lines: list[str] | None = None) -> tuple[float, dict[str, float]]:
     """Wall seconds of ``dvc repro [-f]`` and the seconds between consecutive stage starts (the
     stage's command plus DVC's hashing of its outputs); ``echo`` passes the stage log through;
     ``memory``, when given, receives each stage's peak resident memory in GB (the largest process,
     sampled: :mod:`process_memory`); ``targets`` are passed to ``dvc repro`` (a dvc.yaml or stage), ``env``
-    adds to the environment."""
+    adds to the environment; ``lines``, when given, receives every line DVC and the stages printed."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     start = time.perf_counter()
@@ -55,6 +56,8 @@ def timed_repro(repo: Path, force: bool = True, echo: bool = False, memory: dict
         for line in proc.stdout:
             if echo:
                 print(f"[{time.perf_counter() - start:7.1f} s] {line}", end="", flush=True)
+            if lines is not None:
+                lines.append(line.rstrip("\n"))
             hit = re.match(r"Running stage '([^']+)'", line)
             if hit:
                 now = time.perf_counter()

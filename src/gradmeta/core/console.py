@@ -16,10 +16,33 @@ from gradmeta.core.errors import GradmetaError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+STARTUP_LOG = "GRADMETA_STARTUP_LOG"  # set (to anything) to log each stage's start-up time
+
+
 def setup_logging(stage: str) -> logging.Logger:
-    """A logger that writes ``<stage>: message`` lines to stderr."""
+    """A logger that writes ``<stage>: message`` lines to stderr. With ``$GRADMETA_STARTUP_LOG`` set, its first
+    line is the stage's start-up: ``start-up 1.84 s`` from the process's start to here, where the stage's
+    imports are done and its work begins (``benchmarks/fast_loop.py`` reads it)."""
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr, force=True)
-    return logging.getLogger(stage)
+    log = logging.getLogger(stage)
+    if os.environ.get(STARTUP_LOG):
+        seconds = seconds_since_process_start()
+        log.info("start-up %s", "unknown (no /proc on this system)" if seconds is None else f"{seconds:.2f} s")
+    return log
+
+
+def seconds_since_process_start() -> float | None:
+    """Seconds since this process started, from Linux's /proc (its start time in clock ticks since boot, and the
+    uptime; 10 ms resolution); None where there is no /proc."""
+    try:
+        with open("/proc/self/stat") as f:
+            stat = f.read()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        start_ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # field 22, starttime (fields 1-2: pid, comm)
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def reports_errors(func: F) -> F:
