@@ -16,7 +16,7 @@ from typing import Any
 
 from gradmeta.core.concepts import concept_names
 from gradmeta.core.params import ParamReader, as_params
-from gradmeta.datasets.sources import SOURCES, USER_FORMATS, resolve_source
+from gradmeta.datasets.sources import USER_FORMATS, known_sources, resolve_source
 from gradmeta.geometry import CHANNELS, DEFAULT, MAX_SIDE, Geometry
 
 MODES = ("synthetic", "real")
@@ -131,10 +131,10 @@ def _sizes(r: ParamReader) -> dict[str, Any]:
 
 
 def _builtin_concept(r: ParamReader, name: str, mode: str) -> ConceptSpec:
-    source = r.str("source", choices=tuple(SOURCES))
+    source = r.str("source", choices=tuple(known_sources()))
     spec = ConceptSpec(name=name, source=source, image_list=r.str("image_list", None, allow_none=True), **_sizes(r))
     r.done()  # a misspelt key first: it may be why a value seems missing
-    named, info = SOURCES[source], resolve_source(spec.source, mode, r.name("source"), r.source)
+    named, info = known_sources()[source], resolve_source(spec.source, mode, r.name("source"), r.source)
     if spec.image_list is not None and not info.takes_lists:
         why = ("a stand-in has its own images (set data.source: real to read the archive, or image_list: null)"
                if info is not named else "it reads no image list")

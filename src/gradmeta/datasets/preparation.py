@@ -8,7 +8,7 @@ from gradmeta.core.errors import GradmetaError
 from gradmeta.datasets.assemble import Built
 from gradmeta.datasets.config import ConceptSpec, DataConfig
 from gradmeta.datasets.imageops import to_geometry
-from gradmeta.datasets.sources import SOURCES, resolve_source
+from gradmeta.datasets.sources import known_sources, resolve_source
 from gradmeta.datasets.user import build_user
 from gradmeta.geometry import Geometry
 from gradmeta.prepared import PreparedData
@@ -19,7 +19,7 @@ def describe(spec: ConceptSpec, cfg: DataConfig) -> tuple[str, str, str]:
     if spec.is_user:
         return spec.source, "user", f"your own data ({spec.source} at {spec.path})"
     info = resolve_source(spec.source, cfg.source, f"data.concepts.{spec.name}.source", cfg.params_file)
-    named = SOURCES[spec.source]
+    named = known_sources()[spec.source]
     text = info.title if info is named else f"{info.title}, standing in for {named.title} (data.source: synthetic)"
     return info.name, info.kind, text
 
@@ -46,6 +46,6 @@ def prepare_concept(concept: str, cfg: DataConfig) -> PreparedData:
         raise GradmetaError(f"{cfg.params_file}: no concept {concept!r} in data.concepts or data.user_concepts "
                             f"(defined: {', '.join(cfg.concepts) or 'none'})")
     source, kind, text = describe(spec, cfg)
-    built = build_user(spec, cfg) if spec.is_user else SOURCES[source].build(spec, cfg)
+    built = build_user(spec, cfg) if spec.is_user else known_sources()[source].build(spec, cfg)
     built.provenance = {"description": text, **built.provenance}
     return _assemble(spec, source, kind, built, cfg.geometry)
