@@ -86,25 +86,17 @@ class TorchViT(nn.Module):
         return self.head(self.norm(h).mean(1))
 
 
-class LearnedViT(nn.Module):
-    """A ViT as timm and torchvision write one: 7x7 patches (16 tokens) embedded by a Linear, a class token
-    (a bare ``nn.Parameter`` (1, 1, D)) in front, a learned position embedding (a bare ``nn.Parameter``
-    (1, 17, D)) added, two pre-norm ``nn.TransformerEncoderLayer`` blocks (4-head attention, GELU MLP 2x),
-    LayerNorm of the class token's output, a linear head. The two bare parameters take the plan's
+class LearnedViT(TorchViT):
+    """:class:`TorchViT` as timm and torchvision write a ViT: a class token (a bare ``nn.Parameter`` (1, 1, D))
+    in front of the 16 tokens and a learned position embedding (a bare ``nn.Parameter`` (1, 17, D)) in place
+    of the fixed table, the class token's output to the head. The two bare parameters take the plan's
     per-sample copy path (``broadcast``), every other one a layer rule."""
 
     def __init__(self, dim: int = 64, heads: int = 4, depth: int = 2, patch: int = 7):
-        super().__init__()
-        self.patch = patch
-        tokens = (28 // patch) ** 2
-        self.embed = nn.Linear(patch * patch, dim)
+        super().__init__(dim, heads, depth, patch)
+        del self.position  # the learned embedding replaces the fixed table
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
-        self.pos_embed = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.1, activation="gelu", batch_first=True,
-                                           norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, 10)
+        self.pos_embed = nn.Parameter(torch.randn(1, (28 // patch) ** 2 + 1, dim) * 0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, p = len(x), self.patch
