@@ -71,9 +71,10 @@ def timed(repo: Path, *args: str) -> float:
 
 
 def restore(repo: Path) -> None:
-    """Back to the committed params and the outputs of the first run (from the cache)."""
+    """Back to the committed params and the outputs of the first run (from the cache). Only the root
+    project's outputs: a commit that has the OpenOOD project too (openood/dvc.yaml) never ran it here."""
     subprocess.run(["git", "checkout", "-q", "--", "."], cwd=repo, check=True)
-    timed(repo, "checkout", "-f")
+    timed(repo, "checkout", "-f", "dvc.yaml")
 
 
 STARTUP = re.compile(r"^(\S+): start-up (\d+\.\d+) s$")  # gradmeta.core.console.setup_logging's line
