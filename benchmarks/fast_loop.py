@@ -17,6 +17,11 @@ environment. On each, in this order:
 The two sides alternate per step (baseline first), so a noisy neighbour falls on both. Printed: each
 time, the ratio current / baseline, and each side's stage times.
 
+``--same-work``: the current side runs the baseline's ``params.yaml`` (its old keys moved where they went:
+``detectors.threads``/``device`` to ``detectors_stage``), so both sides do the same work; without it each
+side runs its own defaults, which grow as the project does (more detectors, feature sets, scenarios).
+``--repro-only``: step 1 alone.
+
     python benchmarks/fast_loop.py [--baseline e7461e7] [--json benchmarks/results/fast_loop.json]
 """
 
@@ -35,6 +40,7 @@ import time
 from pathlib import Path
 
 import click
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from repro_under_load import ROOT, copy_repo, timed_repro  # noqa: E402
@@ -103,8 +109,8 @@ def first_repro(repo: Path) -> tuple[float, dict[str, float], dict[str, float]]:
     return total, stages, startups(lines)
 
 
-def report(figures: dict[str, dict], baseline: str, json_path: str | None) -> None:
-    keys = ("repro_s", "noop_repro_s", "noop_status_s", "exp_meta_s", "exp_seed_s")
+def report(figures: dict[str, dict], baseline: str, json_path: str | None,
+           keys: tuple[str, ...] = ("repro_s", "noop_repro_s", "noop_status_s", "exp_meta_s", "exp_seed_s")) -> None:
     ratios = {k: round(figures["current"][k] / figures["baseline"][k], 3) for k in keys}
     print(f"\n{'':<16}{'baseline ' + baseline:>18}{'current':>10}{'ratio':>8}")
     for k in keys:
@@ -119,17 +125,32 @@ def report(figures: dict[str, dict], baseline: str, json_path: str | None) -> No
                                    + "\n")
 
 
+def baseline_params(baseline: str) -> str:
+    """The baseline's params.yaml as this commit reads it: the keys that moved since, moved."""
+    params = yaml.safe_load(subprocess.run(["git", "show", f"{baseline}:params.yaml"], cwd=ROOT, capture_output=True,
+                                           text=True, check=True).stdout)
+    detectors = params.get("detectors", {})
+    moved = {key: detectors.pop(key) for key in ("threads", "device") if key in detectors}
+    if moved:
+        params["detectors_stage"] = moved
+    return yaml.safe_dump(params, sort_keys=False)
+
+
 @click.command()
 @click.option("--baseline", default="e7461e7", show_default=True, help="The commit to compare with.")
 @click.option("--noop-rounds", default=5, show_default=True)
 @click.option("--json", "json_path", default=None, help="Also write the figures here.")
-def main(baseline: str, noop_rounds: int, json_path: str | None) -> None:
+@click.option("--same-work", is_flag=True, help="The current side runs the baseline's params.yaml.")
+@click.option("--repro-only", is_flag=True, help="Step 1 (the fresh clone's dvc repro) alone.")
+def main(baseline: str, noop_rounds: int, json_path: str | None, same_work: bool, repro_only: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="gradmeta-loop-") as tmp:
         repos = {"baseline": Path(tmp) / "baseline", "current": Path(tmp) / "current"}
         for repo in repos.values():
             repo.mkdir()
         archive_commit(baseline, repos["baseline"])
         copy_repo(repos["current"])
+        if same_work:
+            (repos["current"] / "params.yaml").write_text(baseline_params(baseline))
         figures: dict[str, dict] = {side: {} for side in repos}
         for side, repo in repos.items():
             total, stages, starts = first_repro(repo)
@@ -138,6 +159,9 @@ def main(baseline: str, noop_rounds: int, json_path: str | None) -> None:
                                  if starts else None)
             print(f"{side}: dvc repro {total:.1f} s; stage start-up median {figures[side]['startup_median_s']} s",
                   flush=True)
+        if repro_only:
+            report(figures, baseline, json_path, ("repro_s",))
+            return
         for side, repo in repos.items():
             for what in ("repro", "status"):
                 rounds = [timed(repo, what) for _ in range(noop_rounds)]
