@@ -170,7 +170,7 @@ def test_second_repro_is_a_no_op_and_forced_repro_is_byte_identical(pipeline_rep
 def test_a_change_to_the_meta_code_makes_meta_and_evaluate_stale(pipeline_repo):
     """The scoring code of the fitted classifiers is a dep of evaluate too (a pickle holds no code)."""
     repo = pipeline_repo
-    estimators = repo / "src" / "gradmeta" / "meta" / "thresholded.py"
+    estimators = repo / "src" / "gradmeta" / "meta" / "classifiers" / "thresholded.py"
     original = estimators.read_text()
     estimators.write_text(original.replace("return self.sign_ * self._metric(X)", "return -self.sign_ * self._metric(X)"))
     assert estimators.read_text() != original
