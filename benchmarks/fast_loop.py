@@ -17,8 +17,9 @@ environment. On each, in this order:
 The two sides alternate per step (baseline first), so a noisy neighbour falls on both. Printed: each
 time, the ratio current / baseline, and each side's stage times.
 
-``--same-work``: the current side runs the baseline's ``params.yaml`` (its old keys moved where they went:
-``detectors.threads``/``device`` to ``detectors_stage``), so both sides do the same work; without it each
+``--same-work``: the current side runs every value the baseline's ``params.yaml`` sets (its old keys moved where
+they went: ``detectors.threads``/``device`` to ``detectors_stage``; keys added since keep their defaults, so
+the scenarios added since still run), so both sides do nearly the same work; without it each
 side runs its own defaults, which grow as the project does (more detectors, feature sets, scenarios).
 ``--repro-only``: step 1 alone.
 
@@ -125,15 +126,32 @@ def report(figures: dict[str, dict], baseline: str, json_path: str | None,
                                    + "\n")
 
 
+WHOLE = ("concepts", "user_concepts", "feature_sets")  # mappings whose entries are the work itself: replaced whole
+
+
+def merged(current: dict, older: dict) -> dict:
+    """``current`` with every value ``older`` sets: nested groups merged key by key, the :data:`WHOLE` mappings
+    (and every non-mapping value) replaced."""
+    out = dict(current)
+    for key, value in older.items():
+        deeper = isinstance(value, dict) and isinstance(out.get(key), dict) and key not in WHOLE
+        out[key] = merged(out[key], value) if deeper else value
+    return out
+
+
 def baseline_params(baseline: str) -> str:
-    """The baseline's params.yaml as this commit reads it: the keys that moved since, moved."""
-    params = yaml.safe_load(subprocess.run(["git", "show", f"{baseline}:params.yaml"], cwd=ROOT, capture_output=True,
-                                           text=True, check=True).stdout)
-    detectors = params.get("detectors", {})
+    """The baseline's params.yaml as this commit reads it: this commit's params.yaml (dvc.yaml declares keys
+    added since) with every value the baseline sets, and the keys that moved since, moved."""
+    def read(rev: str) -> dict:
+        return yaml.safe_load(subprocess.run(["git", "show", f"{rev}:params.yaml"], cwd=ROOT, capture_output=True,
+                                             text=True, check=True).stdout)
+
+    older = read(baseline)
+    detectors = older.get("detectors", {})
     moved = {key: detectors.pop(key) for key in ("threads", "device") if key in detectors}
     if moved:
-        params["detectors_stage"] = moved
-    return yaml.safe_dump(params, sort_keys=False)
+        older["detectors_stage"] = moved
+    return yaml.safe_dump(merged(read("HEAD"), older), sort_keys=False)
 
 
 @click.command()
