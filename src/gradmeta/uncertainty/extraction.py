@@ -12,7 +12,6 @@ column order of :mod:`gradmeta.features`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +35,7 @@ from gradmeta.uncertainty.gradients import (
     PAPER_STATISTICS,
     validate_statistics,
 )
-from gradmeta.uncertainty.model_pass import checked_detectors, checked_finite, model_pass, score_detectors
+from gradmeta.uncertainty.model_pass import metric_columns
 from gradmeta.uncertainty.shards import alignment, shard_block, shard_rows
 
 
@@ -97,21 +96,13 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
     offset = shard_block(len(all_rows), shard, cfg.shards, align).start  # position of rows[0] among all_rows
     model = model.to(device)
     images = to_tensor(data.images[rows])
-    instances = {}
+    with_detectors = {}
     if detectors is not None:
-        instances = detector_instances(model, images[:1].to(device), detectors, fitted or {})
-        checked_detectors(instances, detectors.chunk_size)
-    start = time.perf_counter()
-    targets = () if detectors is None else detectors.targets
-    result = model_pass(model, images, cfg.statistics, targets, cfg.chunk_size, desc=f"extract {data.concept}",
-                        progress=progress, factors=True, probabilities=True)
-    if seconds is not None:
-        seconds["+".join(("cross_entropy", *targets))] = time.perf_counter() - start
-    if instances:
-        result.columns.update(score_detectors(model, images, instances, result.shared, detectors.chunk_size, offset,
-                                              seconds))
-    checked_finite(result.columns)
-    pred, columns = result.pred, result.columns
+        with_detectors = {"detectors": detector_instances(model, images[:1].to(device), detectors, fitted or {}),
+                          "detector_chunk_size": detectors.chunk_size}
+    pred, columns = metric_columns(model, images, cfg.statistics, () if detectors is None else detectors.targets,
+                                   cfg.chunk_size, desc=f"extract {data.concept}", progress=progress, factors=True,
+                                   probabilities=True, offset=offset, seconds=seconds, **with_detectors)
     labels = data.labels[rows]
     correct = (pred == labels) if known else np.zeros(len(rows), dtype=bool)
     table = {"concept": np.full(len(rows), data.concept, dtype=object), "index": rows.astype(np.int64),

@@ -8,8 +8,9 @@ computed twice: no detector runs a second forward for the penultimate features (
 whose score is itself another pass, ODIN's perturbed input and MC dropout's stochastic passes, run
 the model again).
 
-This module is the pipeline's way in (the extract stage passes a shard's ``offset`` and collects
-``seconds``); the library's face is :func:`gradmeta.uncertainty.table.metric_table`.
+:func:`metric_columns` is the whole sequence, for the library's face
+(:func:`gradmeta.uncertainty.table.metric_table`) and the extract stage alike (which passes a shard's
+``offset`` and collects ``seconds``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,29 @@ def model_pass(model: nn.Module, images: torch.Tensor, statistics: Sequence[str]
     return ModelPass(pred, columns, shared)
 
 
+def metric_columns(model: nn.Module, images: torch.Tensor, statistics: Sequence[str], targets: Sequence[str],
+                   chunk_size: int, labels: torch.Tensor | str = "predicted", *,
+                   detectors: Mapping[str, Detector] | None = None, detector_chunk_size: int = 256, offset: int = 0,
+                   seconds: dict[str, float] | None = None, desc: str = "metrics", progress: bool = False,
+                   factors: bool = False, probabilities: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Predictions (N,) int64 and the metric columns float64 (N,) of ``images``: the detectors checked first
+    (before the long part), the one pass (:func:`model_pass`), every detector's scores on it
+    (:func:`score_detectors`, ``offset`` as there), every column checked finite. ``seconds``, when given,
+    receives the wall time of the pass (keyed ``cross_entropy+<target>...``) and of each detector."""
+    detectors = detectors or {}
+    checked_detectors(detectors, detector_chunk_size)
+    start = time.perf_counter()
+    result = model_pass(model, images, statistics, targets, chunk_size, labels, desc=desc, progress=progress,
+                        factors=factors, probabilities=probabilities)
+    if seconds is not None:
+        seconds["+".join(("cross_entropy", *targets))] = time.perf_counter() - start
+    if detectors:
+        result.columns.update(score_detectors(model, images, detectors, result.shared, detector_chunk_size, offset,
+                                              seconds))
+    checked_finite(result.columns)
+    return result.pred, result.columns
+
+
 def checked_detectors(detectors: Mapping[str, Detector], chunk_size: int) -> None:
     """Every value of ``detectors`` is a fitted detector and ``chunk_size`` a positive integer."""
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -110,8 +134,8 @@ def score_detectors(model: nn.Module, images: torch.Tensor, detectors: Mapping[s
     (ODIN, MC dropout) do so in batches of ``chunk_size``. ``offset`` (a multiple of ``chunk_size``) is
     the position of ``images[0]`` in a whole set that is scored in slices (the extract stage's shards):
     a slice starting at a batch boundary gets the same scores, bit for bit, as the whole set (MC
-    dropout's masks are seeded per batch). ``seconds[key]``, when given, receives each detector's wall time."""
-    checked_detectors(detectors, chunk_size)
+    dropout's masks are seeded per batch). ``seconds[key]``, when given, receives each detector's wall time.
+    The detectors are the ones :func:`checked_detectors` passed."""
     if offset % chunk_size:
         raise GradmetaError(f"offset {offset} is not a multiple of the detectors' chunk size {chunk_size}")
     out: dict[str, np.ndarray] = {}

@@ -32,7 +32,7 @@ from gradmeta.uncertainty.detectors.base import Detector
 from gradmeta.uncertainty.gradients import DEFAULT_CHUNK_SIZE, PAPER_STATISTICS
 from gradmeta.uncertainty.model_calls.batches import gather_batches, is_batches
 from gradmeta.uncertainty.model_calls.model_state import keeps_model_state
-from gradmeta.uncertainty.model_pass import checked_detectors, checked_finite, model_pass, score_detectors
+from gradmeta.uncertainty.model_pass import metric_columns
 
 
 @keeps_model_state
@@ -63,10 +63,8 @@ def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor
         raise GradmetaError(f"targets must be a list of target names, got the string {targets!r}")
     if is_batches(images):  # a DataLoader or any iterable of batches: their images, in order
         images, _ = gather_batches(images, "metric_table")
-    checked_detectors(detectors or {}, detector_chunk_size)  # before the long part
-    result = model_pass(model, images, statistics, tuple(targets), chunk_size, labels, desc=desc, progress=progress,
-                        factors=factors, probabilities=probabilities)
-    if detectors:  # the images stay where they are; a detector that runs the model moves one chunk at a time
-        result.columns.update(score_detectors(model, images, detectors, result.shared, detector_chunk_size))
-    checked_finite(result.columns)
-    return pd.DataFrame({"pred": result.pred, **result.columns})
+    # the images stay where they are; a detector that runs the model moves one chunk at a time
+    pred, columns = metric_columns(model, images, statistics, tuple(targets), chunk_size, labels, detectors=detectors,
+                                   detector_chunk_size=detector_chunk_size, desc=desc, progress=progress,
+                                   factors=factors, probabilities=probabilities)
+    return pd.DataFrame({"pred": pred, **columns})

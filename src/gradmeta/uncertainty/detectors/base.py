@@ -135,18 +135,15 @@ class SharedFeatures:
     computed once, on first use, by a forward pass of their own (:func:`features_of`: a detector scored
     on its own)."""
 
-    def __init__(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256):
+    def __init__(self, model: nn.Module | None, images: torch.Tensor | None, chunk_size: int = 256,
+                 value: tuple[torch.Tensor, torch.Tensor] | None = None):
         self.model, self.images, self.chunk_size = model, images, chunk_size
-        self._value: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._value = value
 
     @classmethod
     def of(cls, z: torch.Tensor, logits: torch.Tensor) -> SharedFeatures:
         """Features z (n, D) and logits (n, C) already computed."""
-        shared = cls.__new__(cls)
-        shared.model = shared.images = None
-        shared.chunk_size = 0
-        shared._value = (z, logits)
-        return shared
+        return cls(None, None, value=(z, logits))
 
     def get(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._value is None:

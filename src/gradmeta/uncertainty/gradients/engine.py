@@ -210,7 +210,7 @@ def process_chunk_targets(model: nn.Module, plan: Plan, x: torch.Tensor, labels:
     copies = per_sample_copies(plan.broadcast, len(x))
     logits, captured, features = _forward_capturing(model, plan, x, copies)
     y = logits.detach().argmax(1) if labels is None else labels
-    last = next((layer for layer in plan.fast if layer.module is plan.head), None)
+    last = plan.head_layer
     results = []
     for i, target in enumerate(targets):
         factors: dict[str, torch.Tensor] | None = {} if with_factors and i == 0 else None

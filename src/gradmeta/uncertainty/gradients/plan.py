@@ -70,11 +70,13 @@ class Plan:
     num_classes: int = 0  # the model's outputs per sample (from the probe)
     head: nn.Linear | None = None  # the nn.Linear whose output is the logits, if there is one
     fast: list[Layer] = field(init=False)
+    head_layer: Layer | None = field(init=False)  # the head's ruled layer, if it has a rule
     broadcast: dict[str, torch.Tensor] = field(init=False)
     generic_params: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.fast = [layer for layer in self.layers if layer.rule is not None]
+        self.head_layer = next((layer for layer in self.fast if layer.module is self.head), None)
         self.broadcast = {full: layer.module.get_parameter(own) for layer in self.layers if layer.broadcast
                           for full, own in layer.params}
         self.generic_params = [full for layer in self.layers if layer.rule is None and not layer.broadcast
