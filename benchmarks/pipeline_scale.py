@@ -11,6 +11,11 @@ how each stage grows with N (measured in one process, one after the other).
     python benchmarks/pipeline_scale.py --scale 0.1 --scale 1.0 [--source synthetic] [--json out.json]
     python benchmarks/pipeline_scale.py --as-is      # params.yaml unchanged: the default run from a fresh clone
     python benchmarks/pipeline_scale.py --colour     # the stand-in colour profile (32x32 RGB, the small ResNet)
+    python benchmarks/pipeline_scale.py --scale 0.25 --baseline e7461e7   # both commits in one run
+
+``--baseline REV``: two throw-away repositories are made first, ``REV``'s git-tracked files (``git archive``)
+and this working tree's; both get the same sizes and each runs its own ``src/`` (``PYTHONPATH``), the
+baseline first. Printed: each side's stage table and the ratio current / baseline of the totals.
 
 The same sizes as a ``dvc exp run`` line are printed with ``--print-command`` (what the README quotes).
 """
@@ -27,6 +32,7 @@ import click
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fast_loop import archive_commit  # noqa: E402
 from repro_under_load import copy_repo, timed_repro  # noqa: E402
 
 PAPER_SIZES = {"digits": {"train": 240_000, "test": 40_000}, "letters": {"test": 20_800},
@@ -76,6 +82,27 @@ def apply(params_path: Path, scale: float, source: str) -> None:
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def run_side(repo: Path, label: str, scale: float | None, source: str, colour: bool) -> dict:
+    """``dvc repro`` in ``repo`` (already holding its files) with the sizes applied, its own ``src/`` first on
+    the import path; the figures of that run, printed too."""
+    if colour:
+        apply_colour(repo / "params.yaml")
+    elif scale is not None:
+        apply(repo / "params.yaml", scale, source)
+    memory: dict[str, float] = {}
+    total, stages = timed_repro(repo, force=False, echo=True, memory=memory, env={"PYTHONPATH": str(repo / "src")})
+    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    print(f"{label}: {total:.0f} s end to end, peak RSS (largest process so far) {peak_gb:.2f} GB")
+    for name, seconds in stages.items():
+        print(f"  {name:24s} {seconds:8.1f} s  {memory.get(name, float('nan')):6.2f} GB")
+    sys.stdout.flush()
+    return {"scale": "colour profile" if colour else scale or "params.yaml",
+            "source": source if scale else "params.yaml",
+            "sizes": COLOUR["concepts"] if colour else scaled_sizes(scale) if scale else "params.yaml",
+            "total_s": round(total, 1), "stages_s": {k: round(v, 1) for k, v in stages.items()},
+            "peak_rss_gb_so_far": round(peak_gb, 2), "stage_peak_rss_gb": memory}
+
+
 @click.command()
 @click.option("--scale", "scales", type=float, multiple=True, default=(1.0,), show_default=True)
 @click.option("--source", default="synthetic", type=click.Choice(["synthetic", "real"]), show_default=True)
@@ -84,37 +111,39 @@ def apply(params_path: Path, scale: float, source: str) -> None:
 @click.option("--as-is", is_flag=True, help="Run params.yaml as committed (no scaling): the default run.")
 @click.option("--colour", is_flag=True, help="Run the stand-in colour profile (CIFAR-10's stand-in known, 32x32 "
               "RGB, the small ResNet) instead of scaling the paper's concepts.")
+@click.option("--baseline", default=None, help="Also run this commit at the same sizes (first), and print the "
+              "ratio of the totals. One scale only.")
 def main(scales: tuple[float, ...], source: str, json_path: str | None, print_command: bool, as_is: bool,
-         colour: bool) -> None:
+         colour: bool, baseline: str | None) -> None:
     if print_command:
         print("dvc exp run " + " ".join(f"-S {a}" for a in set_arguments(scales[0], source)))
         return
+    if baseline is not None:
+        if len(scales) != 1 or colour:
+            raise click.UsageError("--baseline compares one scale (or --as-is), not --colour")
+        scale = None if as_is else scales[0]
+        with tempfile.TemporaryDirectory(prefix="gradmeta-scale-") as tmp:
+            repos = {"baseline": Path(tmp) / "baseline", "current": Path(tmp) / "current"}
+            archive_commit(baseline, repos["baseline"])  # both copies first: later edits here do not reach them
+            repos["current"].mkdir()
+            copy_repo(repos["current"])
+            sides = {side: run_side(repo, f"{side} ({baseline if side == 'baseline' else 'working tree'})",
+                                    scale, source, colour=False) for side, repo in repos.items()}
+        ratio = sides["current"]["total_s"] / sides["baseline"]["total_s"]
+        print(f"current / baseline {baseline}: {ratio:.3f}")
+        if json_path:
+            Path(json_path).write_text(json.dumps({"baseline": baseline, "sides": sides, "ratio": round(ratio, 3)},
+                                                  indent=1) + "\n")
+        return
     results = []
     for scale in ((None,) if as_is or colour else scales):
-        label = "colour profile" if colour else scale or "params.yaml"
         with tempfile.TemporaryDirectory(prefix="gradmeta-scale-") as tmp:
             repo = Path(tmp)
             copy_repo(repo)
-            if colour:
-                apply_colour(repo / "params.yaml")
-            elif scale is not None:
-                apply(repo / "params.yaml", scale, source)
-            memory: dict[str, float] = {}
-            total, stages = timed_repro(repo, force=False, echo=True, memory=memory)
-            peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-            results.append({"scale": label, "source": source if scale else "params.yaml",
-                            "sizes": COLOUR["concepts"] if colour else scaled_sizes(scale) if scale else "params.yaml",
-                            "total_s": round(total, 1),
-                            "stages_s": {k: round(v, 1) for k, v in stages.items()},
-                            "peak_rss_gb_so_far": round(peak_gb, 2), "stage_peak_rss_gb": memory})
-        print(f"{label if colour else f'scale {label}'}: {total:.0f} s end to end, peak RSS (largest process so far) "
-              f"{peak_gb:.2f} GB")
-        for name, seconds in stages.items():
-            print(f"  {name:24s} {seconds:8.1f} s  {memory.get(name, float('nan')):6.2f} GB")
-        sys.stdout.flush()
+            label = "colour profile" if colour else f"scale {scale or 'params.yaml'}"
+            results.append(run_side(repo, label, scale, source, colour))
     if json_path:
         Path(json_path).write_text(json.dumps(results, indent=1) + "\n")
-
 
 if __name__ == "__main__":
     main()
