@@ -56,6 +56,7 @@ def main(n: int, train_n: int, rounds: int, threads: int, json_path: str | None)
 
     from gradmeta.cnn import CNNConfig, build_cnn
     from gradmeta.runtime import configure
+    from gradmeta.uncertainty.detectors.base import logits_layer
     from gradmeta.uncertainty.detectors.config import DetectorsConfig
     from gradmeta.uncertainty.detectors.fitted import detector_instances, fit_detectors
     from gradmeta.uncertainty.table import metric_table
@@ -70,7 +71,7 @@ def main(n: int, train_n: int, rounds: int, threads: int, json_path: str | None)
     for name, use, factors in (("before", OLD, False), ("after", NEW, True)):
         cfg = DetectorsConfig.from_params({"detectors": {"use": use}})
         fitted = fit_detectors(model, train, labels, cfg, "0" * 64).detectors
-        sides[name] = (cfg, detector_instances(model, images[:1], cfg, fitted), factors)
+        sides[name] = (cfg, detector_instances(logits_layer(model, images[:1]), cfg, fitted), factors)
     seconds: dict[str, list[float]] = {"before": [], "after": []}
     parts: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
     for _ in range(rounds):

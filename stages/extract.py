@@ -16,7 +16,8 @@ from gradmeta.core.params import load_params
 from gradmeta.features import part_path
 from gradmeta.prepared import load_prepared
 from gradmeta.runtime import configure, resolve_device
-from gradmeta.uncertainty.detectors.fitted import load_detectors
+from gradmeta.uncertainty.detectors.base import logits_layer
+from gradmeta.uncertainty.detectors.fitted import detector_instances, load_detectors
 from gradmeta.uncertainty.stage import ExtractSettings, run, write
 
 
@@ -59,8 +60,10 @@ def main(concept: str | None, params_path: str, model_path: str, data_path: str 
         raise GradmetaError(f"{data_path}: holds concept {data.concept!r}, expected {concept!r}")
     model = load_model(model_path, device)
     model_sha256 = file_sha256(model_path)
-    fitted = load_detectors(detectors_path, model, to_tensor(data.images[:1]).to(device), cfg.detectors, model_sha256)
-    result = run(cfg, model, data, fitted, shard, device, model_sha256)
+    head = logits_layer(model, to_tensor(data.images[:1]))  # found once: the fitted state and every detector fit it
+    detectors = detector_instances(head, cfg.detectors, load_detectors(detectors_path, head, cfg.detectors,
+                                                                       model_sha256))
+    result = run(cfg, model, data, detectors, shard, device, model_sha256)
     frame = result.frame
     log.info("seconds per part: %s", ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     log.info("%d images (%s, %s; shard %d of %d), %d metric columns, %.0f images/s on %s", len(frame), data.kind,

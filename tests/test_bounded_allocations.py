@@ -22,6 +22,7 @@ from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import load_params
 from gradmeta.datasets import prepare_concept
 from gradmeta.prepared import PreparedData, load_prepared, save_prepared
+from gradmeta.uncertainty.detectors.base import logits_layer
 from gradmeta.uncertainty.detectors.fitted import fit_detectors, load_detectors, save_detectors
 
 ZEROS = bytes(1 << 22)
@@ -64,7 +65,7 @@ def test_a_detectors_file_declaring_a_bank_far_beyond_its_bank_size_is_refused_u
     save_detectors(tmp_path / "d.npz", fit_detectors(model, x, y, cfg, "ab" * 32))
     replace_member(tmp_path / "d.npz", "knn/bank", (400_000, 64), "<f8")  # 205 MB declared, 0.2 MB on disk
     assert os.path.getsize(tmp_path / "d.npz") < 2_000_000
-    err, peak = traced_peak(lambda: load_detectors(tmp_path / "d.npz", model, x[:1], cfg))
+    err, peak = traced_peak(lambda: load_detectors(tmp_path / "d.npz", logits_layer(model, x[:1]), cfg))
     assert "state knn/bank declares shape (400000, 64), larger than detectors of these params" in one_line(err)
     assert peak < 20_000_000
 

@@ -13,8 +13,9 @@ from gradmeta.cnn import CNNConfig, build_cnn, to_tensor
 from gradmeta.core.errors import GradmetaError
 from gradmeta.prepared import PreparedData
 from gradmeta.uncertainty.detectors import penultimate
+from gradmeta.uncertainty.detectors.base import logits_layer
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
-from gradmeta.uncertainty.detectors.fitted import fit_detectors, load_detectors, save_detectors
+from gradmeta.uncertainty.detectors.fitted import detector_instances, fit_detectors, load_detectors, save_detectors
 from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
 
 SMALL = CNNConfig(conv_channels=(4, 8), hidden=16)
@@ -45,20 +46,20 @@ def test_saved_state_restores_every_detector_exactly(tmp_path, model_and_train):
     save_detectors(tmp_path / "a.npz", fitted)
     save_detectors(tmp_path / "b.npz", fitted)
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
-    restored = load_detectors(tmp_path / "a.npz", model, x[:1], cfg)
+    restored = load_detectors(tmp_path / "a.npz", logits_layer(model, x[:1]), cfg)
     z = torch.cat([f for f, _ in penultimate(model, x[:20])]).double()
     for name, detector in fitted.detectors.items():
         torch.testing.assert_close(restored[name].score_features(z), detector.score_features(z), rtol=0, atol=0)
     with np.load(tmp_path / "a.npz", allow_pickle=False) as npz:  # plain arrays, no object arrays
         assert all(npz[k].dtype != object for k in npz.files)
     with pytest.raises(GradmetaError, match="fitted on another model than this cnn.pt"):  # its stored sha256 is compared
-        load_detectors(tmp_path / "a.npz", model, x[:1], cfg, "cd" * 32)
-    assert set(load_detectors(tmp_path / "a.npz", model, x[:1], cfg, "ab" * 32)) == set(fitted.detectors)
+        load_detectors(tmp_path / "a.npz", logits_layer(model, x[:1]), cfg, "cd" * 32)
+    assert set(load_detectors(tmp_path / "a.npz", logits_layer(model, x[:1]), cfg, "ab" * 32)) == set(fitted.detectors)
     with pytest.raises(GradmetaError, match="fitted with other detector params than params.yaml"):
-        load_detectors(tmp_path / "a.npz", model, x[:1], config(knn={"k": 4, "bank_size": 50, "seed": 0}))
+        load_detectors(tmp_path / "a.npz", logits_layer(model, x[:1]), config(knn={"k": 4, "bank_size": 50, "seed": 0}))
     (tmp_path / "c.npz").write_bytes(b"PK\x03\x04 broken")
     with pytest.raises(GradmetaError, match="c.npz: not a readable fitted detectors file"):
-        load_detectors(tmp_path / "c.npz", model, x[:1], cfg)
+        load_detectors(tmp_path / "c.npz", logits_layer(model, x[:1]), cfg)
 
 
 def test_features_table_columns_against_references(model_and_train):
@@ -69,7 +70,7 @@ def test_features_table_columns_against_references(model_and_train):
     data = PreparedData("letters", "synthetic_letters", "synthetic", rng.integers(0, 256, (6, 28, 28)).astype(np.uint8),
                         np.full(6, -1), np.full(6, "test"), np.arange(6))
     frame = extract_features(model, data, ExtractConfig(chunk_size=4), progress=False, known=False, detectors=cfg,
-                             fitted=fitted)
+                             instances=detector_instances(logits_layer(model, x[:1]), cfg, fitted))
     detector_cols = [c for c in frame.columns if c.startswith("detector/")]
     assert detector_cols == ["detector/mahalanobis", "detector/odin", "detector/mc_entropy",
                              "detector/mc_mutual_information", "detector/mc_variation_ratio"]
@@ -99,7 +100,7 @@ def test_features_table_columns_against_references(model_and_train):
 @pytest.mark.parametrize("group, message", [
     ({"use": ["odin", "energy"]}, "detectors.use must be a list of names from mahalanobis"),
     ({"targets": ["cross_entropy"]}, "detectors.targets must be a list of names from kl_uniform, bce_ones"),
-    ({"knn": {"k": 10, "bank_size": 5}}, "detectors.knn.bank_size: must be at least knn.k (10), got 5"),
+    ({"knn": {"k": 10, "bank_size": 5}}, "detectors.knn.bank_size must be at least k (10), got 5"),
     ({"odin": {"temperature": 0}}, "detectors.odin.temperature must be a number >= 0.001 and <= 1000000.0"),
     ({"mc_dropout": {"passes": 1}}, "detectors.mc_dropout.passes must be an integer >= 2"),
     ({"react": {"percentil": 90}}, "detectors.react.percentil is not a parameter; did you mean detectors.react.percentile?"),

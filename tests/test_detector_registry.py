@@ -32,6 +32,12 @@ def toy():
             with torch.no_grad():
                 return self.scale * torch.logsumexp(model(images).double(), dim=1)
 
+        @classmethod
+        def size_problems(cls, params, sizes):  # its size check, declared with it: a scale above the classes
+            if sizes is not None and params["scale"] > sizes.classes:
+                return {"scale": f"must be at most the model's {sizes.classes} classes, got {params['scale']:g}"}
+            return {}
+
     yield ToyEnergy
     REGISTRY.pop("toy_energy")
 
@@ -55,6 +61,21 @@ def test_the_toy_has_a_params_group_with_its_defaults_and_bounds(toy):
         register_detector("toy_energy")(type("Other", (Detector,), {}))
 
 
+def test_the_toys_size_check_stops_the_detectors_stage_before_any_feature(toy, monkeypatch):
+    from gradmeta.uncertainty.detectors import fitted as fitted_detectors
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("features computed before the sizes were checked")
+    monkeypatch.setattr(fitted_detectors, "features_of", no_work)
+    model = build_cnn(SMALL, seed=0).eval()
+    images = torch.zeros(4, 1, 28, 28)
+    cfg = DetectorsConfig.from_params({"detectors": {"use": ["knn", "toy_energy"], "toy_energy": {"scale": 11},
+                                                     "knn": {"k": 2}}})
+    with pytest.raises(GradmetaError, match=r"params.yaml: detectors\.toy_energy\.scale must be at most the model's "
+                                            r"10 classes, got 11"):
+        fitted_detectors.fit_detectors(model, images, torch.zeros(4, dtype=torch.long), cfg, "ab" * 32)
+
+
 def test_the_toy_reaches_the_features_table_and_metric_table(toy):
     model = build_cnn(SMALL, seed=0).eval()
     rng = np.random.default_rng(2)
@@ -62,8 +83,7 @@ def test_the_toy_reaches_the_features_table_and_metric_table(toy):
                         np.full(6, -1), np.full(6, "test"), np.arange(6))
     cfg = DetectorsConfig.from_params({"detectors": {"use": ["odin", "toy_energy"], "targets": [],
                                                      "toy_energy": {"scale": 0.5}}})
-    frame = extract_features(model, data, ExtractConfig(chunk_size=4), progress=False, known=False, detectors=cfg,
-                             fitted={})
+    frame = extract_features(model, data, ExtractConfig(chunk_size=4), progress=False, known=False, detectors=cfg)
     assert [c for c in frame.columns if c.startswith("detector/")] == ["detector/odin", "detector/toy_energy"]
     want = hand_scores(model, to_tensor(data.images), 0.5)
     np.testing.assert_allclose(frame["detector/toy_energy"].to_numpy(), want, rtol=1e-6)  # float32 in the table
@@ -77,8 +97,7 @@ def test_the_fitted_detectors_must_come_from_the_detectors_stage(toy):
                         np.full(2, -1), np.full(2, "test"), np.arange(2))
     cfg = DetectorsConfig.from_params({"detectors": {"use": ["knn"], "targets": []}})
     with pytest.raises(GradmetaError, match="'knn' has no fitted state: run the detectors stage"):
-        extract_features(model, data, ExtractConfig(chunk_size=4), progress=False, known=False, detectors=cfg,
-                         fitted={})
+        extract_features(model, data, ExtractConfig(chunk_size=4), progress=False, known=False, detectors=cfg)
 
 
 def test_each_default_is_declared_once_and_the_library_has_the_pipelines():

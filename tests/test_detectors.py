@@ -132,6 +132,22 @@ def test_mc_dropout_without_dropout_agrees_and_with_it_is_seeded():
                            tail["entropy"])  # batch 0's masks on those images: other values
 
 
+def test_mc_dropout_finds_the_dropout_that_feeds_the_head_in_one_probe():
+    from gradmeta.uncertainty.detectors.mcdropout import _dropout_before_head
+
+    noisy = build_cnn(CNNConfig(conv_channels=(3, 4), hidden=16, dropout=0.5), seed=0).eval()
+    dropouts = [m for m in noisy.modules() if isinstance(m, nn.Dropout)]
+    linears = [m for m in noisy.modules() if isinstance(m, nn.Linear)]
+    calls = []
+    handle = noisy.register_forward_pre_hook(lambda m, i: calls.append(len(i[0])))
+    assert _dropout_before_head(noisy, dropouts, torch.rand(1, 1, 28, 28)) == (dropouts[0], linears[-1])
+    handle.remove()
+    assert calls == [1]  # one forward of the one-image probe
+    # a dropout before a hidden layer: the passes cannot start at the head
+    hidden_first = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    assert _dropout_before_head(hidden_first, [hidden_first[1]], torch.rand(1, 1, 28, 28)) is None
+
+
 def test_penultimate_features_are_the_heads_input():
     model = build_cnn(CNNConfig(conv_channels=(3, 4), hidden=16), seed=0).eval()
     x = torch.rand(7, 1, 28, 28)

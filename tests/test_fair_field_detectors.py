@@ -14,6 +14,7 @@ from torch import nn
 from gradmeta import FeatureNorm, GradKNN, GradPCA, MahalanobisPlusPlus, RelativeMahalanobis
 from gradmeta.core.errors import GradmetaError
 from gradmeta.uncertainty.detectors import penultimate
+from gradmeta.uncertainty.detectors.base import ModelSizes
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
 from gradmeta.uncertainty.detectors.last_layer import error_directions
 
@@ -157,14 +158,14 @@ def test_bad_states_and_parameters_are_refused():
         GradKNN(model[-1], k=50).fit(model, torch.randn(20, 6, dtype=torch.float64))
     with pytest.raises(GradmetaError, match="more training features"):
         MahalanobisPlusPlus().fit_features(torch.randn(3, 4, dtype=torch.float64), torch.tensor([0, 1, 2]))
-    with pytest.raises(GradmetaError, match=r"detectors\.grad_knn\.bank_size: must be at least grad_knn\.k"):
+    with pytest.raises(GradmetaError, match=r"detectors\.grad_knn\.bank_size must be at least k \(20\), got 10"):
         DetectorsConfig.from_params({"detectors": {"grad_knn": {"k": 20, "bank_size": 10, "seed": 0}}})
     cfg = DetectorsConfig.from_params({"detectors": {"grad_pca": {"dim": 11}}})
     with pytest.raises(GradmetaError, match=r"params.yaml: detectors\.grad_pca\.dim must be at most the model's 10"):
-        cfg.check_sizes(feature_dim=512, train_rows=500, classes=10)
+        cfg.check_sizes(ModelSizes(features=512, classes=10, train_rows=500))
     with pytest.raises(GradmetaError, match=r"detectors\.grad_knn\.k must be at most the 40 train images"):
         DetectorsConfig.from_params({"detectors": {"grad_knn": {"k": 50, "bank_size": None, "seed": 0}}}).check_sizes(
-            feature_dim=512, train_rows=40, classes=10)
+            ModelSizes(features=512, classes=10, train_rows=40))
     with pytest.raises(GradmetaError, match=r"detectors\.grad_pca\.dim"):
         DetectorsConfig.from_params({"detectors": {"grad_pca": {"dim": 0}}})
 

@@ -25,6 +25,7 @@ from gradmeta.datasets.imageops import rgb_to_grey
 from gradmeta.meta import load_fitted, save_fitted
 from gradmeta.prepared import PreparedData, load_prepared, save_prepared
 from gradmeta.uncertainty.detectors import fitted as fitted_detectors
+from gradmeta.uncertainty.detectors.base import logits_layer
 from gradmeta.uncertainty.detectors.fitted import fit_detectors, load_detectors, save_detectors
 
 KNOWN = {"digits": {"source": "synthetic_digits", "train": 2, "test": 2}}
@@ -201,7 +202,7 @@ def test_a_nan_in_the_detectors_file_names_the_file_and_the_state(tmp_path, mode
         arrays[key].flat[0] = np.nan
     rewrite_npz(tmp_path / "detectors.npz", poison)
     with pytest.raises(GradmetaError) as err:
-        load_detectors(tmp_path / "detectors.npz", model, x[:1], cfg)
+        load_detectors(tmp_path / "detectors.npz", logits_layer(model, x[:1]), cfg)
     assert "detectors.npz: damaged state mahalanobis/" in one_line(err) and "1 NaN or infinite values" in str(err.value)
 
 

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from gradmeta.core.atomic import atomic_path
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.jsontext import json_object
-from gradmeta.core.params import as_params
+from gradmeta.core.params import ParamReader, as_params
 
 FORMAT = "gradmeta.features/2"  # /2: a part of a concept's dataset directory
 ID_COLUMNS = ("concept", "index", "label", "pred", "correct")
@@ -77,9 +77,14 @@ def part_path(features_dir: str | os.PathLike[str], concept: str, shard: int) ->
 
 
 def shard_count(params: Mapping[str, Any]) -> int:
-    """K of ``extract.shards`` (the shard indices ``[0, 1, ..., K-1]`` in order, K >= 1), validated
-    without reading the rest of the group; a bad value is a GradmetaError naming the key."""
-    r = as_params(params).reader("extract")
+    """K of ``extract.shards``, validated without reading the rest of the group (the meta and evaluate
+    stages depend on this key of it alone)."""
+    return read_shards(as_params(params).reader("extract"))
+
+
+def read_shards(r: ParamReader) -> int:
+    """K of the ``shards`` key of the ``extract`` group ``r`` (the shard indices ``[0, 1, ..., K-1]`` in
+    order, K >= 1); a bad value is a GradmetaError naming the key."""
     shards = r.int_list("shards", [0], min=0)
     if not shards or shards != list(range(len(shards))):
         raise r.fail("shards", "the shard indices 0, 1, ..., K-1 in order, K >= 1 (e.g. [0] for one stage per "

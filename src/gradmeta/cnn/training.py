@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from gradmeta.cnn.architectures import read_architecture
 from gradmeta.cnn.model import CNNConfig
 from gradmeta.cnn.resnet import ResNetConfig
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import as_params
+from gradmeta.core.params import Param, as_params, read_settings, seed_param, setting, threads_param
 from gradmeta.runtime import DEVICES
 
 
@@ -27,33 +27,27 @@ from gradmeta.runtime import DEVICES
 class TrainConfig:
     """The ``train`` parameter group."""
 
-    seed: int = 0
-    epochs: int = 3
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    val_fraction: float = 0.1
-    device: str = "cpu"
-    threads: int = 2
+    seed: int = setting(0, seed_param("the weights' initialisation and the minibatch order"))
+    epochs: int = setting(3, Param(int, min=1, doc="passes over the train split"))
+    batch_size: int = setting(64, Param(int, min=1, doc="images per Adam step"))
+    learning_rate: float = setting(1e-3, Param(float, min=0.0, min_exclusive=True, doc="Adam's step size"))
+    val_fraction: float = setting(0.1, Param(float, min=0.0, max=1.0, max_exclusive=True,
+                                             doc="of the known concept's train images held out for validation"))
+    device: str = setting("cpu", Param(str, choices=DEVICES, doc="where the CNN trains"))
+    threads: int = setting(2, threads_param("torch's CPU threads"))
     architecture: CNNConfig | ResNetConfig = field(default_factory=CNNConfig)
-    checkpoint: str | None = None  # a user's trained weights (a path in user_data/checkpoints/): nothing is trained
+    checkpoint: str | None = setting(None, Param(str, allow_none=True, doc="your trained weights (a file in "
+                                                 "user_data/checkpoints/): nothing is trained"))
     params_file: str = field(default="params.yaml", compare=False)
+
+    OTHER_PARAMS: ClassVar[dict[str, str]] = {
+        "architecture": "the model: kind (cnn, small_resnet, resnet18, ...) and its sizes (see The CNN)"}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
         r = as_params(params).reader("train")
-        d = cls()
-        cfg = cls(
-            seed=r.seed("seed", d.seed),
-            epochs=r.int("epochs", d.epochs, min=1),
-            batch_size=r.int("batch_size", d.batch_size, min=1),
-            learning_rate=r.float("learning_rate", d.learning_rate, min=0.0, min_exclusive=True),
-            val_fraction=r.float("val_fraction", d.val_fraction, min=0.0, max=1.0, max_exclusive=True),
-            device=r.str("device", d.device, choices=DEVICES),
-            threads=r.threads("threads", d.threads),
-            architecture=read_architecture(r.group("architecture")),
-            checkpoint=r.str("checkpoint", None, allow_none=True),
-            params_file=r.source,
-        )
+        cfg = cls(**read_settings(cls, r), architecture=read_architecture(r.group("architecture")),
+                  params_file=r.source)
         r.done()
         return cfg
 

@@ -14,8 +14,8 @@ import inspect
 import math
 import os
 import reprlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +160,7 @@ class ParamReader:
         self._prefix = prefix
         self._source = source
         self._asked: list[str] = []
-        self._children: list[ParamReader] = []
+        self._children: dict[str, ParamReader] = {}
 
     @property
     def source(self) -> str:
@@ -197,10 +197,11 @@ class ParamReader:
         return key in self._values
 
     def group(self, key: str) -> ParamReader:
-        """A reader for the nested mapping ``key`` (missing counts as empty)."""
-        child = ParamReader(self.raw(key, None), self.name(key), self._source)
-        self._children.append(child)
-        return child
+        """A reader for the nested mapping ``key`` (missing counts as empty); the same one each time asked,
+        so every key read through any of them counts as known."""
+        if key not in self._children:
+            self._children[key] = ParamReader(self.raw(key, None), self.name(key), self._source)
+        return self._children[key]
 
     def done(self) -> None:
         """Refuse keys of this group (and of its nested groups) that no one asked for."""
@@ -208,7 +209,7 @@ class ParamReader:
             if key not in self._asked:
                 raise unknown_key_error(self._source, self.name(key_text(key)), self._asked,
                                         f"{self._prefix}." if self._prefix else "")
-        for child in self._children:
+        for child in self._children.values():
             child.done()
 
     def int(self, key: str, default: Any = ..., *, min: int | None = None, max: int | None = None,
@@ -300,15 +301,20 @@ def _as_number(value: Any) -> float | None:
 
 
 UNSET: Any = object()  # a Param without a default of its own: its constructor argument's is the one
+KINDS = (int, float, bool, str, "floats", "strs")
 
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter of a registered component (a detector, a meta classifier), declared once, with it:
-    its kind (``int``, ``float``, ``bool``, or ``"floats"``: a non-empty list of numbers), bounds, the words
-    it takes besides (``words=("auto",)``), whether it may be null, and its default, which is the component
-    constructor's argument of the same name (:func:`declared_default`); a Param carries its own only where
-    the constructor requires the argument."""
+    """One parameter, declared once: its kind (``int``, ``float``, ``bool``, ``str``, ``"floats"``: a
+    non-empty list of numbers, ``"strs"``: a list of strings), bounds, the names it takes (``choices``, for
+    ``str`` and ``"strs"``), the words it takes besides (``words=("auto",)``), whether it may be null, its
+    default and what it is (``doc``, for the README's params table).
+
+    A registered component's Param (a detector's, a meta classifier's) takes its default from the
+    component constructor's argument of the same name (:func:`declared_default`) and carries its own only
+    where the constructor requires the argument; a params group's Param is a field of its config dataclass
+    (:func:`setting`), whose default it is."""
 
     kind: type | str = int
     min: float | None = None
@@ -318,10 +324,23 @@ class Param:
     allow_none: bool = False
     words: tuple[str, ...] = ()
     default: Any = UNSET
+    choices: tuple[str, ...] | Callable[[], Sequence[str]] | None = None  # a callable: the names registered now
+    non_empty: bool = False
+    doc: str = ""
+
+    def names(self) -> tuple[str, ...] | None:
+        """The names it takes (``choices``, asked now where it is a callable), or None for any."""
+        return tuple(self.choices()) if callable(self.choices) else self.choices
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise GradmetaError(f"a Param's kind must be one of int, float, bool, str, 'floats', 'strs'; "
+                                f"got {self.kind!r}")
 
     def read(self, reader: ParamReader, key: str) -> Any:
         """The value of ``key`` in ``reader``'s group, checked (a bad one names the parameter)."""
-        raw = reader.raw(key, self.default)
+        default = list(self.default) if isinstance(self.default, tuple) else self.default
+        raw = reader.raw(key, default)
         if (isinstance(raw, str) and raw in self.words) or (raw is None and self.allow_none):
             return raw
         words = "".join(f" or {w!r}" for w in self.words)
@@ -329,23 +348,98 @@ class Param:
             if words and not (isinstance(raw, int) and not isinstance(raw, bool)):
                 raise reader.fail(key, f"an integer{words}", raw)
             lo, hi = (None if b is None else int(b) for b in (self.min, self.max))
-            return reader.int(key, self.default, min=lo, max=hi, allow_none=self.allow_none)
+            return reader.int(key, default, min=lo, max=hi, allow_none=self.allow_none)
         if self.kind is float:
             if words and _as_number(raw) is None:
                 raise reader.fail(key, f"a number{words}", raw)
-            return reader.float(key, self.default, min=self.min, max=self.max, min_exclusive=self.min_exclusive,
+            return reader.float(key, default, min=self.min, max=self.max, min_exclusive=self.min_exclusive,
                                 max_exclusive=self.max_exclusive)
         if self.kind is bool:
-            return reader.bool(key, self.default)
-        if self.kind == "floats":
-            lo = -math.inf if self.min is None else self.min
-            if not isinstance(raw, (list, tuple)) or not raw or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and (v > lo if self.min_exclusive else v >= lo)
-                    for v in raw):
-                bound = "" if self.min is None else f" {'>' if self.min_exclusive else '>='} {self.min:g}"
-                raise reader.fail(key, f"a non-empty list of numbers{bound}", raw)
-            return [float(v) for v in raw]
-        raise GradmetaError(f"parameter {reader.name(key)}: kind must be int, float, bool or 'floats', got {self.kind!r}")
+            return reader.bool(key, default)
+        if self.kind is str:
+            return reader.str(key, default, choices=self.names(), allow_none=self.allow_none)
+        if self.kind == "strs":
+            return reader.str_list(key, default, choices=self.names(), non_empty=self.non_empty)
+        lo = -math.inf if self.min is None else self.min
+        if not isinstance(raw, (list, tuple)) or not raw or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and (v > lo if self.min_exclusive else v >= lo)
+                for v in raw):
+            bound = "" if self.min is None else f" {'>' if self.min_exclusive else '>='} {self.min:g}"
+            raise reader.fail(key, f"a non-empty list of numbers{bound}", raw)
+        return [float(v) for v in raw]
+
+    def describe(self) -> str:
+        """What values it takes, in a few words (the README's params table): ``integer >= 1``,
+        ``number in (0, 1)``, ``one of cpu, cuda``, each with ``or null`` and its words where it takes them."""
+        if self.kind in (int, float, "floats"):
+            noun = {int: "integer", float: "number", "floats": "list of numbers"}[self.kind]
+            def number(v: float) -> str:
+                return str(int(v)) if self.kind is int else f"{v:g}"
+
+            lo = None if self.min is None else number(self.min)
+            hi = None if self.max is None else number(self.max)
+            if lo is not None and hi is not None:
+                text = f"{noun} in {'(' if self.min_exclusive else '['}{lo}, {hi}{')' if self.max_exclusive else ']'}"
+            elif lo is not None:
+                text = f"{noun} {'>' if self.min_exclusive else '>='} {lo}"
+            elif hi is not None:
+                text = f"{noun} {'<' if self.max_exclusive else '<='} {hi}"
+            else:
+                text = noun
+        elif self.kind is bool:
+            text = "true or false"
+        elif self.kind is str:
+            text = f"one of {', '.join(self.names())}" if self.choices is not None else "string"
+        else:
+            of = f" of {', '.join(self.names())}" if self.choices is not None else " of strings"
+            text = f"{'non-empty ' if self.non_empty else ''}list{of}"
+        return text + "".join(f" or {w!r}" for w in self.words) + (" or null" if self.allow_none else "")
+
+
+def seed_param(doc: str = "") -> Param:
+    """A random seed: an integer 0..:data:`MAX_SEED` (the range every library seeded from it takes)."""
+    return Param(int, min=0, max=MAX_SEED, doc=doc)
+
+
+def threads_param(doc: str = "") -> Param:
+    """A thread count: an integer 1..:data:`MAX_THREADS`."""
+    return Param(int, min=1, max=MAX_THREADS, doc=doc)
+
+
+PARAM_KEY = "gradmeta.param"  # a dataclass field's metadata: its Param
+PATH_KEY = "gradmeta.key"  # ... and its key in the group, where that is not the field's name ("real.timeout")
+
+
+def setting(default: Any, param: Param, *, key: str | None = None) -> Any:
+    """A field of a params group's config dataclass that is one parameter, declared once: its default (the
+    dataclass's, which the library's callers get too, and the pipeline's when params.yaml leaves the key
+    out), its kind and bounds (``param``), and its key in the group (the field's name, or a dotted path
+    into a nested group, ``"real.timeout"``). :func:`read_settings` reads every such field; the README's
+    params table lists them (:mod:`gradmeta.params_table`)."""
+    if param.default is not UNSET:
+        raise GradmetaError(f"setting {key or ''}: the default is the field's ({default!r}); the Param has its own "
+                            f"({param.default!r})")
+    metadata = {PARAM_KEY: replace(param, default=default), PATH_KEY: key}
+    return field(default=default, metadata=metadata)
+
+
+def declared_settings(cls: type) -> list[tuple[str, Field, Param]]:
+    """(key in the group, field, Param) of every :func:`setting` field of the dataclass ``cls``, in order."""
+    return [(f.metadata[PATH_KEY] or f.name, f, f.metadata[PARAM_KEY]) for f in fields(cls) if PARAM_KEY in f.metadata]
+
+
+def read_settings(cls: type, reader: ParamReader) -> dict[str, Any]:
+    """field name -> value of every :func:`setting` field of ``cls``, read from ``reader``'s group as its
+    Param declares (a list where the field's default is a tuple becomes a tuple)."""
+    values = {}
+    for key, f, param in declared_settings(cls):
+        *path, last = key.split(".")
+        group = reader
+        for name in path:
+            group = group.group(name)
+        value = param.read(group, last)
+        values[f.name] = tuple(value) if isinstance(f.default, tuple) and isinstance(value, list) else value
+    return values
 
 
 def declared_default(owner: str, cls: type, key: str, param: Param) -> Param:

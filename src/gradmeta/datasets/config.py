@@ -12,10 +12,10 @@ import os
 import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from gradmeta.core.concepts import concept_names
-from gradmeta.core.params import ParamReader, as_params
+from gradmeta.core.params import Param, ParamReader, as_params, read_settings, seed_param, setting, threads_param
 from gradmeta.datasets.sources import USER_FORMATS, known_sources, resolve_source
 from gradmeta.geometry import CHANNELS, DEFAULT, MAX_SIDE, Geometry
 
@@ -70,19 +70,32 @@ class DataConfig:
     """The concepts to prepare and how: ``source`` = synthetic replaces every public archive by its
     offline stand-in, real reads the archives."""
 
-    source: str = "synthetic"
-    seed: int = 0
-    threads: int = 2  # torch threads of the image generation and conversion
+    source: str = setting("synthetic", Param(str, choices=MODES, doc="synthetic: every public archive replaced by "
+                                             "its offline stand-in; real: the archives"))
+    seed: int = setting(0, seed_param("the stand-ins' images and every concept's sample"))
+    threads: int = setting(2, threads_param("torch threads of the image generation and conversion"))
     known: str = "digits"
     concepts: dict[str, ConceptSpec] = field(default_factory=dict)
-    raw_dir: str | None = None
-    mirror: str | None = None
-    retries: int = 3
-    timeout: float = 30.0
-    distortion: float = 1.0
-    extra_fonts: tuple[str, ...] = ()
+    raw_dir: str | None = setting(None, Param(str, allow_none=True, doc="where verified archives are cached (null: "
+                                              "$XDG_CACHE_HOME/gradmeta)"), key="real.raw_dir")
+    mirror: str | None = setting(None, Param(str, allow_none=True, doc="a base URL (http, https or file) to fetch "
+                                             "the archives from instead of their homes"), key="real.mirror")
+    retries: int = setting(3, Param(int, min=0, doc="further tries of a failed download"), key="real.retries")
+    timeout: float = setting(30.0, Param(float, min=0.0, min_exclusive=True, doc="seconds a download may stall"),
+                             key="real.timeout")
+    distortion: float = setting(1.0, Param(float, min=0.0, doc="scale of the stand-in glyphs' random affine, "
+                                           "elastic and stroke deformations (1.0: calibrated)"), key="synthetic.distortion")
+    extra_fonts: tuple[str, ...] = setting((), Param("strs", doc=".ttf files the stand-in glyphs are rendered "
+                                                     "in besides matplotlib's fonts"), key="synthetic.extra_fonts")
     geometry: Geometry = DEFAULT  # every concept's images: data.image, else the known concept's native geometry
     params_file: str = field(default="params.yaml", compare=False)  # named in errors raised later
+
+    OTHER_PARAMS: ClassVar[dict[str, str]] = {
+        "known": "the concept the CNN learns (it needs a train split; default: the first concept)",
+        "concepts": "name -> {source, test, train, image_list}: built-in concepts (see Concepts)",
+        "user_concepts": "name -> {format: npz, idx or folder, path, test, train, invert, outside_repo}: your own "
+                         "data (see Your own data as a concept)",
+        "image": "{size: [H, W], channels: 1 or 3}: every concept's images (null: the known concept's own)"}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DataConfig:
@@ -93,27 +106,14 @@ class DataConfig:
             raise data.error("sizes", "sizes are now per concept: data.concepts.<name>.test (and .train for the "
                              "known concept); see params.yaml")
         names = concept_names(params)
-        mode = data.str("source", "synthetic", choices=MODES)
-        real, synthetic = data.group("real"), data.group("synthetic")
+        settings = read_settings(cls, data)
+        _check_mirror(data.group("real"), settings["mirror"])
         default = data.raw("concepts", None) is None and data.raw("user_concepts", None) is None
         builtin = ParamReader(DEFAULT_CONCEPTS, "data.concepts", data.source) if default else data.group("concepts")
         user = data.group("user_concepts")
-        concepts = {name: _builtin_concept(builtin.group(name), name, mode) for name in builtin.keys()}
+        concepts = {name: _builtin_concept(builtin.group(name), name, settings["source"]) for name in builtin.keys()}
         concepts.update({name: _user_concept(user.group(name), name) for name in user.keys()})
-        cfg = cls(
-            source=mode,
-            seed=data.seed("seed", 0),
-            threads=data.threads("threads", 2),
-            known=data.str("known", names.known),
-            concepts=concepts,
-            raw_dir=real.str("raw_dir", None, allow_none=True),
-            mirror=_mirror(real),
-            retries=real.int("retries", 3, min=0),
-            timeout=real.float("timeout", 30.0, min=0.0, min_exclusive=True),
-            distortion=synthetic.float("distortion", 1.0, min=0.0),
-            extra_fonts=tuple(synthetic.str_list("extra_fonts", [])),
-            params_file=data.source,
-        )
+        cfg = cls(**settings, known=data.str("known", names.known), concepts=concepts, params_file=data.source)
         cfg = replace(cfg, geometry=_geometry(data, cfg))
         data.done()
         _check_known(data, cfg)
@@ -188,11 +188,9 @@ def _geometry(data: ParamReader, cfg: DataConfig) -> Geometry:
     return Geometry(size[0], size[1], channels)
 
 
-def _mirror(real: ParamReader) -> str | None:
+def _check_mirror(real: ParamReader, value: str | None) -> None:
     """``data.real.mirror``: null or an http(s):// or file:// base URL."""
-    value = real.str("mirror", None, allow_none=True)
     if value is not None:
         parts = urllib.parse.urlsplit(value)
         if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
             raise real.fail("mirror", "null or a base URL such as https://host/path/ (http, https or file)", value)
-    return value

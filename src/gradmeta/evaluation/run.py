@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from gradmeta.core.atomic import round_floats, write_bytes, write_json
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import as_params
+from gradmeta.core.params import Param, as_params, read_settings, setting
 from gradmeta.evaluation.claims import Verdict, claim_a, claim_b, claim_c, claim_d
 from gradmeta.evaluation.decomposition import BASE_SET, FULL_SET, decomposition_section
 from gradmeta.evaluation.field import field_rows, field_section
@@ -52,16 +52,33 @@ class EvaluateConfig:
 
     primary_classifier: str
     remote_concepts: tuple[str, ...]
-    histogram_metrics: tuple[str, ...]
-    min_metrics: int
-    margin: float  # claims (c) (twice this) and (d): the smallest AUROC difference that counts
-    unstable_std: float  # an AUROC std over the repeats above this marks a cell (and the claims resting on it)
-    rejection_ratio: float = 1.0  # unknown images per known meta-test row in the rejection scenario's mixture
-    min_accuracy: float = 0.5  # below this test accuracy of the CNN on the known concept, no claim is judged
-    min_images: int = 100  # an unknown concept with fewer evaluation images is reported but left out of the verdicts
+    histogram_metrics: tuple[str, ...] = setting(("softmax/entropy", "grad/all/l2"), Param(
+        "strs", doc="columns whose histograms (known vs unknown, correct vs wrong) the report draws"))
+    min_metrics: int = setting(2, Param(int, min=1, doc="claim (a): gradient metrics that must beat the softmax "
+                                                        "baseline"))
+    margin: float = setting(0.01, Param(float, min=0.0, doc="claims (c) (twice this) and (d): the smallest AUROC "
+                                                            "difference that counts"))
+    unstable_std: float = setting(0.05, Param(float, min=0.0, doc="an AUROC std over the repeats above this marks a "
+                                                                  "cell (and the claims resting on it)"))
+    rejection_ratio: float = setting(1.0, Param(float, min=0.0, min_exclusive=True, doc="unknown images per known "
+                                                "meta-test row in the rejection scenario's mixture"),
+                                     key="rejection_unknown_ratio")
+    min_accuracy: float = setting(0.5, Param(float, min=0.0, max=1.0, doc="below this test accuracy of the CNN on "
+                                                                          "the known concept, no claim is judged"))
+    min_images: int = setting(100, Param(int, min=0, doc="an unknown concept with fewer evaluation images is "
+                                                         "reported but left out of the verdicts"))
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # OOD groups: name -> unknown concepts
-    headline_prefix: str = ""  # before every key of headline.json: projects of one repository get distinct columns
+    headline_prefix: str = setting("", Param(str, doc="before every key of headline.json: up to 8 of a-z, 0-9 "
+                                                      "and _ (projects of one repository get distinct columns)"))
     params_file: str = "params.yaml"
+
+    OTHER_PARAMS: ClassVar[dict[str, str]] = {
+        "primary_classifier": "the meta classifier the claims are judged with: one of meta.classifiers (null: the "
+                              "first)",
+        "remote_concepts": "the unknown concepts far from the known one, for claim (d) (null: those of cifar10, "
+                           "noise there are)",
+        "groups": "OOD groups: name -> a non-empty list of unknown concepts, each with OpenOOD's detection cells "
+                  "(null: none)"}
 
     @property
     def ood_concepts(self) -> tuple[str, ...]:
@@ -77,25 +94,12 @@ class EvaluateConfig:
         listed = r.raw("remote_concepts", None)
         remote = ([c for c in DEFAULT_REMOTE if c in unknowns] if listed is None
                   else r.str_list("remote_concepts", choices=unknowns))
-        out = cls(primary_classifier=primary, remote_concepts=tuple(remote),
-                  histogram_metrics=tuple(r.str_list("histogram_metrics", ["softmax/entropy", "grad/all/l2"])),
-                  min_metrics=r.int("min_metrics", 2, min=1), margin=r.float("margin", 0.01, min=0.0),
-                  unstable_std=r.float("unstable_std", 0.05, min=0.0),
-                  rejection_ratio=r.float("rejection_unknown_ratio", 1.0, min=0.0, min_exclusive=True),
-                  min_accuracy=r.float("min_accuracy", 0.5, min=0.0, max=1.0),
-                  min_images=r.int("min_images", 100, min=0), groups=_groups(r, unknowns),
-                  headline_prefix=_headline_prefix(r), params_file=r.source)
+        out = cls(primary_classifier=primary, remote_concepts=tuple(remote), **read_settings(cls, r),
+                  groups=_groups(r, unknowns), params_file=r.source)
+        if not re.fullmatch(r"[a-z0-9_]{0,8}", out.headline_prefix):
+            raise r.fail("headline_prefix", "up to 8 of a-z, 0-9 and _", out.headline_prefix)
         r.done()
         return out
-
-
-def _headline_prefix(r) -> str:  # noqa: ANN001 - a ParamReader
-    """``evaluate.headline_prefix``: "" or up to 8 of a-z, 0-9 and _ (DVC names a column by its key alone
-    unless two metrics files share the key: then every such column carries its file's path)."""
-    prefix = r.str("headline_prefix", "")
-    if not re.fullmatch(r"[a-z0-9_]{0,8}", prefix):
-        raise r.fail("headline_prefix", "up to 8 of a-z, 0-9 and _", prefix)
-    return prefix
 
 
 def _groups(r, unknowns: list[str]) -> dict[str, tuple[str, ...]]:  # noqa: ANN001 - a ParamReader

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from gradmeta.core.concepts import DEFAULT_KNOWN, Concepts, concept_names
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import Param, ParamReader, as_params
+from gradmeta.core.params import Param, ParamReader, as_params, read_settings, seed_param, setting, threads_param
 from gradmeta.meta.classifiers import (
     META_CLASSIFIERS,
     REL_U,
@@ -37,19 +37,29 @@ def _default_feature_sets() -> dict[str, tuple[str, ...]]:
 class MetaConfig:
     """The ``meta`` parameter group, with the known concept from ``data.known``."""
 
-    seed: int = 0
-    repeats: int = 5
-    test_fraction: float = 0.5
+    seed: int = setting(0, seed_param("the meta-train/meta-test splits and the classifiers' seeds"))
+    repeats: int = setting(5, Param(int, min=1, doc="random splits, each fitted and scored (mean and std)"))
+    test_fraction: float = setting(0.5, Param(float, min=0.0, max=1.0, min_exclusive=True, max_exclusive=True,
+                                              doc="of the rows held out as meta-test"))
     known_concept: str = DEFAULT_KNOWN
     unknown_concepts: tuple[str, ...] = ("letters", "omniglot", "cifar10", "noise")
-    classifiers: tuple[str, ...] = CLASSIFIERS
-    single_metrics: tuple[str, ...] = ("softmax/entropy", "softmax/max_prob", "softmax/energy", "baseline/gradnorm",
-                                       "grad/*")
+    classifiers: tuple[str, ...] = setting(CLASSIFIERS, Param("strs", choices=lambda: sorted(META_CLASSIFIERS),
+                                                             non_empty=True, doc="the meta classifiers fitted on "
+                                                             "each feature set"))
+    single_metrics: tuple[str, ...] = setting(
+        ("softmax/entropy", "softmax/max_prob", "softmax/energy", "baseline/gradnorm", "grad/*"),
+        Param("strs", doc="column patterns each scored alone (a thresholded single metric)"))
     feature_sets: dict[str, tuple[str, ...]] = field(default_factory=_default_feature_sets)
     known_unknowns: str | tuple[str, ...] = LEAVE_ONE_OUT
     classifier_params: dict[str, dict[str, Any]] = field(default_factory=_default_classifier_params)  # meta.<name>
-    n_jobs: int = field(default=1, compare=False)  # fits at once (threads); no effect on the result
+    n_jobs: int = setting(1, threads_param("fits at once (threads); no effect on the result"))
     params_file: str = field(default="params.yaml", compare=False)  # named in errors raised later
+
+    OTHER_PARAMS: ClassVar[dict[str, str]] = {
+        "unknown_concepts": "null (every concept but the known one) or a non-empty list of concepts",
+        "feature_sets": "name -> a non-empty list of column patterns; each set is one meta classifier's input",
+        "known_unknowns": f"'{LEAVE_ONE_OUT}' or a list of unknown concepts seen in meta-training (the "
+                          "known-unknowns scenario)"}
 
     def __post_init__(self) -> None:
         # a partial dict (a library caller's) means: these keys, the defaults for the rest
@@ -68,7 +78,6 @@ class MetaConfig:
         params = as_params(params)
         concepts = concepts or concept_names(params)
         r = params.reader("meta")
-        d = cls()
         listed = r.raw("unknown_concepts", None)
         if listed is not None and (not isinstance(listed, list) or not listed):
             raise r.fail("unknown_concepts", f"null (every concept but {concepts.known}) or a non-empty list of "
@@ -76,20 +85,13 @@ class MetaConfig:
         unknowns = (concepts.unknowns if listed is None
                     else tuple(r.str_list("unknown_concepts", choices=concepts.unknowns)))
         cfg = cls(
+            **read_settings(cls, r),
             known_concept=concepts.known,
-            seed=r.seed("seed", d.seed),
-            repeats=r.int("repeats", d.repeats, min=1),
-            test_fraction=r.float("test_fraction", d.test_fraction, min=0.0, max=1.0, min_exclusive=True,
-                                  max_exclusive=True),
             unknown_concepts=unknowns,
-            classifiers=tuple(r.str_list("classifiers", list(d.classifiers), choices=tuple(sorted(META_CLASSIFIERS)),
-                                         non_empty=True)),
-            single_metrics=tuple(r.str_list("single_metrics", list(d.single_metrics))),
-            feature_sets=_feature_sets(r, d.feature_sets),
-            known_unknowns=_known_unknowns(r, unknowns, d.known_unknowns),
+            feature_sets=_feature_sets(r, _default_feature_sets()),
+            known_unknowns=_known_unknowns(r, unknowns, LEAVE_ONE_OUT),
             classifier_params={name: _classifier_params(r.group(name), spec.params)
                                for name, spec in META_CLASSIFIERS.items()},
-            n_jobs=r.threads("n_jobs", d.n_jobs),
             params_file=r.source,
         )
         r.done()

@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from gradmeta.cnn.model import to_tensor
-from gradmeta.core.params import as_params
+from gradmeta.core.params import Param, as_params, read_settings, setting, threads_param
 from gradmeta.prepared import PreparedData
 from gradmeta.runtime import DEVICES
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
@@ -25,16 +25,14 @@ class DetectorsStageConfig:
     """The ``detectors_stage`` parameter group: the stage's torch threads and device (the extract stages
     score with ``extract.threads`` and ``extract.device``)."""
 
-    threads: int = 2
-    device: str = "cpu"
+    threads: int = setting(2, threads_param("torch's CPU threads of the detectors stage"))
+    device: str = setting("cpu", Param(str, choices=DEVICES, doc="where the detectors stage runs the model"))
     params_file: str = "params.yaml"
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DetectorsStageConfig:
         r = as_params(params).reader("detectors_stage")
-        d = cls()
-        cfg = cls(threads=r.threads("threads", d.threads), device=r.str("device", d.device, choices=DEVICES),
-                  params_file=r.source)
+        cfg = cls(**read_settings(cls, r), params_file=r.source)
         r.done()
         return cfg
 

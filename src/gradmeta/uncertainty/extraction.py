@@ -12,8 +12,9 @@ column order of :mod:`gradmeta.features`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -22,11 +23,11 @@ from torch import nn
 
 from gradmeta.cnn.model import to_tensor
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import as_params
-from gradmeta.features import shard_count
+from gradmeta.core.params import Param, as_params, read_settings, setting, threads_param
+from gradmeta.features import read_shards
 from gradmeta.prepared import PreparedData
 from gradmeta.runtime import DEVICES
-from gradmeta.uncertainty.detectors.base import FeatureDetector
+from gradmeta.uncertainty.detectors.base import Detector, logits_layer
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
 from gradmeta.uncertainty.detectors.fitted import detector_instances
 from gradmeta.uncertainty.gradients import (
@@ -43,25 +44,24 @@ from gradmeta.uncertainty.shards import alignment, shard_block, shard_rows
 class ExtractConfig:
     """The ``extract`` parameter group."""
 
-    statistics: tuple[str, ...] = PAPER_STATISTICS
-    chunk_size: int = DEFAULT_CHUNK_SIZE
-    device: str = "cpu"
-    threads: int = 2
+    statistics: tuple[str, ...] = setting(PAPER_STATISTICS, Param("strs", choices=ALL_STATISTICS,
+                                                                  doc="the statistics of each gradient"))
+    chunk_size: int = setting(DEFAULT_CHUNK_SIZE, Param(int, min=1, doc="images per forward and backward"))
+    device: str = setting("cpu", Param(str, choices=DEVICES, doc="where the model runs"))
+    threads: int = setting(2, threads_param("torch's CPU threads"))
     shards: int = 1  # K: each concept's extraction is K stages (params: extract.shards = [0, ..., K-1])
+
+    OTHER_PARAMS: ClassVar[dict[str, str]] = {
+        "shards": "the shard indices [0, 1, ..., K-1]: each concept's extraction is K stages (default [0])"}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> ExtractConfig:
         r = as_params(params).reader("extract")
-        d = cls()
-        stats = r.str_list("statistics", list(d.statistics), choices=ALL_STATISTICS)
+        cfg = cls(**read_settings(cls, r), shards=read_shards(r))
         try:
-            validate_statistics(stats)
+            validate_statistics(cfg.statistics)
         except GradmetaError as exc:
             raise r.error("statistics", str(exc)) from None
-        r.raw("shards", None)  # read by shard_count: a key that is there is not unknown to done()
-        cfg = cls(statistics=tuple(stats), chunk_size=r.int("chunk_size", d.chunk_size, min=1),
-                  device=r.str("device", d.device, choices=DEVICES), threads=r.threads("threads", d.threads),
-                  shards=shard_count(params))
         r.done()
         return cfg
 
@@ -76,15 +76,16 @@ def evaluation_rows(data: PreparedData) -> np.ndarray:
 
 def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
                      device: torch.device | str = "cpu", progress: bool = True, *, known: bool,
-                     detectors: DetectorsConfig | None = None,
-                     fitted: dict[str, FeatureDetector] | None = None,
+                     detectors: DetectorsConfig | None = None, instances: Mapping[str, Detector] | None = None,
                      seconds: dict[str, float] | None = None, shard: int = 0) -> pd.DataFrame:
     """The features table of ``data``'s evaluation rows, computed by ``model`` (moved to ``device``).
 
     ``known``: ``data`` is the concept the CNN learnt, so ``correct`` = prediction equals label;
     for an unknown concept every prediction is wrong (``correct`` all False). ``detectors``: add
-    the column groups of its extra gradient targets and the ``detector/<name>`` scores (``fitted``:
-    the state of the feature detectors, from the detectors stage). ``seconds``, when given, receives
+    the column groups of its extra gradient targets and the ``detector/<name>`` scores of ``instances``
+    (the detectors of ``detectors.use``, :func:`~.detectors.fitted.detector_instances`; when not given, they
+    are built from their params, and a detector that learns from training features is refused: the
+    detectors stage fits those). ``seconds``, when given, receives
     the wall time of each part for the stage log: the gradient targets together (one pass, keyed
     ``cross_entropy+<target>...``) and each detector.
     ``shard``: compute only that block of the evaluation rows of ``cfg.shards``
@@ -98,8 +99,9 @@ def extract_features(model: nn.Module, data: PreparedData, cfg: ExtractConfig,
     images = to_tensor(data.images[rows])
     with_detectors = {}
     if detectors is not None:
-        with_detectors = {"detectors": detector_instances(model, images[:1].to(device), detectors, fitted or {}),
-                          "detector_chunk_size": detectors.chunk_size}
+        if instances is None:
+            instances = detector_instances(logits_layer(model, images[:1]), detectors, {})
+        with_detectors = {"detectors": instances, "detector_chunk_size": detectors.chunk_size}
     pred, columns = metric_columns(model, images, cfg.statistics, () if detectors is None else detectors.targets,
                                    cfg.chunk_size, desc=f"extract {data.concept}", progress=progress, factors=True,
                                    probabilities=True, offset=offset, seconds=seconds, **with_detectors)

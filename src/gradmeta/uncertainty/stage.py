@@ -5,6 +5,7 @@ metric table of :mod:`.table` plus the pipeline's columns and metadata, :mod:`.e
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,10 +56,11 @@ class ExtractResult:
     total_seconds: float = 0.0
 
 
-def run(cfg: ExtractSettings, model: nn.Module, data: PreparedData, fitted: dict[str, Detector], shard: int,
+def run(cfg: ExtractSettings, model: nn.Module, data: PreparedData, detectors: Mapping[str, Detector], shard: int,
         device: torch.device | str, model_sha256: str, progress: bool = True) -> ExtractResult:
     """The features table of shard ``shard`` of ``data``'s evaluation rows, computed by ``model``
-    with the detectors' ``fitted`` state, and the metadata its Parquet file carries."""
+    with ``detectors`` (those of ``detectors.use``, the fitted ones with the detectors stage's state:
+    :func:`~.detectors.fitted.detector_instances`), and the metadata its Parquet file carries."""
     known = data.concept == cfg.concepts.known
     if hasattr(model, "config"):
         check_geometry(model.config, data.geometry, f"data/prepared/{data.concept}.npz")
@@ -69,7 +71,7 @@ def run(cfg: ExtractSettings, model: nn.Module, data: PreparedData, fitted: dict
     parts: dict[str, float] = {}
     start = time.perf_counter()
     frame = extract_features(model, data, cfg.extract, device, progress, known=known, detectors=cfg.detectors,
-                             fitted=fitted, seconds=parts, shard=shard)
+                             instances=detectors, seconds=parts, shard=shard)
     total = time.perf_counter() - start
     metadata = {"concept": data.concept, "known": known, "source": data.source, "kind": data.kind,
                 "provenance": data.provenance, "model_sha256": model_sha256, "extract": cfg.extract.to_dict(),

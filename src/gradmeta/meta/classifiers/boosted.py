@@ -13,12 +13,15 @@ from gradmeta.meta.classifiers.thresholded import StateArrays, ThresholdedClassi
 
 
 @register_meta_classifier("xgboost", threads="n_jobs", params={
-    "n_estimators": Param(int, min=1), "max_depth": Param(int, min=1),
-    "learning_rate": Param(float, min=0.0, min_exclusive=True),
-    "subsample": Param(float, min=0.0, max=1.0, min_exclusive=True), "n_jobs": Param(int, min=1, max=MAX_THREADS),
-    "early_stopping_rounds": Param(int, min=1, allow_none=True),
-    "validation_fraction": Param(float, min=0.0, max=1.0, min_exclusive=True, max_exclusive=True),
-    "max_bin": Param(int, min=2)})
+    "n_estimators": Param(int, min=1, doc="boosting rounds"), "max_depth": Param(int, min=1, doc="depth of each tree"),
+    "learning_rate": Param(float, min=0.0, min_exclusive=True, doc="shrinkage of each tree"),
+    "subsample": Param(float, min=0.0, max=1.0, min_exclusive=True, doc="rows each tree sees"),
+    "n_jobs": Param(int, min=1, max=MAX_THREADS, doc="XGBoost threads per fit"),
+    "early_stopping_rounds": Param(int, min=1, allow_none=True, doc="stop after this many rounds without gain on "
+                                                                    "the validation part (null: never)"),
+    "validation_fraction": Param(float, min=0.0, max=1.0, min_exclusive=True, max_exclusive=True,
+                                 doc="of the meta-train rows held out for early stopping"),
+    "max_bin": Param(int, min=2, doc="histogram bins per feature")})
 class XGBoostMetaClassifier(ThresholdedClassifier):
     """Gradient-boosted trees (XGBoost, CPU ``hist``), deterministic for a seed; the score is the
     probability of the positive class.

@@ -72,8 +72,13 @@ def mean_log_loss(target: np.ndarray, p: np.ndarray) -> float:
 
 
 @register_meta_classifier("logistic", params={
-    "C": Param(float, min=0.0, min_exclusive=True, words=(AUTO,)), "max_iter": Param(int, min=1),
-    "signed_log": Param(bool), "C_grid": Param("floats", min=0.0, min_exclusive=True), "cv_folds": Param(int, min=2)})
+    "C": Param(float, min=0.0, min_exclusive=True, words=(AUTO,),
+               doc="inverse regularisation strength (auto: cross-validated over C_grid)"),
+    "max_iter": Param(int, min=1, doc="solver iterations"),
+    "signed_log": Param(bool, doc="inputs through sign(x) log(1 + |x| / s), s each column's median |x|, before "
+                                  "standardising"),
+    "C_grid": Param("floats", min=0.0, min_exclusive=True, doc="the C values auto chooses from"),
+    "cv_folds": Param(int, min=2, doc="folds of auto's cross-validation")})
 class LogisticMetaClassifier(ThresholdedClassifier):
     """(Signed log +) standardised inputs + L2 logistic regression (:func:`logistic_regression`); the
     score is the probability of the positive class. A convergence failure (``max_iter`` reached) is

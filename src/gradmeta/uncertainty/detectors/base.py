@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,17 @@ def _checks_images(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+@dataclass(frozen=True)
+class ModelSizes:
+    """What a detector's params are checked against before any fitting: the model's penultimate
+    ``features`` (D, the logits layer's inputs), its ``classes`` (C), and the ``train_rows`` the fitted
+    detectors learn from."""
+
+    features: int
+    classes: int
+    train_rows: int
+
+
 class Detector(ABC):
     """The protocol every detector follows (pytorch-ood's and OpenOOD's shape, gradmeta's sign).
 
@@ -55,7 +67,10 @@ class Detector(ABC):
       ``detector/<column>`` entries of the metric table (``{name: score}`` unless it has several);
     - ``state()`` / ``from_state(state, **init)``: its fitted state as float64 tensors, no pickle;
     - ``from_params(params, head)``: built from its ``detectors.<name>`` params group for a model whose logits
-      layer is ``head`` (found once per run, :func:`logits_layer`).
+      layer is ``head`` (found once per run, :func:`logits_layer`);
+    - ``size_problems(params, sizes)``: what its params group cannot do on a model and train split of
+      ``sizes`` (or, with ``sizes`` None, on any), declared with the detector; the pipeline refuses it
+      before any work, naming the parameter.
 
     A detector class is registered with :func:`gradmeta.uncertainty.detectors.registry.register_detector`.
     """
@@ -76,6 +91,12 @@ class Detector(ABC):
     def from_params(cls, params: dict[str, Any], head: nn.Linear) -> Detector:
         """The unfitted detector from its params group, for the model whose logits layer is ``head``."""
         return cls(**params)
+
+    @classmethod
+    def size_problems(cls, params: Mapping[str, Any], sizes: ModelSizes | None) -> dict[str, str]:
+        """key of its params group -> what is wrong with the value (``must be ..., got ...``) on a model and
+        train split of ``sizes``; ``sizes`` None: what is wrong whatever the sizes. None by default."""
+        return {}
 
     def fit(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
             chunk_size: int = 256) -> Detector:
@@ -218,6 +239,27 @@ class StatelessFeatureDetector(FeatureDetector):
     def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> StatelessFeatureDetector:
         """Nothing to learn."""
         return self
+
+
+def bank_problems(params: Mapping[str, Any], sizes: ModelSizes | None) -> dict[str, str]:
+    """The nearest-neighbour detectors' one size rule, for their params (``k``, ``bank_size``): the k-th
+    neighbour must be in the bank, which holds ``bank_size`` of the train rows (all where null)."""
+    k, bank_size = params["k"], params["bank_size"]
+    if sizes is None:
+        return {"bank_size": f"must be at least k ({k}), got {bank_size}"} if bank_size is not None and bank_size < k \
+            else {}
+    bank = sizes.train_rows if bank_size is None else min(bank_size, sizes.train_rows)
+    if k <= bank:
+        return {}
+    size = "null" if bank_size is None else bank_size
+    return {"k": f"must be at most the {bank} train images in its bank (bank_size: {size}, {sizes.train_rows} train "
+                 f"images), got {k}"}
+
+
+def check_bank(owner: str, rows: int, k: int) -> None:
+    """A bank in hand (``rows`` of them, fitted or restored) must hold the k-th neighbour."""
+    if rows < k:
+        raise GradmetaError(f"{owner}: the bank has {rows} rows, fewer than k = {k}")
 
 
 def seeded_rows(z: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import as_params
+from gradmeta.core.params import Param, as_params, read_settings, setting
+from gradmeta.uncertainty.detectors.base import ModelSizes
 from gradmeta.uncertainty.detectors.registry import REGISTRY, detector_spec
 
 MACHINERY = ("base", "registry", "config", "fitted", "last_layer")  # the package's modules that are not detectors
@@ -48,9 +49,11 @@ class DetectorsConfig:
 
     ``params``: detector name -> its parameters (every registered detector's, defaults filled in)."""
 
-    use: tuple[str, ...] = DETECTORS
-    targets: tuple[str, ...] = EXTRA_TARGETS
-    chunk_size: int = 256
+    use: tuple[str, ...] = setting(DETECTORS, Param("strs", choices=registered_names,
+                                                    doc="the detectors scored, each a detector/<name> column"))
+    targets: tuple[str, ...] = setting(EXTRA_TARGETS, Param("strs", choices=EXTRA_TARGETS, doc="further gradient "
+                                                            "targets, each a grad_<target>/... column group"))
+    chunk_size: int = setting(256, Param(int, min=1, doc="images per batch of the detectors that run the model"))
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=_default_params)
     params_file: str = field(default="params.yaml", compare=False)
 
@@ -64,7 +67,6 @@ class DetectorsConfig:
     def from_params(cls, params: dict[str, Any]) -> DetectorsConfig:
         """Validate ``params['detectors']``; a bad value is a GradmetaError naming the parameter."""
         r = as_params(params).reader("detectors")
-        d = cls()
         for moved in ("threads", "device"):  # how the detectors stage runs is its own group: extract does not read it
             if r.has(moved):
                 raise r.error(moved, f"moved to detectors_stage.{moved} (the detectors stage's own group, which the "
@@ -73,18 +75,11 @@ class DetectorsConfig:
         for name in registered_names():
             group = r.group(name)
             values[name] = {key: p.read(group, key) for key, p in REGISTRY[name].params.items()}
-        cfg = cls(
-            use=tuple(dict.fromkeys(r.str_list("use", list(d.use), choices=registered_names()))),
-            targets=tuple(dict.fromkeys(r.str_list("targets", list(d.targets), choices=EXTRA_TARGETS))),
-            chunk_size=r.int("chunk_size", d.chunk_size, min=1),
-            params=values,
-            params_file=r.source,
-        )
+        settings = read_settings(cls, r)
+        settings.update({key: tuple(dict.fromkeys(settings[key])) for key in ("use", "targets")})  # each once
+        cfg = cls(**settings, params=values, params_file=r.source)
         r.done()
-        for name in ("knn", "grad_knn"):
-            k, bank = cfg.param(name, "k"), cfg.param(name, "bank_size")
-            if bank is not None and name in cfg.use and bank < k:
-                raise r.error(f"{name}.bank_size", f"must be at least {name}.k ({k}), got {bank}")
+        cfg.check_sizes(None)
         return cfg
 
     def param(self, detector: str, key: str) -> Any:
@@ -95,26 +90,13 @@ class DetectorsConfig:
         """The detectors of ``use`` that are fitted on training features (the detectors stage), in order."""
         return [n for n in self.use if REGISTRY[n].fitted]
 
-    def check_sizes(self, feature_dim: int, train_rows: int, classes: int | None = None) -> None:
-        """Refuse, before any fitting, what the sizes make impossible: ViM's ``dim`` must leave a null
-        space of the ``feature_dim`` penultimate features, the ``k`` of KNN and gradient KNN must not
-        exceed its bank (the ``train_rows`` images, or ``bank_size`` of them), GradPCA's ``dim`` must not
-        exceed the logits layer's ``classes``. Errors name the parameter."""
-        dim = self.param("vim", "dim")
-        if "vim" in self.use and not 0 < dim < feature_dim:
-            raise GradmetaError(f"{self.params_file}: detectors.vim.dim must be in [1, {feature_dim - 1}] (the model's "
-                                f"penultimate layer has {feature_dim} features), got {dim}")
-        for name in ("knn", "grad_knn"):
-            k, bank_size = self.param(name, "k"), self.param(name, "bank_size")
-            bank = train_rows if bank_size is None else min(bank_size, train_rows)
-            if name in self.use and k > bank:
-                raise GradmetaError(f"{self.params_file}: detectors.{name}.k must be at most the {bank} train images "
-                                    f"in its bank (detectors.{name}.bank_size: {bank_size}, {train_rows} train "
-                                    f"images), got {k}")
-        pca_dim = self.param("grad_pca", "dim")
-        if "grad_pca" in self.use and classes is not None and pca_dim is not None and pca_dim > classes:
-            raise GradmetaError(f"{self.params_file}: detectors.grad_pca.dim must be at most the model's {classes} "
-                                f"classes, got {pca_dim}")
+    def check_sizes(self, sizes: ModelSizes | None) -> None:
+        """Refuse, before any work, what a detector of ``use`` declares impossible for its params on a model and
+        train split of ``sizes`` (None: on any; :meth:`Detector.size_problems`, e.g. KNN's ``k`` beyond its
+        bank, ViM's ``dim`` leaving no null space). The error names the parameter."""
+        for name in self.use:
+            for key, problem in REGISTRY[name].cls.size_problems(self.params[name], sizes).items():
+                raise GradmetaError(f"{self.params_file}: detectors.{name}.{key} {problem}")
 
     def to_dict(self) -> dict[str, Any]:
         """The flat record written into the outputs' metadata (what the scores depend on, so neither

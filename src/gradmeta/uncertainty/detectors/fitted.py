@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from gradmeta.core.errors import GradmetaError
 from gradmeta.core.jsontext import json_object
 from gradmeta.core.npzfile import NpzArchive
 from gradmeta.core.params import shown
-from gradmeta.uncertainty.detectors.base import Detector, FeatureDetector, features_of, logits_layer
+from gradmeta.uncertainty.detectors.base import Detector, FeatureDetector, ModelSizes, features_of, logits_layer
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
 from gradmeta.uncertainty.detectors.registry import REGISTRY, detector_spec
 
@@ -48,13 +49,11 @@ def fresh_detector(name: str, head: nn.Linear, cfg: DetectorsConfig) -> Detector
     return detector_spec(name).cls.from_params(dict(cfg.params[name]), head)
 
 
-def detector_instances(model: nn.Module, probe: torch.Tensor, cfg: DetectorsConfig,
-                       fitted: dict[str, Detector]) -> dict[str, Detector]:
+def detector_instances(head: nn.Linear, cfg: DetectorsConfig, fitted: Mapping[str, Detector]) -> dict[str, Detector]:
     """name -> detector for every name of ``cfg.use``, in order: those fitted on training features
-    from ``fitted`` (the detectors stage's state), the others built from their params for ``model``
-    (``probe``: one input it takes; its logits layer is found once, for all of them)."""
+    from ``fitted`` (the detectors stage's state), the others built from their params for the model whose
+    logits layer is ``head`` (:func:`logits_layer`, found once for all of them)."""
     out: dict[str, Detector] = {}
-    head = logits_layer(model, probe) if any(not REGISTRY[name].fitted for name in cfg.use) else None
     for name in cfg.use:
         if REGISTRY[name].fitted:
             if name not in fitted:
@@ -78,7 +77,7 @@ def fit_detectors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor |
         if len(images) == 0:
             raise GradmetaError("no images to compute penultimate features of")
         head = logits_layer(model, images[:1])
-        cfg.check_sizes(head.in_features, len(images), head.out_features)  # before the long part
+        cfg.check_sizes(ModelSizes(head.in_features, head.out_features, len(images)))  # before the long part
         # a bar on a terminal (none in a log file: tqdm's disable=None), the log lines printed above it
         with logging_redirect_tqdm(), tqdm(total=len(wanted) + 1, desc="detectors", unit="step", disable=None,
                                            leave=False) as bar:
@@ -109,11 +108,12 @@ def save_detectors(path: str | os.PathLike[str], fitted: FittedDetectors) -> Non
     write_bytes(path, buf.getvalue())
 
 
-def load_detectors(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor,
-                   cfg: DetectorsConfig, model_sha256: str | None = None) -> dict[str, FeatureDetector]:
-    """The fitted feature detectors of ``path`` for ``model``; the file must have been fitted with the
-    same detector params and, when ``model_sha256`` is given, on the model file of that sha256 (else it
-    is stale: rerun the detectors stage)."""
+def load_detectors(path: str | os.PathLike[str], head: nn.Linear, cfg: DetectorsConfig,
+                   model_sha256: str | None = None) -> dict[str, FeatureDetector]:
+    """The fitted feature detectors of ``path`` for the model whose logits layer is ``head``
+    (:func:`logits_layer`); the file must have been fitted with the same detector params and, when
+    ``model_sha256`` is given, on the model file of that sha256 (else it is stale: rerun the detectors
+    stage)."""
     with NpzArchive(path, "fitted detectors file", "run the detectors stage first") as npz:
         if "manifest" not in npz.names:
             raise GradmetaError(f"{path}: not a gradmeta detectors file (no manifest)")
@@ -129,7 +129,6 @@ def load_detectors(path: str | os.PathLike[str], model: nn.Module, probe: torch.
         names = manifest.get("detectors")
         if not isinstance(names, list) or not all(n in REGISTRY and REGISTRY[n].fitted for n in names):
             raise GradmetaError(f"{path}: not a gradmeta detectors file (detectors {names!r})")
-        head = logits_layer(model, probe)
         bound = _state_bound(cfg, head.in_features, head.out_features)
         states = {name: {key.split("/", 1)[1]: _finite_state(npz, key, bound) for key in npz.names
                          if key.startswith(f"{name}/")} for name in names}

@@ -15,6 +15,7 @@ gradients, and a bank of B (C + D + 1) numbers instead of B C (D + 1).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -22,14 +23,15 @@ from torch import nn
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import MAX_SEED
-from gradmeta.uncertainty.detectors.base import FeatureDetector, seeded_rows
+from gradmeta.uncertainty.detectors.base import FeatureDetector, ModelSizes, bank_problems, check_bank, seeded_rows
 from gradmeta.uncertainty.detectors.last_layer import error_directions, input_directions
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
-@register_detector("grad_knn", fitted=True, params={"k": Param(int, min=1),
-                                                     "bank_size": Param(int, min=1, allow_none=True),
-                                                     "seed": Param(int, min=0, max=MAX_SEED)})
+@register_detector("grad_knn", fitted=True, params={
+    "k": Param(int, min=1, doc="the neighbour whose similarity is the score"),
+    "bank_size": Param(int, min=1, allow_none=True, doc="train images in the bank (null: all)"),
+    "seed": Param(int, min=0, max=MAX_SEED, doc="which train images form the bank")})
 class GradKNN(FeatureDetector):
     """k-th largest cosine similarity of the logits layer's gradient to a bank of training gradients.
 
@@ -49,14 +51,17 @@ class GradKNN(FeatureDetector):
     def from_params(cls, params: dict[str, Any], head: nn.Linear) -> GradKNN:
         return cls(head, **params)
 
+    @classmethod
+    def size_problems(cls, params: Mapping[str, Any], sizes: ModelSizes | None) -> dict[str, str]:
+        return bank_problems(params, sizes)
+
     def _logits(self, z: torch.Tensor) -> torch.Tensor:
         return z @ self.weight.T + (0.0 if self.bias is None else self.bias)
 
     def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> GradKNN:
         """z (n, D) training features; the bank is their gradients' directions (n must be at least k)."""
         z = seeded_rows(z, self.bank_size, self.seed)
-        if len(z) < self.k:
-            raise GradmetaError(f"GradKNN: the bank has {len(z)} gradients, fewer than k = {self.k}")
+        check_bank("GradKNN", len(z), self.k)
         z = z.double()
         self.bank_errors, self.bank_inputs = error_directions(self._logits(z)), input_directions(z)
         self.fitted = True
@@ -74,8 +79,7 @@ class GradKNN(FeatureDetector):
         if errors.dim() != 2 or inputs.dim() != 2 or errors.shape != (len(inputs), c) or inputs.shape[1] != d + 1:
             raise GradmetaError(f"GradKNN: a bank of shapes {tuple(errors.shape)} and {tuple(inputs.shape)} does not "
                                 f"fit a logits layer of {c} classes and {d} features")
-        if len(errors) < self.k:
-            raise GradmetaError(f"GradKNN: the bank has {len(errors)} gradients, fewer than k = {self.k}")
+        check_bank("GradKNN", len(errors), self.k)
         self.bank_errors, self.bank_inputs = errors, inputs
         self.fitted = True
         return self

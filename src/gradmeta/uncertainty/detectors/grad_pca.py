@@ -22,18 +22,21 @@ gradient: V_j u = e^T V_j a~ / (||e|| ||a~||) with V_j reshaped to (C, D + 1).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import ROWS_PER_BLOCK, FeatureDetector
+from gradmeta.uncertainty.detectors.base import ROWS_PER_BLOCK, FeatureDetector, ModelSizes
 from gradmeta.uncertainty.detectors.last_layer import error_directions, input_directions
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
-@register_detector("grad_pca", fitted=True, params={"dim": Param(int, min=1, allow_none=True)})
+@register_detector("grad_pca", fitted=True, params={
+    "dim": Param(int, min=1, allow_none=True, doc="singular vectors of the class means kept (null: all, at most the "
+                                                  "classes)")})
 class GradPCA(FeatureDetector):
     """Residual of the logits layer's gradient direction outside the principal subspace of its class means.
 
@@ -47,6 +50,14 @@ class GradPCA(FeatureDetector):
         if dim is not None and not 0 < dim <= classes:
             raise GradmetaError(f"GradPCA: dim must be in [1, {classes}] (the logits layer's classes), got {dim}")
         self.dim = dim
+
+    @classmethod
+    def size_problems(cls, params: Mapping[str, Any], sizes: ModelSizes | None) -> dict[str, str]:
+        """``dim`` at most the logits layer's C classes."""
+        dim = params["dim"]
+        if sizes is None or dim is None or dim <= sizes.classes:
+            return {}
+        return {"dim": f"must be at most the model's {sizes.classes} classes, got {dim}"}
 
     @classmethod
     def from_params(cls, params: dict[str, Any], head: nn.Linear) -> GradPCA:

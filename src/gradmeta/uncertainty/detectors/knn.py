@@ -7,11 +7,14 @@ feature (paper: the score -r_k is higher for in-distribution; ``score_features``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import MAX_SEED
-from gradmeta.uncertainty.detectors.base import FeatureDetector, seeded_rows
+from gradmeta.uncertainty.detectors.base import FeatureDetector, ModelSizes, bank_problems, check_bank, seeded_rows
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
@@ -20,9 +23,10 @@ def _normalised(z: torch.Tensor) -> torch.Tensor:
     return z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-@register_detector("knn", fitted=True, params={"k": Param(int, min=1),
-                                                "bank_size": Param(int, min=1, allow_none=True),
-                                                "seed": Param(int, min=0, max=MAX_SEED)})
+@register_detector("knn", fitted=True, params={
+    "k": Param(int, min=1, doc="the neighbour whose distance is the score"),
+    "bank_size": Param(int, min=1, allow_none=True, doc="train images in the bank (null: all)"),
+    "seed": Param(int, min=0, max=MAX_SEED, doc="which train images form the bank")})
 class KNN(FeatureDetector):
     """k-th nearest-neighbour distance of normalised features to a bank of training features.
 
@@ -34,11 +38,14 @@ class KNN(FeatureDetector):
             raise GradmetaError(f"KNN: k must be a positive integer, got {k}")
         self.k, self.chunk_size, self.bank_size, self.seed = k, chunk_size, bank_size, seed
 
+    @classmethod
+    def size_problems(cls, params: Mapping[str, Any], sizes: ModelSizes | None) -> dict[str, str]:
+        return bank_problems(params, sizes)
+
     def fit_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> KNN:
         """z (n, D) training features (the bank); n must be at least k."""
         z = seeded_rows(z, self.bank_size, self.seed)
-        if len(z) < self.k:
-            raise GradmetaError(f"KNN: the bank has {len(z)} features, fewer than k = {self.k}")
+        check_bank("KNN", len(z), self.k)
         self.bank = _normalised(z)
         self.fitted = True
         return self
@@ -50,8 +57,7 @@ class KNN(FeatureDetector):
 
     def restore(self, state: dict[str, torch.Tensor]) -> KNN:
         """The detector fitted with a saved :meth:`state`."""
-        if len(state["bank"]) < self.k:
-            raise GradmetaError(f"KNN: the bank has {len(state['bank'])} features, fewer than k = {self.k}")
+        check_bank("KNN", len(state["bank"]), self.k)
         bank = state["bank"].double()
         if bank.dim() != 2 or not torch.allclose(bank.norm(dim=1), torch.ones(len(bank), dtype=torch.float64), atol=1e-6):
             raise GradmetaError("KNN: the saved bank is not a matrix of unit rows (the bank is stored L2-normalised)")

@@ -19,7 +19,7 @@ from torch import nn
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import MAX_SEED
-from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, chunk_on_device, logits_layer
+from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, chunk_on_device
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 from gradmeta.uncertainty.model_calls.model_state import untouched
 
@@ -71,8 +71,9 @@ def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 10, 
     return {k: torch.cat([p[k] for p in parts]) for k in ("entropy", "mutual_information", "variation_ratio")}
 
 
-@register_detector("mc_dropout", key_prefix="mc",
-                   params={"passes": Param(int, min=2), "seed": Param(int, min=0, max=MAX_SEED)})
+@register_detector("mc_dropout", key_prefix="mc", params={
+    "passes": Param(int, min=2, doc="stochastic forward passes"),
+    "seed": Param(int, min=0, max=MAX_SEED, doc="the dropout masks")})
 class MCDropout(Detector):
     """MC dropout as one detector of three outputs (nothing to fit; the model needs dropout layers)."""
 
@@ -107,24 +108,25 @@ def batch_seed(seed: int, batch: int) -> int:
 
 def _dropout_before_head(model: nn.Module, dropouts: list[nn.Module],
                          probe: torch.Tensor) -> tuple[nn.Module, nn.Linear] | None:
-    """(dropout, head) when the only dropout's output is exactly the logits layer's input, else None."""
+    """(dropout, head) when the only dropout's output is exactly the input of the logits layer (the
+    ``nn.Linear`` whose output is the model's output), else None; one forward of ``probe`` tells both."""
     if len(dropouts) != 1:
         return None
     dropout = dropouts[0]
-    try:
-        head = logits_layer(model, probe)
-    except GradmetaError:
-        return None
-    seen: dict[str, torch.Tensor] = {}
-    hooks = [dropout.register_forward_hook(lambda m, i, o: seen.__setitem__("dropout", o)),
-             head.register_forward_pre_hook(lambda m, i: seen.__setitem__("head", i[0]))]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    seen: dict[object, tuple[torch.Tensor, torch.Tensor]] = {}
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.__setitem__(m, (i[0] if i else None, o)))
+             for m in (dropout, *linears)]
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            model(probe)
+            logits = model(probe)
     finally:
         for h in hooks:
             h.remove()
-    return (dropout, head) if seen.get("dropout") is not None and seen.get("dropout") is seen.get("head") else None
+    head = next((m for m in linears if m in seen and seen[m][1] is logits), None)
+    if head is None or dropout not in seen or seen[head][0] is not seen[dropout][1]:
+        return None
+    return dropout, head
 
 
 def _captured_input(model: nn.Module, dropout: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -26,8 +26,9 @@ from gradmeta.uncertainty.detectors.registry import Param, register_detector
 MIN_TEMPERATURE, MAX_TEMPERATURE, MAX_EPSILON = 1e-3, 1e6, 1.0
 
 
-@register_detector("odin", params={"temperature": Param(float, min=MIN_TEMPERATURE, max=MAX_TEMPERATURE),
-                                   "epsilon": Param(float, min=0.0, max=MAX_EPSILON)})
+@register_detector("odin", params={
+    "temperature": Param(float, min=MIN_TEMPERATURE, max=MAX_TEMPERATURE, doc="softmax temperature"),
+    "epsilon": Param(float, min=0.0, max=MAX_EPSILON, doc="input perturbation step (image units)")})
 class ODIN(Detector):
     """Max temperature-scaled softmax after a small step that raises it (nothing to fit)."""
 

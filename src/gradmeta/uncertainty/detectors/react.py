@@ -20,7 +20,8 @@ from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
 @register_detector("react", fitted=True, params={"percentile": Param(float, min=0.0, max=100.0,
-                                                                     min_exclusive=True)})
+                                                                     min_exclusive=True,
+                                                                     doc="the training activations' clip percentile")})
 class ReAct(FeatureDetector):
     """Energy of the logits recomputed from activations clipped at a training percentile."""
 

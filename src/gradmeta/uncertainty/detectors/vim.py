@@ -11,17 +11,19 @@ its negation, logsumexp(logits) - v (energy minus virtual logit).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import ROWS_PER_BLOCK, FeatureDetector, scatter_matrix
+from gradmeta.uncertainty.detectors.base import ROWS_PER_BLOCK, FeatureDetector, ModelSizes, scatter_matrix
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 
-@register_detector("vim", fitted=True, params={"dim": Param(int, min=1, default=128)})
+@register_detector("vim", fitted=True, params={
+    "dim": Param(int, min=1, default=128, doc="the principal subspace kept (the rest is the residual)")})
 class ViM(FeatureDetector):
     """Virtual logit from the feature residual outside the principal subspace, matched to the logits."""
 
@@ -37,6 +39,15 @@ class ViM(FeatureDetector):
     @classmethod
     def from_params(cls, params: dict[str, Any], head: nn.Linear) -> ViM:
         return cls(head, params["dim"])
+
+    @classmethod
+    def size_problems(cls, params: Mapping[str, Any], sizes: ModelSizes | None) -> dict[str, str]:
+        """``dim`` must leave a null space of the D penultimate features."""
+        dim = params["dim"]
+        if sizes is None or 0 < dim < sizes.features:
+            return {}
+        return {"dim": f"must be in [1, {sizes.features - 1}] (the model's penultimate layer has {sizes.features} "
+                       f"features), got {dim}"}
 
     def _logits(self, z: torch.Tensor) -> torch.Tensor:
         return z @ self.weight.T + self.bias
