@@ -10,8 +10,9 @@ from gradmeta.cnn import CNNConfig, build_cnn, to_tensor
 from gradmeta.core.errors import GradmetaError
 from gradmeta.features import part_path, read_concept_features, write_features
 from gradmeta.prepared import PreparedData
+from gradmeta.uncertainty.detectors.base import logits_layer
 from gradmeta.uncertainty.detectors.config import DetectorsConfig
-from gradmeta.uncertainty.detectors.fitted import fit_detectors
+from gradmeta.uncertainty.detectors.fitted import detector_instances, fit_detectors
 from gradmeta.uncertainty.extraction import ExtractConfig, extract_features
 from gradmeta.uncertainty.shards import alignment, block_size, shard_rows
 
@@ -54,7 +55,8 @@ def test_the_parts_together_are_the_unsharded_table(tmp_path):
     split = np.where(np.arange(n) % 15 == 3, "train", "test")
     data = PreparedData("digits", "synthetic_digits", "synthetic", rng.integers(0, 256, (n, 28, 28)).astype(np.uint8),
                         rng.integers(0, 10, n), split, np.arange(n))
-    kw = {"progress": False, "known": True, "detectors": detectors, "fitted": fitted}
+    instances = detector_instances(logits_layer(model, train[:1]), detectors, fitted)
+    kw = {"progress": False, "known": True, "detectors": detectors, "instances": instances}
     whole = extract_features(model, data, ExtractConfig(chunk_size=16), **kw)
     sharded = ExtractConfig(chunk_size=16, shards=3)
     parts = [extract_features(model, data, sharded, shard=k, **kw) for k in range(3)]

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.features import GRADNORM_COLUMN
-from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures
+from gradmeta.uncertainty.detectors.base import Detector, ScoringBatch
 from gradmeta.uncertainty.detectors.gradnorm import gradnorm_scores
 from gradmeta.uncertainty.gradients import iterate_targets
 from gradmeta.uncertainty.softmax import softmax_metrics
@@ -39,12 +39,12 @@ PROB_PREFIX = "prob/"
 @dataclass
 class ModelPass:
     """What one pass over N images gives: ``pred`` (N,) int64, the metric ``columns`` float64 (N,) each,
-    and the penultimate features (N, D) and logits (N, C) float64 on the CPU as ``shared``, which
-    every detector reads (:class:`gradmeta.uncertainty.detectors.base.SharedFeatures`)."""
+    and the penultimate features (N, D) and logits (N, C) float64 on the CPU, which every detector reads
+    (:class:`gradmeta.uncertainty.detectors.base.ScoringBatch`; None for no images)."""
 
     pred: np.ndarray
     columns: dict[str, np.ndarray]
-    shared: SharedFeatures
+    features: tuple[torch.Tensor, torch.Tensor] | None
 
 
 def model_pass(model: nn.Module, images: torch.Tensor, statistics: Sequence[str], targets: Sequence[str],
@@ -86,9 +86,8 @@ def model_pass(model: nn.Module, images: torch.Tensor, statistics: Sequence[str]
             for k, v in chunk.items():
                 columns[k][start: start + m] = v.double().numpy()
             start += m
-    # no images, no features: a detector asking for them is told so (SharedFeatures computes on first use)
-    shared = SharedFeatures(model, images, chunk_size) if z is None else SharedFeatures.of(z, logits)
-    return ModelPass(pred, columns, shared)
+    # no images, no features: a detector asking for them is told so (its ScoringBatch computes on first use)
+    return ModelPass(pred, columns, None if z is None else (z, logits))
 
 
 def metric_columns(model: nn.Module, images: torch.Tensor, statistics: Sequence[str], targets: Sequence[str],
@@ -108,7 +107,7 @@ def metric_columns(model: nn.Module, images: torch.Tensor, statistics: Sequence[
     if seconds is not None:
         seconds["+".join(("cross_entropy", *targets))] = time.perf_counter() - start
     if detectors:
-        result.columns.update(score_detectors(model, images, detectors, result.shared, detector_chunk_size, offset,
+        result.columns.update(score_detectors(model, images, detectors, result.features, detector_chunk_size, offset,
                                               seconds))
     checked_finite(result.columns)
     return result.pred, result.columns
@@ -125,12 +124,14 @@ def checked_detectors(detectors: Mapping[str, Detector], chunk_size: int) -> Non
         detector._check_fitted()
 
 
-def score_detectors(model: nn.Module, images: torch.Tensor, detectors: Mapping[str, Detector], shared: SharedFeatures,
+def score_detectors(model: nn.Module, images: torch.Tensor, detectors: Mapping[str, Detector],
+                    features: tuple[torch.Tensor, torch.Tensor] | None,
                     chunk_size: int = 256, offset: int = 0,
                     seconds: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """``detector/<key>`` -> float64 scores (n,) of each detector on ``images`` (a detector of several
-    outputs, as MC dropout, gives its own column names), every one reading the same ``shared``
-    penultimate features and logits (of :func:`model_pass`); the detectors that run the model again
+    outputs, as MC dropout, gives its own column names), every one reading the same penultimate
+    ``features`` and logits (of :func:`model_pass`; None: computed once, on first use), in one
+    :class:`ScoringBatch`; the detectors that run the model again
     (ODIN, MC dropout) do so in batches of ``chunk_size``. ``offset`` (a multiple of ``chunk_size``) is
     the position of ``images[0]`` in a whole set that is scored in slices (the extract stage's shards):
     a slice starting at a batch boundary gets the same scores, bit for bit, as the whole set (MC
@@ -138,10 +139,11 @@ def score_detectors(model: nn.Module, images: torch.Tensor, detectors: Mapping[s
     The detectors are the ones :func:`checked_detectors` passed."""
     if offset % chunk_size:
         raise GradmetaError(f"offset {offset} is not a multiple of the detectors' chunk size {chunk_size}")
+    batch = ScoringBatch(model, images, chunk_size, offset // chunk_size, features)
     out: dict[str, np.ndarray] = {}
     for key, detector in detectors.items():
         start = time.perf_counter()
-        columns = detector.columns(model, images, shared, chunk_size, offset)
+        columns = detector.columns(batch)
         if len(columns) == 1:
             columns = {key: next(iter(columns.values()))}
         clash = [k for k in columns if DETECTOR_PREFIX + k in out]

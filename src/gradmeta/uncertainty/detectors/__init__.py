@@ -7,7 +7,7 @@ MC dropout and GradNorm
 registered by name (:func:`register_detector`). ``predict*`` return outlier scores (pytorch-ood's
 sign); ``score*`` gradmeta's (higher = in-distribution)."""
 
-from gradmeta.uncertainty.detectors.base import Detector, FeatureDetector, SharedFeatures, logits_layer, penultimate
+from gradmeta.uncertainty.detectors.base import Detector, FeatureDetector, ScoringBatch, logits_layer, penultimate
 from gradmeta.uncertainty.detectors.doctor import DOCTOR
 from gradmeta.uncertainty.detectors.exgrad import ExGrad
 from gradmeta.uncertainty.detectors.feature_norm import FeatureNorm
@@ -27,5 +27,5 @@ from gradmeta.uncertainty.detectors.vim import ViM
 
 __all__ = ["DOCTOR", "KNN", "ODIN", "REGISTRY", "SIRC", "Detector", "ExGrad", "FeatureDetector", "FeatureNorm",
            "GradKNN", "GradNorm", "GradPCA", "MCDropout", "Mahalanobis", "MahalanobisPlusPlus", "Param", "ReAct",
-           "RelativeMahalanobis", "SharedFeatures", "ViM", "logits_layer", "mc_dropout_uncertainty", "penultimate",
+           "RelativeMahalanobis", "ScoringBatch", "ViM", "logits_layer", "mc_dropout_uncertainty", "penultimate",
            "register_detector"]

@@ -63,8 +63,9 @@ class Detector(ABC):
     - ``score(model, images)`` -> float64 (N,): higher = more likely in-distribution and correct;
       ``predict(model, images)`` = ``detector(model, images)`` = ``-score``, pytorch-ood's outlier score;
       ``images`` a tensor, or a DataLoader / any iterable of batches (``fit`` takes the batches' labels);
-    - ``columns(model, images, shared, chunk_size, offset)`` -> {column: scores (N,)}: its
-      ``detector/<column>`` entries of the metric table (``{name: score}`` unless it has several);
+    - ``columns(batch)`` -> {column: scores (N,)}: its ``detector/<column>`` entries of the metric table
+      (``{name: score}`` unless it has several), from a :class:`ScoringBatch` (the model, the images, the
+      penultimate features and logits of the table's one pass);
     - ``state()`` / ``from_state(state, **init)``: its fitted state as float64 tensors, no pickle;
     - ``from_params(params, head)``: built from its ``detectors.<name>`` params group for a model whose logits
       layer is ``head`` (found once per run, :func:`logits_layer`);
@@ -118,12 +119,10 @@ class Detector(ABC):
         higher = more likely out-of-distribution)."""
         return self.predict(model, images, chunk_size)
 
-    def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
-                offset: int = 0) -> dict[str, torch.Tensor]:
-        """Its metric-table columns (without the ``detector/`` prefix) for ``images``; ``shared`` holds
-        the penultimate features other detectors use too; ``offset`` is the position of ``images[0]``
-        in the whole set (a multiple of ``chunk_size``), for detectors seeded per batch."""
-        return {self.detector_name: self.score(model, images, chunk_size)}
+    def columns(self, batch: ScoringBatch) -> dict[str, torch.Tensor]:
+        """Its metric-table columns (without the ``detector/`` prefix) for ``batch.images``: its
+        :meth:`score` by default."""
+        return {self.detector_name: self.score(batch.model, batch.images, batch.chunk_size)}
 
     def state(self) -> dict[str, torch.Tensor]:
         """The fitted state, to save (float64 tensors); nothing for a detector with nothing to fit."""
@@ -150,26 +149,25 @@ class Detector(ABC):
             raise GradmetaError(f"{type(self).__name__} is not fitted: call fit or fit_features first")
 
 
-class SharedFeatures:
-    """The penultimate features (n, D) and logits (n, C), float64 on the CPU, of one set of images, for
-    every detector that reads them: given (:meth:`of`, the metric table's one pass over the model), or
-    computed once, on first use, by a forward pass of their own (:func:`features_of`: a detector scored
-    on its own)."""
+class ScoringBatch:
+    """What a detector's metric-table columns are computed from (:meth:`Detector.columns`): the ``model``
+    and the ``images`` (n, ...); their penultimate features (n, D) and logits (n, C), float64 on the CPU
+    (:meth:`features`: given by the metric table's one pass over the model, or computed once, on first use,
+    by a forward of their own where a detector is scored alone); ``chunk_size``, the batch of a detector
+    that runs the model again (ODIN, MC dropout); and ``first_batch``, the number of ``images[0]``'s batch
+    in a whole set scored in slices (the extract stage's shards): a detector seeded per batch gives a slice
+    the whole set's values."""
 
-    def __init__(self, model: nn.Module | None, images: torch.Tensor | None, chunk_size: int = 256,
-                 value: tuple[torch.Tensor, torch.Tensor] | None = None):
-        self.model, self.images, self.chunk_size = model, images, chunk_size
-        self._value = value
+    def __init__(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256, first_batch: int = 0,
+                 features: tuple[torch.Tensor, torch.Tensor] | None = None):
+        self.model, self.images, self.chunk_size, self.first_batch = model, images, chunk_size, first_batch
+        self._features = features
 
-    @classmethod
-    def of(cls, z: torch.Tensor, logits: torch.Tensor) -> SharedFeatures:
-        """Features z (n, D) and logits (n, C) already computed."""
-        return cls(None, None, value=(z, logits))
-
-    def get(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._value is None:
-            self._value = features_of(self.model, self.images, self.chunk_size)
-        return self._value
+    def features(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z (n, D), logits (n, C)), float64 on the CPU."""
+        if self._features is None:
+            self._features = features_of(self.model, self.images, self.chunk_size)
+        return self._features
 
 
 class FeatureDetector(Detector):
@@ -196,7 +194,7 @@ class FeatureDetector(Detector):
     def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
         """gradmeta's scores float64 (N,) of ``images``: higher = more likely in-distribution."""
         self._check_fitted()
-        return self.score_shared(SharedFeatures(model, checked_images(images), chunk_size), chunk_size)
+        return self.score_batch(ScoringBatch(model, checked_images(images), chunk_size))
 
     def feature_width(self) -> int | None:
         """D of the features its fitted state expects (None: it takes any, or it reads D from the model)."""
@@ -209,17 +207,16 @@ class FeatureDetector(Detector):
             raise GradmetaError(f"{type(self).__name__}: features of shape {tuple(z.shape)}, but its fitted state is for "
                                 f"{width} features (fitted on another model, or another layer)")
 
-    def score_shared(self, shared: SharedFeatures, chunk_size: int = 256) -> torch.Tensor:
-        """``score_features`` of the shared features, a chunk at a time."""
-        z, logits = shared.get()
+    def score_batch(self, batch: ScoringBatch) -> torch.Tensor:
+        """``score_features`` of the batch's features, ``batch.chunk_size`` rows at a time."""
+        z, logits = batch.features()
         self.check_width(z)
-        return torch.cat([self.score_features(z[i: i + chunk_size], logits[i: i + chunk_size])
-                          for i in range(0, len(z), chunk_size)])
+        step = batch.chunk_size
+        return torch.cat([self.score_features(z[i: i + step], logits[i: i + step]) for i in range(0, len(z), step)])
 
-    def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
-                offset: int = 0) -> dict[str, torch.Tensor]:
+    def columns(self, batch: ScoringBatch) -> dict[str, torch.Tensor]:
         self._check_fitted()
-        return {self.detector_name: self.score_shared(shared, chunk_size)}
+        return {self.detector_name: self.score_batch(batch)}
 
     @abstractmethod
     def predict_features(self, z: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:

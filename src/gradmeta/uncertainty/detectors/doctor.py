@@ -12,9 +12,8 @@ confident prediction. Nothing to fit; cost: one softmax per image of the shared 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from gradmeta.uncertainty.detectors.base import SharedFeatures, StatelessFeatureDetector
+from gradmeta.uncertainty.detectors.base import ScoringBatch, StatelessFeatureDetector
 from gradmeta.uncertainty.detectors.registry import register_detector
 
 
@@ -42,7 +41,6 @@ class DOCTOR(StatelessFeatureDetector):
             raise ValueError("DOCTOR needs the logits of the features")
         return doctor_scores(logits)[0]
 
-    def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
-                offset: int = 0) -> dict[str, torch.Tensor]:
-        alpha, beta = doctor_scores(shared.get()[1])
+    def columns(self, batch: ScoringBatch) -> dict[str, torch.Tensor]:
+        alpha, beta = doctor_scores(batch.features()[1])
         return {"doctor_alpha": -alpha, "doctor_beta": -beta}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, checked_images, features_of
+from gradmeta.uncertainty.detectors.base import Detector, ScoringBatch, checked_images, features_of
 from gradmeta.uncertainty.detectors.registry import register_detector
 
 
@@ -41,7 +41,6 @@ class GradNorm(Detector):
         z, logits = features_of(model, checked_images(images), chunk_size)
         return gradnorm_scores(logits, z)
 
-    def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
-                offset: int = 0) -> dict[str, torch.Tensor]:
-        z, logits = shared.get()
+    def columns(self, batch: ScoringBatch) -> dict[str, torch.Tensor]:
+        z, logits = batch.features()
         return {self.detector_name: gradnorm_scores(logits, z)}

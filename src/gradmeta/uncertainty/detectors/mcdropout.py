@@ -19,7 +19,7 @@ from torch import nn
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import MAX_SEED
-from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, chunk_on_device
+from gradmeta.uncertainty.detectors.base import Detector, ScoringBatch, chunk_on_device
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 from gradmeta.uncertainty.model_calls.model_state import untouched
 
@@ -84,21 +84,22 @@ class MCDropout(Detector):
             raise GradmetaError(f"MC dropout needs at least 2 passes, got {passes}")
         self.passes, self.seed = passes, seed
 
-    def scores(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256, offset: int = 0,
+    def scores(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256, first_batch: int = 0,
                head_inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """The three uncertainties negated, float64 (N,) each, keyed as :attr:`OUTPUTS`."""
-        mc = mc_dropout_uncertainty(model, images, self.passes, self.seed, chunk_size,
-                                    first_batch=offset // chunk_size, head_inputs=head_inputs)
+        """The three uncertainties negated, float64 (N,) each, keyed as :attr:`OUTPUTS` (``first_batch``,
+        ``head_inputs``: as :func:`mc_dropout_uncertainty`'s)."""
+        mc = mc_dropout_uncertainty(model, images, self.passes, self.seed, chunk_size, first_batch=first_batch,
+                                    head_inputs=head_inputs)
         return {k: -mc[k] for k in self.OUTPUTS}
 
     def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
         """Minus the predictive entropy, float64 (N,): higher = in-distribution."""
         return self.scores(model, images, chunk_size)["entropy"]
 
-    def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
-                offset: int = 0) -> dict[str, torch.Tensor]:
-        z, _ = shared.get()
-        return {f"mc_{k}": v for k, v in self.scores(model, images, chunk_size, offset, head_inputs=z).items()}
+    def columns(self, batch: ScoringBatch) -> dict[str, torch.Tensor]:
+        z, _ = batch.features()
+        scores = self.scores(batch.model, batch.images, batch.chunk_size, batch.first_batch, head_inputs=z)
+        return {f"mc_{k}": v for k, v in scores.items()}
 
 
 def batch_seed(seed: int, batch: int) -> int:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import Detector, SharedFeatures, chunk_on_device
+from gradmeta.uncertainty.detectors.base import Detector, ScoringBatch, chunk_on_device
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 # The range where the score is a number: a temperature below MIN_TEMPERATURE makes f(x) / T overflow, one above
@@ -44,9 +44,8 @@ class ODIN(Detector):
         return torch.cat([self._score_chunk(model, chunk_on_device(model, images[i: i + chunk_size])).cpu()
                           for i in range(0, len(images), chunk_size)])
 
-    def columns(self, model: nn.Module, images: torch.Tensor, shared: SharedFeatures, chunk_size: int = 256,
-                offset: int = 0) -> dict[str, torch.Tensor]:
-        return {self.detector_name: self.temperature * torch.log(self.score(model, images, chunk_size))}
+    def columns(self, batch: ScoringBatch) -> dict[str, torch.Tensor]:
+        return {self.detector_name: self.temperature * torch.log(self.score(batch.model, batch.images, batch.chunk_size))}
 
     def _score_chunk(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         x = x.detach().requires_grad_(True)  # a copy already (chunk_on_device)
