@@ -442,6 +442,18 @@ def read_settings(cls: type, reader: ParamReader) -> dict[str, Any]:
     return values
 
 
+def registered_name(kind: str, name: str, taken_by: object | None, new: object) -> str:
+    """``name`` for a registry of ``kind`` (``detector``, ``meta classifier``, ``measure``): a params.yaml key and
+    a column name, so letters, digits and ``_``, starting with a letter; ``taken_by`` the object registered
+    under it already (None if free), ``new`` the one to register: another one is an error, the same one
+    again (a module imported twice) is not."""
+    if not isinstance(name, str) or not name or not name.replace("_", "").isalnum() or not name[0].isalpha():
+        raise GradmetaError(f"{kind} name must be letters, digits and '_', starting with a letter, got {name!r}")
+    if taken_by is not None and taken_by.__qualname__ != new.__qualname__:
+        raise GradmetaError(f"{kind} {name!r} is already registered ({taken_by.__qualname__})")
+    return name
+
+
 def declared_default(owner: str, cls: type, key: str, param: Param) -> Param:
     """``param`` with its default: the argument ``key`` of ``cls``'s constructor gives it, declared there
     once. A Param may carry its own only where the constructor requires the argument; both, or neither, and

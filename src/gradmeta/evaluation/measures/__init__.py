@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from gradmeta.core.errors import GradmetaError
+from gradmeta.core.params import registered_name
 
 
 @dataclass(frozen=True)
@@ -100,13 +101,10 @@ MEASURE_REGISTRY: dict[str, Measure] = {}
 def register_measure(name: str, meaning: str) -> Callable[[Callable[[Ranking], float]], Callable[[Ranking], float]]:
     """Decorator: register ``compute(ranking) -> float`` as the measure ``name`` (say its positive class in
     ``meaning``). Another function under a taken name is an error; the same one again a no-op."""
-    if not name or not name.replace("_", "").isalnum() or not name[0].isalpha():
-        raise GradmetaError(f"measure name must be letters, digits and '_', starting with a letter, got {name!r}")
+    registered_name("measure", name, None, None)
 
     def register(compute: Callable[[Ranking], float]) -> Callable[[Ranking], float]:
-        known = MEASURE_REGISTRY.get(name)
-        if known is not None and known.compute.__qualname__ != compute.__qualname__:
-            raise GradmetaError(f"measure {name!r} is already registered ({known.compute.__qualname__})")
+        registered_name("measure", name, getattr(MEASURE_REGISTRY.get(name), "compute", None), compute)
         MEASURE_REGISTRY[name] = Measure(name, meaning, compute)
         return compute
 

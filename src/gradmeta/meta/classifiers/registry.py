@@ -24,7 +24,7 @@ from typing import Any
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import Param, declared_default
+from gradmeta.core.params import Param, declared_default, registered_name
 from gradmeta.meta.classifiers.thresholded import ThresholdedClassifier
 
 
@@ -68,13 +68,10 @@ def register_meta_classifier(name: str, *, params: Mapping[str, Param] | None = 
                              threads: str | None = None) -> Callable[[type], type]:
     """Class decorator: register a :class:`ThresholdedClassifier` subclass as the meta classifier ``name``
     (see the module docstring). Another class under a taken name is an error; the same class again a no-op."""
-    if not name or not name.replace("_", "").isalnum() or not name[0].isalpha():
-        raise GradmetaError(f"meta classifier name must be letters, digits and '_', starting with a letter, got {name!r}")
+    registered_name("meta classifier", name, None, None)
 
     def register(cls: type) -> type:
-        known = META_CLASSIFIERS.get(name)
-        if known is not None and known.cls.__qualname__ != cls.__qualname__:
-            raise GradmetaError(f"meta classifier {name!r} is already registered ({known.cls.__qualname__})")
+        registered_name("meta classifier", name, getattr(META_CLASSIFIERS.get(name), "cls", None), cls)
         if not issubclass(cls, ThresholdedClassifier):
             raise GradmetaError(f"meta classifier {name!r}: {cls.__name__} must subclass ThresholdedClassifier")
         declared = {k: declared_default(f"meta classifier {name!r}", cls, k, p) for k, p in (params or {}).items()}

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import Param, declared_default
+from gradmeta.core.params import Param, declared_default, registered_name
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,10 @@ def register_detector(name: str, *, params: Mapping[str, Param] | None = None, f
                       key_prefix: str | None = None) -> Callable[[type], type]:
     """Class decorator: register the detector class under ``name`` (see the module docstring).
     Registering another class under a taken name is an error; the same class again is a no-op."""
-    if not name or not name.replace("_", "").isalnum() or not name[0].isalpha():
-        raise GradmetaError(f"detector name must be letters, digits and '_', starting with a letter, got {name!r}")
+    registered_name("detector", name, None, None)
 
     def register(cls: type) -> type:
-        known = REGISTRY.get(name)
-        if known is not None and known.cls.__qualname__ != cls.__qualname__:
-            raise GradmetaError(f"detector {name!r} is already registered ({known.cls.__qualname__})")
+        registered_name("detector", name, getattr(REGISTRY.get(name), "cls", None), cls)
         declared = {key: declared_default(f"detector {name!r}", cls, key, p) for key, p in (params or {}).items()}
         REGISTRY[name] = DetectorSpec(name, cls, declared, fitted, key_prefix or name)
         cls.detector_name = name
