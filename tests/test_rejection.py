@@ -12,6 +12,7 @@ from gradmeta.evaluation.rejection import KNOWN_ONLY, rejection_cells, summarize
 from gradmeta.evaluation.rejection_report import judged_lines, rejection_headline, rejection_section
 from gradmeta.meta.classifiers import RelUClassifier
 from gradmeta.meta.scenarios import Split
+from gradmeta.uncertainty.detectors.base import ScoringBatch
 
 LOGITS = np.array([[4.0, 1.0, 0.0], [0.2, 0.1, 0.0], [30.0, -5.0, 2.0], [-1.0, 3.0, 2.9]])
 
@@ -23,7 +24,7 @@ def test_doctor_against_its_formulas():
     z = torch.zeros(len(LOGITS), 2, dtype=torch.float64)
     logits = torch.tensor(LOGITS)
     np.testing.assert_allclose(DOCTOR().predict_features(z, logits).numpy(), alpha, rtol=1e-12)
-    columns = DOCTOR().columns(None, None, type("S", (), {"get": lambda self: (z, logits)})())
+    columns = DOCTOR().columns(ScoringBatch(None, None, features=(z, logits)))
     np.testing.assert_allclose(columns["doctor_alpha"].numpy(), -alpha, rtol=1e-12)
     np.testing.assert_allclose(columns["doctor_beta"].numpy(), -beta, rtol=1e-9)
 
