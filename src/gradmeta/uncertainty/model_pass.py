@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.features import GRADNORM_COLUMN
-from gradmeta.uncertainty.detectors.base import Detector, ScoringBatch
+from gradmeta.uncertainty.detectors.base import DETECTOR_CHUNK_SIZE, Detector, ScoringBatch
 from gradmeta.uncertainty.detectors.gradnorm import gradnorm_scores
 from gradmeta.uncertainty.gradients import iterate_targets
 from gradmeta.uncertainty.softmax import softmax_metrics
@@ -92,8 +92,8 @@ def model_pass(model: nn.Module, images: torch.Tensor, statistics: Sequence[str]
 
 def metric_columns(model: nn.Module, images: torch.Tensor, statistics: Sequence[str], targets: Sequence[str],
                    chunk_size: int, labels: torch.Tensor | str = "predicted", *,
-                   detectors: Mapping[str, Detector] | None = None, detector_chunk_size: int = 256, offset: int = 0,
-                   seconds: dict[str, float] | None = None, desc: str = "metrics", progress: bool = False,
+                   detectors: Mapping[str, Detector] | None = None, detector_chunk_size: int = DETECTOR_CHUNK_SIZE,
+                   offset: int = 0, seconds: dict[str, float] | None = None, desc: str = "metrics", progress: bool = False,
                    factors: bool = False, probabilities: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Predictions (N,) int64 and the metric columns float64 (N,) of ``images``: the detectors checked first
     (before the long part), the one pass (:func:`model_pass`), every detector's scores on it
@@ -126,7 +126,7 @@ def checked_detectors(detectors: Mapping[str, Detector], chunk_size: int) -> Non
 
 def score_detectors(model: nn.Module, images: torch.Tensor, detectors: Mapping[str, Detector],
                     features: tuple[torch.Tensor, torch.Tensor] | None,
-                    chunk_size: int = 256, offset: int = 0,
+                    chunk_size: int = DETECTOR_CHUNK_SIZE, offset: int = 0,
                     seconds: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """``detector/<key>`` -> float64 scores (n,) of each detector on ``images`` (a detector of several
     outputs, as MC dropout, gives its own column names), every one reading the same penultimate

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import Detector
+from gradmeta.uncertainty.detectors.base import DETECTOR_CHUNK_SIZE, Detector
 from gradmeta.uncertainty.gradients import DEFAULT_CHUNK_SIZE, PAPER_STATISTICS
 from gradmeta.uncertainty.model_calls.batches import gather_batches, is_batches
 from gradmeta.uncertainty.model_calls.model_state import keeps_model_state
@@ -39,7 +39,7 @@ from gradmeta.uncertainty.model_pass import metric_columns
 def metric_table(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor | str = "predicted",
                  statistics: Sequence[str] = PAPER_STATISTICS, targets: Sequence[str] = (),
                  detectors: Mapping[str, Detector] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 detector_chunk_size: int = 256, progress: bool = False, desc: str = "metrics",
+                 detector_chunk_size: int = DETECTOR_CHUNK_SIZE, progress: bool = False, desc: str = "metrics",
                  factors: bool = False, probabilities: bool = False) -> pd.DataFrame:
     """The per-image metric table of ``model`` on ``images`` (N, ...): one row per image, the columns
     of the module docstring.

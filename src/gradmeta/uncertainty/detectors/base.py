@@ -44,6 +44,9 @@ def _checks_images(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+DETECTOR_CHUNK_SIZE = 256  # images per batch where a detector runs the model (its default, the pipeline's too)
+
+
 @dataclass(frozen=True)
 class ModelSizes:
     """What a detector's params are checked against before any fitting: the model's penultimate
@@ -100,21 +103,21 @@ class Detector(ABC):
         return {}
 
     def fit(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
-            chunk_size: int = 256) -> Detector:
+            chunk_size: int = DETECTOR_CHUNK_SIZE) -> Detector:
         """Nothing to learn by default."""
         return self
 
     @abstractmethod
-    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
+    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = DETECTOR_CHUNK_SIZE) -> torch.Tensor:
         """gradmeta's scores float64 (N,) of ``images``: higher = more likely in-distribution."""
 
-    def predict(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
+    def predict(self, model: nn.Module, images: torch.Tensor, chunk_size: int = DETECTOR_CHUNK_SIZE) -> torch.Tensor:
         """Outlier scores float64 (N,) of ``images`` (pytorch-ood's sign: higher = more likely
         out-of-distribution): ``-score``. Feed ``score``, not this, to gradmeta's measures, whose positive
         class is in-distribution / correct."""
         return -self.score(model, images, chunk_size)
 
-    def __call__(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
+    def __call__(self, model: nn.Module, images: torch.Tensor, chunk_size: int = DETECTOR_CHUNK_SIZE) -> torch.Tensor:
         """``detector(model, images)`` = :meth:`predict`, as pytorch-ood's detectors are called (outlier scores,
         higher = more likely out-of-distribution)."""
         return self.predict(model, images, chunk_size)
@@ -158,7 +161,7 @@ class ScoringBatch:
     in a whole set scored in slices (the extract stage's shards): a detector seeded per batch gives a slice
     the whole set's values."""
 
-    def __init__(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256, first_batch: int = 0,
+    def __init__(self, model: nn.Module, images: torch.Tensor, chunk_size: int = DETECTOR_CHUNK_SIZE, first_batch: int = 0,
                  features: tuple[torch.Tensor, torch.Tensor] | None = None):
         self.model, self.images, self.chunk_size, self.first_batch = model, images, chunk_size, first_batch
         self._features = features
@@ -186,12 +189,12 @@ class FeatureDetector(Detector):
         """Fit on training features z (n, D) and, for the detectors that use them, their classes y (n,)."""
 
     def fit(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
-            chunk_size: int = 256) -> FeatureDetector:
+            chunk_size: int = DETECTOR_CHUNK_SIZE) -> FeatureDetector:
         """Fit on the penultimate features of training ``images`` (N, ...) and their ``labels`` (N,)."""
         z, _ = features_of(model, checked_images(images), chunk_size)
         return self.fit_features(z, None if labels is None else torch.as_tensor(labels))
 
-    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
+    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = DETECTOR_CHUNK_SIZE) -> torch.Tensor:
         """gradmeta's scores float64 (N,) of ``images``: higher = more likely in-distribution."""
         self._check_fitted()
         return self.score_batch(ScoringBatch(model, checked_images(images), chunk_size))
@@ -299,7 +302,7 @@ def logits_layer(model: nn.Module, probe: torch.Tensor) -> nn.Linear:
     raise GradmetaError("the detector needs a model whose logits come straight out of an nn.Linear layer")
 
 
-def penultimate(model: nn.Module, x: torch.Tensor, chunk_size: int = 256,
+def penultimate(model: nn.Module, x: torch.Tensor, chunk_size: int = DETECTOR_CHUNK_SIZE,
                 head: nn.Linear | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(features (m, D), logits (m, C)) of consecutive chunks of ``x`` in eval mode, no gradients;
     features are the input of the logits layer ``head`` (found on ``x[:1]`` when not given). The model

@@ -13,7 +13,7 @@ from typing import Any
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import Param, as_params, read_settings, setting
-from gradmeta.uncertainty.detectors.base import ModelSizes
+from gradmeta.uncertainty.detectors.base import DETECTOR_CHUNK_SIZE, ModelSizes
 from gradmeta.uncertainty.detectors.registry import REGISTRY, detector_spec
 
 MACHINERY = ("base", "registry", "config", "fitted", "last_layer")  # the package's modules that are not detectors
@@ -53,7 +53,7 @@ class DetectorsConfig:
                                                     doc="the detectors scored, each a detector/<name> column"))
     targets: tuple[str, ...] = setting(EXTRA_TARGETS, Param("strs", choices=EXTRA_TARGETS, doc="further gradient "
                                                             "targets, each a grad_<target>/... column group"))
-    chunk_size: int = setting(256, Param(int, min=1, doc="images per batch of the detectors that run the model"))
+    chunk_size: int = setting(DETECTOR_CHUNK_SIZE, Param(int, min=1, doc="images per batch of the detectors that run the model"))
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=_default_params)
     params_file: str = field(default="params.yaml", compare=False)
 

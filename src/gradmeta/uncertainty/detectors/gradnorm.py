@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gradmeta.uncertainty.detectors.base import Detector, ScoringBatch, checked_images, features_of
+from gradmeta.uncertainty.detectors.base import DETECTOR_CHUNK_SIZE, Detector, ScoringBatch, checked_images, features_of
 from gradmeta.uncertainty.detectors.registry import register_detector
 
 
@@ -37,7 +37,7 @@ def gradnorm_scores(logits: torch.Tensor, penultimate: torch.Tensor) -> torch.Te
 class GradNorm(Detector):
     """||p - u||_1 * ||a||_1 of the logits layer's input a: higher = in-distribution."""
 
-    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
+    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = DETECTOR_CHUNK_SIZE) -> torch.Tensor:
         z, logits = features_of(model, checked_images(images), chunk_size)
         return gradnorm_scores(logits, z)
 

@@ -19,15 +19,16 @@ from torch import nn
 
 from gradmeta.core.errors import GradmetaError
 from gradmeta.core.params import MAX_SEED
-from gradmeta.uncertainty.detectors.base import Detector, ScoringBatch, chunk_on_device
+from gradmeta.uncertainty.detectors.base import DETECTOR_CHUNK_SIZE, Detector, ScoringBatch, chunk_on_device
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 from gradmeta.uncertainty.model_calls.model_state import untouched
 
 DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+PASSES = 10  # stochastic passes: the function's default and the detector's (the pipeline's)
 
 
-def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = 10, seed: int = 0,
-                           chunk_size: int = 256, reuse_prefix: bool = True,
+def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = PASSES, seed: int = 0,
+                           chunk_size: int = DETECTOR_CHUNK_SIZE, reuse_prefix: bool = True,
                            first_batch: int = 0, head_inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Predictive entropy, mutual information and variation ratio, float64 (n,) each.
 
@@ -79,12 +80,12 @@ class MCDropout(Detector):
 
     OUTPUTS = ("entropy", "mutual_information", "variation_ratio")
 
-    def __init__(self, passes: int = 10, seed: int = 0):
+    def __init__(self, passes: int = PASSES, seed: int = 0):
         if passes < 2:
             raise GradmetaError(f"MC dropout needs at least 2 passes, got {passes}")
         self.passes, self.seed = passes, seed
 
-    def scores(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256, first_batch: int = 0,
+    def scores(self, model: nn.Module, images: torch.Tensor, chunk_size: int = DETECTOR_CHUNK_SIZE, first_batch: int = 0,
                head_inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The three uncertainties negated, float64 (N,) each, keyed as :attr:`OUTPUTS` (``first_batch``,
         ``head_inputs``: as :func:`mc_dropout_uncertainty`'s)."""
@@ -92,7 +93,7 @@ class MCDropout(Detector):
                                     head_inputs=head_inputs)
         return {k: -mc[k] for k in self.OUTPUTS}
 
-    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
+    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = DETECTOR_CHUNK_SIZE) -> torch.Tensor:
         """Minus the predictive entropy, float64 (N,): higher = in-distribution."""
         return self.scores(model, images, chunk_size)["entropy"]
 

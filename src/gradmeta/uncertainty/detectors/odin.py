@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.uncertainty.detectors.base import Detector, ScoringBatch, chunk_on_device
+from gradmeta.uncertainty.detectors.base import DETECTOR_CHUNK_SIZE, Detector, ScoringBatch, chunk_on_device
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
 # The range where the score is a number: a temperature below MIN_TEMPERATURE makes f(x) / T overflow, one above
@@ -38,7 +38,7 @@ class ODIN(Detector):
                                 f"in [0, {MAX_EPSILON:g}], got {temperature!r}, {epsilon!r}")
         self.temperature, self.epsilon = float(temperature), float(epsilon)
 
-    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = 256) -> torch.Tensor:
+    def score(self, model: nn.Module, images: torch.Tensor, chunk_size: int = DETECTOR_CHUNK_SIZE) -> torch.Tensor:
         """max softmax(f(x') / T), float64 (N,): higher = in-distribution (in eval mode: the protocol's
         wrapper puts the model there and restores every module's mode afterwards)."""
         return torch.cat([self._score_chunk(model, chunk_on_device(model, images[i: i + chunk_size])).cpu()
