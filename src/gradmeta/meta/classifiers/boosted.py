@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from gradmeta.core.params import MAX_THREADS, Param
+from gradmeta.core.params import Param, threads_param
 from gradmeta.meta.classifiers.registry import register_meta_classifier
 from gradmeta.meta.classifiers.thresholded import StateArrays, ThresholdedClassifier
 
@@ -16,7 +16,7 @@ from gradmeta.meta.classifiers.thresholded import StateArrays, ThresholdedClassi
     "n_estimators": Param(int, min=1, doc="boosting rounds"), "max_depth": Param(int, min=1, doc="depth of each tree"),
     "learning_rate": Param(float, min=0.0, min_exclusive=True, doc="shrinkage of each tree"),
     "subsample": Param(float, min=0.0, max=1.0, min_exclusive=True, doc="rows each tree sees"),
-    "n_jobs": Param(int, min=1, max=MAX_THREADS, doc="XGBoost threads per fit"),
+    "n_jobs": threads_param("XGBoost threads per fit"),
     "early_stopping_rounds": Param(int, min=1, allow_none=True, doc="stop after this many rounds without gain on "
                                                                     "the validation part (null: never)"),
     "validation_fraction": Param(float, min=0.0, max=1.0, min_exclusive=True, max_exclusive=True,

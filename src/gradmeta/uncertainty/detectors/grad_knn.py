@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import MAX_SEED
+from gradmeta.core.params import seed_param
 from gradmeta.uncertainty.detectors.base import FeatureDetector, ModelSizes, bank_problems, check_bank, seeded_rows
 from gradmeta.uncertainty.detectors.last_layer import error_directions, input_directions
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
@@ -31,7 +31,7 @@ from gradmeta.uncertainty.detectors.registry import Param, register_detector
 @register_detector("grad_knn", fitted=True, params={
     "k": Param(int, min=1, doc="the neighbour whose similarity is the score"),
     "bank_size": Param(int, min=1, allow_none=True, doc="train images in the bank (null: all)"),
-    "seed": Param(int, min=0, max=MAX_SEED, doc="which train images form the bank")})
+    "seed": seed_param("which train images form the bank")})
 class GradKNN(FeatureDetector):
     """k-th largest cosine similarity of the logits layer's gradient to a bank of training gradients.
 

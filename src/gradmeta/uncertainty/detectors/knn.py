@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import MAX_SEED
+from gradmeta.core.params import seed_param
 from gradmeta.uncertainty.detectors.base import FeatureDetector, ModelSizes, bank_problems, check_bank, seeded_rows
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 
@@ -26,7 +26,7 @@ def _normalised(z: torch.Tensor) -> torch.Tensor:
 @register_detector("knn", fitted=True, params={
     "k": Param(int, min=1, doc="the neighbour whose distance is the score"),
     "bank_size": Param(int, min=1, allow_none=True, doc="train images in the bank (null: all)"),
-    "seed": Param(int, min=0, max=MAX_SEED, doc="which train images form the bank")})
+    "seed": seed_param("which train images form the bank")})
 class KNN(FeatureDetector):
     """k-th nearest-neighbour distance of normalised features to a bank of training features.
 

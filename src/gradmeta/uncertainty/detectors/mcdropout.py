@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from gradmeta.core.errors import GradmetaError
-from gradmeta.core.params import MAX_SEED
+from gradmeta.core.params import seed_param
 from gradmeta.uncertainty.detectors.base import DETECTOR_CHUNK_SIZE, Detector, ScoringBatch, chunk_on_device
 from gradmeta.uncertainty.detectors.registry import Param, register_detector
 from gradmeta.uncertainty.model_calls.model_state import untouched
@@ -74,7 +74,7 @@ def mc_dropout_uncertainty(model: nn.Module, x: torch.Tensor, passes: int = PASS
 
 @register_detector("mc_dropout", key_prefix="mc", params={
     "passes": Param(int, min=2, doc="stochastic forward passes"),
-    "seed": Param(int, min=0, max=MAX_SEED, doc="the dropout masks")})
+    "seed": seed_param("the dropout masks")})
 class MCDropout(Detector):
     """MC dropout as one detector of three outputs (nothing to fit; the model needs dropout layers)."""
 
